@@ -1,0 +1,1 @@
+"""The AJO-like caller."""

@@ -1,0 +1,1 @@
+"""The lab PKI: generator, layout and certificate inspection."""

@@ -1,0 +1,118 @@
+"""The lab PKI's file layout: a contract that the README documents and every tool relies on.
+
+```
+manifest.json
+ca/adobe-like-root.pem  ca/adobe-like-intermediate.pem
+ca/adobe-like-next-root.pem  ca/adobe-like-next-intermediate.pem
+ca/server-root.pem  ca/impostor-root.pem
+server/cert.pem  server/key.pem
+clients/<identity>/cert.pem  clients/<identity>/leaf.pem  clients/<identity>/key.pem
+```
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from pathlib import Path
+
+ADOBE_CN = "ajo-journeys.aep-mtls.adobe.com"
+DEFAULT_CERTS_DIR = Path("certs")
+
+
+class CA(enum.Enum):
+    """The lab's certificate authorities; the value is the file stem under ``ca/``."""
+
+    ADOBE_ROOT = "adobe-like-root"
+    ADOBE_INTERMEDIATE = "adobe-like-intermediate"
+    NEXT_ROOT = "adobe-like-next-root"
+    NEXT_INTERMEDIATE = "adobe-like-next-intermediate"
+    SERVER_ROOT = "server-root"
+    IMPOSTOR_ROOT = "impostor-root"
+
+    @property
+    def stands_in_for(self) -> str | None:
+        """The real CA this one imitates, or None for the lab's own CAs."""
+        return _REAL_NAMES.get(self)
+
+
+_REAL_NAMES = {
+    CA.ADOBE_ROOT: "DigiCert Global Root G2",
+    CA.ADOBE_INTERMEDIATE: "DigiCert Global G2 TLS RSA SHA256 2020 CA1",
+    CA.NEXT_ROOT: "DigiCert Assured ID Root G2",
+    CA.NEXT_INTERMEDIATE: "DigiCert Assured ID Client CA G2",
+}
+
+
+class Identity(enum.Enum):
+    """A client identity of the lab PKI: what the caller can present."""
+
+    ADOBE = "adobe"
+    ADOBE_ROTATED = "adobe-rotated"
+    ADOBE_NEXT = "adobe-next"
+    IMPOSTOR = "impostor"
+    EXPIRED = "expired"
+    NOT_YET_VALID = "not-yet-valid"
+    NO_CLIENT_AUTH = "no-client-auth"
+    SELF_SIGNED = "self-signed"
+
+    @property
+    def description(self) -> str:
+        return _DESCRIPTIONS[self]
+
+
+_DESCRIPTIONS = {
+    Identity.ADOBE: "Adobe-like production certificate, current, via the Adobe-like intermediate",
+    Identity.ADOBE_ROTATED: "Adobe's next-year certificate: same subject, new key, overlapping validity",
+    Identity.ADOBE_NEXT: "after the CA migration: DigiCert Assured ID stand-in chain, clientAuth only",
+    Identity.IMPOSTOR: "same subject, issued by an unrelated CA",
+    Identity.EXPIRED: "Adobe-like chain, validity in the past",
+    Identity.NOT_YET_VALID: "Adobe-like chain, validity in the future",
+    Identity.NO_CLIENT_AUTH: "Adobe-like chain, EKU serverAuth only",
+    Identity.SELF_SIGNED: "same subject, self-signed",
+}
+
+
+@dataclass(frozen=True)
+class LabPaths:
+    """Where each file of a lab PKI lives, relative to its root directory."""
+
+    root: Path
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / "manifest.json"
+
+    def ca(self, ca: CA) -> Path:
+        return self.root / "ca" / f"{ca.value}.pem"
+
+    @property
+    def server_cert(self) -> Path:
+        return self.root / "server" / "cert.pem"
+
+    @property
+    def server_key(self) -> Path:
+        return self.root / "server" / "key.pem"
+
+    def client_dir(self, identity: Identity) -> Path:
+        return self.root / "clients" / identity.value
+
+    def client_cert(self, identity: Identity) -> Path:
+        """Leaf plus intermediate: the chain a client sends."""
+        return self.client_dir(identity) / "cert.pem"
+
+    def client_leaf(self, identity: Identity) -> Path:
+        return self.client_dir(identity) / "leaf.pem"
+
+    def client_key(self, identity: Identity) -> Path:
+        return self.client_dir(identity) / "key.pem"
+
+    def all_files(self) -> list[Path]:
+        """Every file the generator writes, manifest last."""
+        files = [self.ca(ca) for ca in CA] + [self.server_cert, self.server_key]
+        for identity in Identity:
+            files += [self.client_cert(identity), self.client_leaf(identity), self.client_key(identity)]
+        return [*files, self.manifest]
+
+    def key_files(self) -> list[Path]:
+        return [self.server_key] + [self.client_key(identity) for identity in Identity]

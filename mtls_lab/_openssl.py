@@ -1,0 +1,145 @@
+"""OpenSSL functions that Python's ``ssl`` module does not expose, reached through ctypes.
+
+Why this exists:
+- A server's CertificateRequest carries the names of the CAs it accepts. nginx sets them with
+  ``SSL_CTX_set_client_CA_list`` (``ssl_client_certificate``); Python's ``SSLContext`` has no API for
+  it (pyOpenSSL has ``set_client_ca_list``; CPython has none), so a Python server advertises no names.
+  Java clients, AJO among them, use those names to decide whether to send their certificate.
+- A client that decides *during* the handshake whether to send its certificate (what a Java client
+  does) needs ``SSL_CTX_set_cert_cb``; Python offers no hook there either.
+
+How: the ``SSL_CTX*`` is the first field after ``PyObject_HEAD`` in CPython's ``PySSLContext`` (see
+``Modules/_ssl.c``). The functions are looked up through the ``_ssl`` extension's own handle, so they
+come from the very libssl that Python uses, never another copy. Before the pointer is trusted, it is
+checked against three settings read through the public API (verify mode, options, security level);
+any mismatch raises ``OpenSSLUnavailable`` instead of touching memory further.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import ssl
+from collections.abc import Callable, Sequence
+
+import _ssl
+
+_VERIFY_MODES = {ssl.CERT_NONE: 0, ssl.CERT_OPTIONAL: 1, ssl.CERT_REQUIRED: 3}
+_CERT_CB = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
+
+
+class OpenSSLUnavailable(RuntimeError):
+    """This Python's OpenSSL cannot be reached safely; the feature that needs it is unavailable."""
+
+
+@functools.cache
+def _lib() -> ctypes.CDLL:
+    try:
+        lib = ctypes.CDLL(_ssl.__file__)
+        sigs: dict[str, tuple[type | None, list[type]]] = {
+            "SSL_CTX_get_verify_mode": (ctypes.c_int, [ctypes.c_void_p]),
+            "SSL_CTX_get_options": (ctypes.c_uint64, [ctypes.c_void_p]),
+            "SSL_CTX_get_security_level": (ctypes.c_int, [ctypes.c_void_p]),
+            "SSL_CTX_add_client_CA": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_void_p]),
+            "SSL_CTX_set_client_CA_list": (None, [ctypes.c_void_p, ctypes.c_void_p]),
+            "SSL_CTX_get_client_CA_list": (ctypes.c_void_p, [ctypes.c_void_p]),
+            "SSL_CTX_set_cert_cb": (None, [ctypes.c_void_p, _CERT_CB, ctypes.c_void_p]),
+            "SSL_get_client_CA_list": (ctypes.c_void_p, [ctypes.c_void_p]),
+            "SSL_certs_clear": (None, [ctypes.c_void_p]),
+            "OPENSSL_sk_num": (ctypes.c_int, [ctypes.c_void_p]),
+            "OPENSSL_sk_value": (ctypes.c_void_p, [ctypes.c_void_p, ctypes.c_int]),
+            "d2i_X509": (ctypes.c_void_p, [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_long]),
+            "X509_free": (None, [ctypes.c_void_p]),
+            "i2d_X509_NAME": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_void_p]),
+            "CRYPTO_free": (None, [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]),
+        }
+        for name, (restype, argtypes) in sigs.items():
+            func = getattr(lib, name)
+            func.restype = restype
+            func.argtypes = argtypes
+    except (OSError, AttributeError) as exc:
+        raise OpenSSLUnavailable(f"cannot reach Python's libssl through {_ssl.__file__}: {exc}") from exc
+    return lib
+
+
+def ctx_pointer(ctx: ssl.SSLContext) -> int:
+    """The ``SSL_CTX*`` behind ``ctx``, verified against settings read through the public API."""
+    pointer = ctypes.c_void_p.from_address(id(ctx) + object.__basicsize__).value
+    if not pointer:
+        raise OpenSSLUnavailable("unexpected SSLContext layout: no SSL_CTX pointer where CPython keeps it")
+    lib = _lib()
+    seen = (
+        lib.SSL_CTX_get_verify_mode(pointer),
+        lib.SSL_CTX_get_options(pointer),
+        lib.SSL_CTX_get_security_level(pointer),
+    )
+    expected = (_VERIFY_MODES[ctx.verify_mode], int(ctx.options), ctx.security_level)
+    if seen != expected:
+        raise OpenSSLUnavailable(f"SSL_CTX pointer check failed (saw {seen}, expected {expected})")
+    return pointer
+
+
+def set_client_ca_names(ctx: ssl.SSLContext, ca_ders: Sequence[bytes]) -> None:
+    """Advertise the subjects of ``ca_ders`` in the CertificateRequest (empty: advertise none)."""
+    lib = _lib()
+    pointer = ctx_pointer(ctx)
+    lib.SSL_CTX_set_client_CA_list(pointer, None)  # frees any previous list
+    for der in ca_ders:
+        buf = ctypes.create_string_buffer(der, len(der))
+        cursor = ctypes.c_void_p(ctypes.addressof(buf))
+        x509 = lib.d2i_X509(None, ctypes.byref(cursor), len(der))
+        if not x509:
+            raise ValueError("OpenSSL could not parse a CA certificate for the advertised names")
+        try:
+            if lib.SSL_CTX_add_client_CA(pointer, x509) != 1:
+                raise OpenSSLUnavailable("SSL_CTX_add_client_CA failed")
+        finally:
+            lib.X509_free(x509)
+
+
+def client_ca_names(ctx: ssl.SSLContext) -> list[bytes]:
+    """The DER-encoded names ``ctx`` advertises, read back from OpenSSL (for self-checks)."""
+    lib = _lib()
+    return _names_of_stack(lib.SSL_CTX_get_client_CA_list(ctx_pointer(ctx)))
+
+
+def _names_of_stack(stack: int | None) -> list[bytes]:
+    lib = _lib()
+    names = []
+    for index in range(lib.OPENSSL_sk_num(stack) if stack else 0):
+        name = lib.OPENSSL_sk_value(stack, index)
+        out = ctypes.c_void_p()
+        size = lib.i2d_X509_NAME(name, ctypes.byref(out))
+        if size <= 0:
+            continue
+        names.append(ctypes.string_at(out.value, size))
+        lib.CRYPTO_free(out, None, 0)
+    return names
+
+
+CertDecision = Callable[[list[bytes]], bool]
+
+
+def install_certificate_choice(ctx: ssl.SSLContext, decide: CertDecision) -> None:
+    """Let ``decide`` choose, while the handshake runs, whether this client sends its certificate.
+
+    OpenSSL calls the cert callback on a client only when the server requests a certificate. The
+    callback receives the DER names from the CertificateRequest; when it returns False the configured
+    certificate is removed from this connection, so an empty Certificate message goes out.
+    ``decide`` must not raise: an exception is treated as "do not send".
+    """
+    lib = _lib()
+
+    def callback(ssl_pointer: int | None, _arg: int | None) -> int:
+        try:
+            send = decide(_names_of_stack(lib.SSL_get_client_CA_list(ssl_pointer)))
+        except Exception:
+            send = False
+        if not send:
+            lib.SSL_certs_clear(ssl_pointer)
+        return 1
+
+    c_callback = _CERT_CB(callback)
+    lib.SSL_CTX_set_cert_cb(ctx_pointer(ctx), c_callback, None)
+    # OpenSSL keeps a raw pointer to the callback: keep the ctypes object alive as long as the context.
+    ctx._mtls_lab_cert_cb = c_callback  # type: ignore[attr-defined]

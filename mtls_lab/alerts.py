@@ -1,0 +1,101 @@
+"""TLS alerts: names, numbers, and how OpenSSL reports them on either side of a handshake."""
+
+from __future__ import annotations
+
+import enum
+import re
+import ssl
+
+
+class Alert(enum.Enum):
+    """TLS alert descriptions (RFC 8446 6.2), by name; ``number`` is the wire value."""
+
+    CLOSE_NOTIFY = 0
+    UNEXPECTED_MESSAGE = 10
+    BAD_RECORD_MAC = 20
+    HANDSHAKE_FAILURE = 40
+    BAD_CERTIFICATE = 42
+    UNSUPPORTED_CERTIFICATE = 43
+    CERTIFICATE_REVOKED = 44
+    CERTIFICATE_EXPIRED = 45
+    CERTIFICATE_UNKNOWN = 46
+    ILLEGAL_PARAMETER = 47
+    UNKNOWN_CA = 48
+    ACCESS_DENIED = 49
+    DECODE_ERROR = 50
+    DECRYPT_ERROR = 51
+    PROTOCOL_VERSION = 70
+    INSUFFICIENT_SECURITY = 71
+    INTERNAL_ERROR = 80
+    USER_CANCELED = 90
+    NO_RENEGOTIATION = 100
+    MISSING_EXTENSION = 109
+    UNSUPPORTED_EXTENSION = 110
+    UNRECOGNIZED_NAME = 112
+    UNKNOWN_PSK_IDENTITY = 115
+    CERTIFICATE_REQUIRED = 116
+    NO_APPLICATION_PROTOCOL = 120
+
+    @property
+    def label(self) -> str:
+        """The name as people write it: ``unknown_ca``."""
+        return self.name.lower()
+
+    @property
+    def number(self) -> int:
+        return self.value
+
+    @classmethod
+    def from_label(cls, label: str) -> Alert:
+        return cls[label.upper()]
+
+
+_REASON = re.compile(r"(?:SSLV3|TLSV1|TLSV13)_ALERT_([A-Z_]+)")
+_REASON_FIXES = {"USER_CANCELLED": "USER_CANCELED", "BAD_CERTIFICATE_STATUS_RESPONSE": "BAD_CERTIFICATE"}
+
+
+def received_alert(exc: BaseException) -> Alert | None:
+    """The alert the peer sent, if ``exc`` (or an exception it was raised from) reports one."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        text = getattr(current, "reason", None) or ""
+        match = _REASON.search(str(text)) or _REASON.search(str(current).upper().replace(" ", "_"))
+        if match:
+            name = _REASON_FIXES.get(match.group(1), match.group(1))
+            if name in Alert.__members__:
+                return Alert[name]
+        current = current.__cause__ or current.__context__
+    return None
+
+
+# OpenSSL's ssl_verify_alarm_type(): the alert a verifier sends for an X509_V_ERR_* code.
+_VERIFY_ALERTS = {
+    2: Alert.UNKNOWN_CA,  # unable to get issuer certificate
+    9: Alert.BAD_CERTIFICATE,  # certificate is not yet valid
+    10: Alert.CERTIFICATE_EXPIRED,
+    13: Alert.BAD_CERTIFICATE,  # format error in notBefore
+    14: Alert.BAD_CERTIFICATE,  # format error in notAfter
+    18: Alert.UNKNOWN_CA,  # self-signed certificate
+    19: Alert.UNKNOWN_CA,  # self-signed certificate in chain
+    20: Alert.UNKNOWN_CA,  # unable to get local issuer certificate
+    21: Alert.UNKNOWN_CA,  # unable to verify the first certificate
+    23: Alert.CERTIFICATE_REVOKED,
+    26: Alert.UNSUPPORTED_CERTIFICATE,  # unsuitable certificate purpose (EKU)
+    27: Alert.UNKNOWN_CA,  # certificate not trusted
+}
+
+
+def sent_alert(exc: ssl.SSLError, tls_version: str | None = None) -> Alert | None:
+    """The alert a server that raised ``exc`` during its handshake sends to the client."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return _VERIFY_ALERTS.get(exc.verify_code or 0, Alert.CERTIFICATE_UNKNOWN)
+    reason = exc.reason or ""
+    if reason == "PEER_DID_NOT_RETURN_A_CERTIFICATE":
+        return Alert.CERTIFICATE_REQUIRED if tls_version == "TLSv1.3" else Alert.HANDSHAKE_FAILURE
+    if reason in {"UNSUPPORTED_PROTOCOL", "WRONG_VERSION_NUMBER"}:
+        return Alert.PROTOCOL_VERSION
+    if reason in {"NO_SHARED_CIPHER", "NO_SUITABLE_SIGNATURE_ALGORITHM"}:
+        return Alert.HANDSHAKE_FAILURE
+    return None

@@ -1,0 +1,22 @@
+"""The lab's one user-facing error type and the CLI's named exit codes."""
+
+from __future__ import annotations
+
+import enum
+
+
+class ExitCode(enum.IntEnum):
+    """Exit codes of every ``mtls-lab`` command (documented in the README)."""
+
+    OK = 0
+    HTTP_ERROR = 1
+    USAGE = 2
+    TLS_REJECTED = 3
+    SERVER_UNTRUSTED = 4
+    CONNECTION = 5
+
+
+class LabError(Exception):
+    """A mistake the user can fix: the message says what is wrong and how to fix it, on one line."""
+
+    exit_code = ExitCode.USAGE

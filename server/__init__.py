@@ -1,0 +1,1 @@
+"""The reference mTLS server."""

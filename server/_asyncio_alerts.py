@@ -1,0 +1,106 @@
+"""Deliver the TLS alert of a failed server handshake, as OpenSSL servers do (CPython gh-98078).
+
+asyncio's ``SSLProtocol`` (and uvloop's copy of it) force-closes the connection when the handshake
+fails, discarding the alert OpenSSL queued in the outgoing memory BIO; clients see a bare EOF instead
+of ``unknown_ca`` or ``certificate_required``. Fixed upstream in July 2026 (PR #153620), not in the
+3.11-3.13 releases in use.
+
+Flushing alone is not enough: closing a socket whose input is unread makes the kernel send a TCP
+reset, and a reset that overtakes the alert destroys it at the client (a Java client on TLS 1.2
+sends its whole flight at once, so its ClientKeyExchange and Finished are often still unread). So
+after a failed handshake this protocol does what nginx's lingering close does: hand the alert to the
+transport, half-close (FIN after the alert), drain and discard input until the client closes or
+``linger`` seconds pass, then close.
+
+It reaches into private members of ``asyncio.sslproto.SSLProtocol``; ``check_internals`` verifies
+they exist, and ``tests/test_asyncio_alerts.py`` proves the alert arrives over real sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from asyncio import sslproto
+from collections.abc import Callable
+from typing import Any
+
+logger = logging.getLogger("mtls_lab.server")
+
+RejectHook = Callable[[Any, BaseException], None]
+
+_REQUIRED = ("_on_handshake_complete", "_process_outgoing", "_set_state", "_wakeup_waiter", "buffer_updated")
+
+
+def check_internals() -> None:
+    """Raise RuntimeError if asyncio's SSLProtocol no longer has what this module overrides."""
+    missing = [name for name in _REQUIRED if not hasattr(sslproto.SSLProtocol, name)]
+    if missing or not hasattr(sslproto, "SSLProtocolState"):
+        raise RuntimeError(
+            f"asyncio.sslproto changed (missing {missing or 'SSLProtocolState'}): "
+            "the TLS-alert fix for CPython gh-98078 must be updated for this Python"
+        )
+
+
+check_internals()
+
+
+class AlertDeliveringSSLProtocol(sslproto.SSLProtocol):
+    """``SSLProtocol`` that sends the handshake's alert and closes gracefully when the handshake fails."""
+
+    def __init__(
+        self,
+        *args: Any,
+        on_reject: RejectHook | None = None,
+        linger: float = 2.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self._on_reject = on_reject
+        self._linger = linger
+        self._lingering = False
+        self._linger_handle: asyncio.TimerHandle | None = None
+
+    def _on_handshake_complete(self, handshake_exc: BaseException | type[BaseException] | None) -> None:
+        # EOF or a reset during the handshake arrives as ConnectionResetError (a class): nothing to send.
+        if not isinstance(handshake_exc, ssl.SSLError):
+            super()._on_handshake_complete(handshake_exc)
+            return
+        if self._handshake_timeout_handle is not None:
+            self._handshake_timeout_handle.cancel()
+            self._handshake_timeout_handle = None
+        self._set_state(sslproto.SSLProtocolState.UNWRAPPED)
+        self._process_outgoing()  # the alert OpenSSL queued goes to the socket now
+        if self._on_reject is not None:
+            self._on_reject(self._transport, handshake_exc)
+        self._linger_close()
+        self._wakeup_waiter(handshake_exc)
+
+    def _linger_close(self) -> None:
+        transport = self._transport
+        if transport is None:
+            return
+        self._lingering = True
+        try:
+            if transport.can_write_eof():
+                transport.write_eof()  # FIN goes out once the alert has been written
+        except OSError:
+            transport.abort()
+            return
+        self._linger_handle = self._loop.call_later(self._linger, transport.abort)
+
+    def buffer_updated(self, nbytes: int) -> None:
+        if self._lingering:
+            return  # drain: read and discard, so that closing sends a FIN and not a reset
+        super().buffer_updated(nbytes)
+
+    def eof_received(self) -> bool | None:
+        if self._lingering:
+            return None  # the client has read the alert and closed: the transport closes itself
+        return super().eof_received()  # type: ignore[no-any-return]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._linger_handle is not None:
+            self._linger_handle.cancel()
+            self._linger_handle = None
+        super().connection_lost(exc)

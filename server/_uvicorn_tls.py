@@ -1,0 +1,137 @@
+"""Serve TLS under uvicorn ourselves, and give the app the ASGI TLS extension uvicorn lacks.
+
+uvicorn gives the application no client certificate: it implements no ASGI "tls" extension (see
+uvicorn PRs #3132 and #3133, unmerged). So the lab does not pass an SSLContext to uvicorn. Instead
+uvicorn's ``http`` setting receives a protocol factory that wraps uvicorn's own HTTP protocol in the
+lab's ``AlertDeliveringSSLProtocol`` (the gh-98078 fix) and, once the handshake is done, adds the TLS
+facts of the connection to every request's scope:
+
+- ``scope["extensions"]["tls"]``: the ASGI TLS extension (``client_cert_chain``, ``client_cert_name``,
+  ``client_cert_error``, ``tls_version``, ``cipher_suite``, ``server_cert``);
+- ``scope["extensions"]["mtls_lab"]``: a ``TLSFacts`` with the parsed certificate, computed once per
+  connection, so keep-alive requests pay nothing.
+
+The internals used: uvicorn's protocol classes, their ``app`` attribute (read per request) and
+``connection_made``; ``check_internals`` verifies them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from certs.inspect import CertFacts
+from server._asyncio_alerts import AlertDeliveringSSLProtocol, RejectHook
+
+try:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _BaseHTTP
+except ImportError:  # httptools missing: h11 is slower but equivalent
+    from uvicorn.protocols.http.h11_impl import H11Protocol as _BaseHTTP  # type: ignore[assignment]
+
+_TLS_VERSIONS = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
+
+
+@dataclass(frozen=True)
+class TLSFacts:
+    """What the TLS layer established for one connection."""
+
+    version: str | None
+    cipher: str | None
+    client_cert: CertFacts | None
+    client_cert_der: bytes | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "tls_version": self.version,
+            "cipher": self.cipher,
+            "client_certificate_presented": self.client_cert is not None,
+            "client_certificate": self.client_cert.to_json() if self.client_cert else None,
+        }
+
+
+def check_internals() -> None:
+    if not hasattr(_BaseHTTP, "connection_made"):
+        raise RuntimeError("uvicorn's HTTP protocol changed: update server/_uvicorn_tls.py")
+
+
+check_internals()
+
+
+def connection_facts(ssl_object: ssl.SSLObject | None) -> tuple[TLSFacts, dict[str, Any]]:
+    """The lab's facts and the ASGI TLS extension for one established connection."""
+    if ssl_object is None:
+        return TLSFacts(None, None, None, None), {}
+    der = ssl_object.getpeercert(binary_form=True)
+    cert = CertFacts.from_der(der) if der else None
+    cipher = ssl_object.cipher()
+    version = ssl_object.version()
+    chain: list[str] = []
+    if der:
+        chain = [ssl.DER_cert_to_PEM_cert(der)]
+        if hasattr(ssl_object, "get_verified_chain"):  # Python 3.13+
+            chain = [c.public_bytes() for c in ssl_object.get_verified_chain()]
+    extension = {
+        "server_cert": None,
+        "client_cert_chain": chain,
+        "client_cert_name": cert.subject if cert else None,
+        "client_cert_error": None,  # a certificate that fails verification aborts the handshake
+        "tls_version": _TLS_VERSIONS.get(version or ""),
+        "cipher_suite": _cipher_id(ssl_object.context, cipher[0]) if cipher else None,
+    }
+    return TLSFacts(version, cipher[0] if cipher else None, cert, der or None), extension
+
+
+def _cipher_id(context: ssl.SSLContext, name: str) -> int | None:
+    for entry in context.get_ciphers():
+        if entry["name"] == name:
+            return int(entry["id"]) & 0xFFFF
+    return None
+
+
+class _TLSScopeProtocol(_BaseHTTP):
+    """uvicorn's HTTP protocol, with the connection's TLS facts added to each request's scope."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        facts, extension = connection_facts(transport.get_extra_info("ssl_object"))
+        app = self.app
+
+        async def app_with_tls(scope: Any, receive: Any, send: Any) -> None:
+            extensions = scope.setdefault("extensions", {})
+            extensions["tls"] = extension
+            extensions["mtls_lab"] = facts
+            await app(scope, receive, send)
+
+        self.app = app_with_tls
+
+
+def tls_protocol_factory(
+    context: ssl.SSLContext,
+    *,
+    handshake_timeout: float,
+    on_reject: RejectHook | None = None,
+) -> Callable[..., asyncio.Protocol]:
+    """A uvicorn ``http`` protocol factory that terminates TLS with the lab's alert-delivering protocol."""
+
+    def create(**kwargs: Any) -> asyncio.Protocol:
+        http = _TLSScopeProtocol(**kwargs)
+        return AlertDeliveringSSLProtocol(
+            asyncio.get_running_loop(),
+            http,
+            context,
+            None,
+            server_side=True,
+            ssl_handshake_timeout=handshake_timeout,
+            on_reject=on_reject,
+        )
+
+    return create
+
+
+def tls_facts(scope: Any) -> TLSFacts:
+    """The TLS facts of the connection a request arrived on (empty facts outside the lab's server)."""
+    facts = scope.get("extensions", {}).get("mtls_lab")
+    return facts if isinstance(facts, TLSFacts) else TLSFacts(None, None, None, None)

@@ -1,0 +1,211 @@
+"""The reference endpoint: a custom-action target that authorizes by client certificate, and lab routes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from server._uvicorn_tls import TLSFacts, tls_facts
+from server.config import LoadedServer, Mode
+from server.record import CallRecord
+
+logger = logging.getLogger("mtls_lab.server")
+
+LAB_PREFIX = "/_lab/"
+UNRECORDED = {"/_lab/health", "/_lab/calls"}
+ADOBE_ROOTS = "DigiCert Global Root G2 (and, for the 2026-2027 migration, DigiCert Assured ID Root G2)"
+
+
+@dataclass(frozen=True)
+class Denial:
+    """Why the target answers 403: a reason code, what happened, and what to change."""
+
+    reason: str
+    message: str
+    fix: str
+
+
+def authorize(facts: TLSFacts, server: LoadedServer) -> Denial | None:
+    """None if the call is authorized, otherwise the Denial that explains the 403."""
+    cert, cfg = facts.client_cert, server.config
+    if cert is None:
+        return _no_certificate(server)
+    if cfg.allow_cn and not cert.names() & set(cfg.allow_cn):
+        return Denial(
+            "subject_not_allowed",
+            f"The client certificate is trusted, but none of its names ({', '.join(sorted(cert.names()))}) "
+            f"is on this endpoint's allow-list ({', '.join(cfg.allow_cn)}).",
+            "Server side: allow the CN ajo-journeys.aep-mtls.adobe.com, the name on Adobe's certificate.",
+        )
+    if server.pins and cert.sha256 not in server.pins:
+        return Denial(
+            "fingerprint_not_pinned",
+            f"The client certificate is trusted and its name is allowed, but its SHA-256 fingerprint "
+            f"{cert.sha256} is not pinned. Adobe replaces its certificate every year (the old and new "
+            "ones overlap) and does not notify customers, so a pinned leaf breaks at rotation.",
+            f"Server side: do not pin Adobe's leaf; trust Adobe's CA chain up to {ADOBE_ROOTS}, as Adobe advises.",
+        )
+    return None
+
+
+def _no_certificate(server: LoadedServer) -> Denial:
+    mode = server.config.mode
+    if mode is Mode.TLS:
+        return Denial(
+            "no_client_certificate",
+            "No client certificate: this endpoint runs TLS only, so its TLS layer never asked the caller "
+            "for a certificate, and AJO sends its certificate only when asked. The app wants an identity "
+            "that the TLS layer was never configured to collect.",
+            f"Server side: enable mTLS (require a client certificate) and trust Adobe's CA chain up to {ADOBE_ROOTS}.",
+        )
+    advertised = "; ".join(server.advertised) or "no CA names"
+    return Denial(
+        "no_client_certificate",
+        "No client certificate: the server asked for one optionally and the caller sent none. A Java "
+        "client such as AJO sends its certificate only when the server names no CAs or names an issuer "
+        f"of its chain; this server advertised: {advertised}.",
+        f"Server side: trust and advertise Adobe's CA chain ({ADOBE_ROOTS}); Adobe asks for mTLS-only endpoints.",
+    )
+
+
+def seen(facts: TLSFacts, server: LoadedServer) -> dict[str, Any]:
+    """What the server saw, for response bodies."""
+    cert = facts.client_cert
+    return {
+        "mode": server.config.mode.value,
+        "tls_version": facts.version,
+        "cipher": facts.cipher,
+        "client_certificate_presented": cert is not None,
+        "subject": cert.subject if cert else None,
+        "issuer": cert.issuer if cert else None,
+        "sha256": cert.sha256 if cert else None,
+        "dns_names": list(cert.dns_names) if cert else [],
+        "advertised_ca_names": list(server.advertised),
+        "allow_cn": list(server.config.allow_cn),
+        "pinned": len(server.pins),
+    }
+
+
+def create_app(server: LoadedServer, record: CallRecord) -> Starlette:
+    """The Starlette app of the reference server."""
+
+    async def target(request: Request) -> Response:
+        facts = tls_facts(request.scope)
+        denial = authorize(facts, server)
+        request.state.lab_reason = denial.reason if denial else None
+        if denial is not None:
+            body = {"reason": denial.reason, "message": denial.message, "fix": denial.fix}
+            return JSONResponse({**body, "saw": seen(facts, server)}, status_code=403)
+        payload = await request.body()
+        return JSONResponse(
+            {
+                "accepted": True,
+                "message": f"Call accepted: the client certificate {facts.client_cert.subject if facts.client_cert else ''} "
+                "is trusted and authorized.",
+                "saw": seen(facts, server),
+                "received": {"method": request.method, "path": request.url.path, "body": _json_or_text(payload)},
+            }
+        )
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "mode": server.config.mode.value, "record_errors": record.write_errors})
+
+    async def calls(request: Request) -> Response:
+        try:
+            limit = max(0, min(int(request.query_params.get("limit", "100")), 10_000))
+        except ValueError:
+            return JSONResponse({"error": "limit must be an integer"}, status_code=400)
+        return JSONResponse({"calls": record.newest(limit)})
+
+    async def lab_not_found(request: Request) -> Response:
+        return JSONResponse({"error": f"no lab route {request.url.path}"}, status_code=404)
+
+    routes = [
+        Route("/_lab/health", health, methods=["GET"]),
+        Route("/_lab/calls", calls, methods=["GET"]),
+        Route("/_lab/{rest:path}", lab_not_found, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
+        Route("/{path:path}", target, methods=["GET", "POST", "PUT"]),
+    ]
+    middleware = [Middleware(RecordMiddleware, server=server, record=record)]
+    return Starlette(routes=routes, middleware=middleware)
+
+
+def _json_or_text(payload: bytes) -> Any:
+    try:
+        return json.loads(payload)
+    except ValueError:
+        return payload.decode(errors="replace")
+
+
+class RecordMiddleware:
+    """Record every request that reaches the app (except the lab's read-only routes) as one line."""
+
+    def __init__(self, app: ASGIApp, server: LoadedServer, record: CallRecord) -> None:
+        self.app, self.server, self.record = app, server, record
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in UNRECORDED:
+            await self.app(scope, receive, send)
+            return
+        limit = self.server.config.record_body_limit
+        body = bytearray()
+        size = 0
+        status = 0
+
+        async def receive_and_keep() -> Message:
+            nonlocal size
+            message = await receive()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if len(body) < limit:
+                body.extend(chunk[: limit - len(body)])
+            return message
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive_and_keep, send_and_note)
+        finally:
+            self._write(scope, bytes(body), size, status)
+
+    def _write(self, scope: Scope, body: bytes, size: int, status: int) -> None:
+        facts = tls_facts(scope)
+        reason = scope.get("state", {}).get("lab_reason")
+        client = scope.get("client")
+        entry = {
+            "time": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
+            "client": f"{client[0]}:{client[1]}" if client else None,
+            "method": scope["method"],
+            "path": scope["path"],
+            "query": scope.get("query_string", b"").decode("latin-1"),
+            "headers": [[k.decode("latin-1"), v.decode("latin-1")] for k, v in scope["headers"]],
+            "body": body.decode(errors="replace"),
+            "body_size": size,
+            "body_truncated": size > len(body),
+            "mode": self.server.config.mode.value,
+            **facts.to_json(),
+            "status": status or 500,
+            "reason": reason,
+        }
+        self.record.append(entry)
+        if not self.server.config.quiet:
+            subject = facts.client_cert.subject if facts.client_cert else "no client certificate"
+            logger.info("%s %s -> %s%s (%s, %s)", scope["method"], scope["path"], status or 500,
+                        f" {reason}" if reason else "", facts.version, subject)
+
+
+__all__ = ["Denial", "authorize", "create_app"]

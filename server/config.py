@@ -1,0 +1,167 @@
+"""The reference server's settings, turned into live objects in one ``load()`` step."""
+
+from __future__ import annotations
+
+import enum
+import ssl
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from certs.inspect import is_ca, load_pem_chain, normalize_fingerprint
+from certs.layout import ADOBE_CN, CA, DEFAULT_CERTS_DIR
+from certs.pki import require
+from mtls_lab import _openssl
+from mtls_lab.errors import LabError
+
+
+class Mode(enum.Enum):
+    """How the server treats client certificates."""
+
+    TLS = "tls"
+    MTLS = "mtls"
+    MIXED = "mixed"
+
+    @property
+    def verify_mode(self) -> ssl.VerifyMode:
+        return {Mode.TLS: ssl.CERT_NONE, Mode.MTLS: ssl.CERT_REQUIRED, Mode.MIXED: ssl.CERT_OPTIONAL}[self]
+
+    @property
+    def summary(self) -> str:
+        return {
+            Mode.TLS: "TLS only: never requests a client certificate",
+            Mode.MTLS: "mTLS only: requires a trusted client certificate (handshake fails without one)",
+            Mode.MIXED: "mixed: requests a client certificate optionally; a bad one still fails the handshake",
+        }[self]
+
+
+class TLSVersion(enum.Enum):
+    V1_2 = "1.2"
+    V1_3 = "1.3"
+
+    @property
+    def ssl(self) -> ssl.TLSVersion:
+        return ssl.TLSVersion.TLSv1_2 if self is TLSVersion.V1_2 else ssl.TLSVersion.TLSv1_3
+
+
+ADVERTISE_TRUST = "trust"
+ADVERTISE_NONE = "none"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything ``mtls-lab serve`` can be told; paths are resolved by ``load()``."""
+
+    mode: Mode = Mode.MTLS
+    host: str = "127.0.0.1"
+    port: int = 8443
+    certs: Path = DEFAULT_CERTS_DIR
+    trust: tuple[Path, ...] = ()  # empty: ca/adobe-like-root.pem
+    advertise_ca: str = ADVERTISE_TRUST  # "trust", "none" or a PEM path
+    tls_min: TLSVersion = TLSVersion.V1_2
+    tls_max: TLSVersion = TLSVersion.V1_3
+    allow_cn: tuple[str, ...] = (ADOBE_CN,)
+    pins: tuple[str, ...] = ()
+    record: Path | None = None
+    handshake_timeout: float = 10.0
+    record_body_limit: int = 64 * 1024
+    quiet: bool = False
+
+
+@dataclass(frozen=True)
+class LoadedServer:
+    """A ServerConfig made live: the SSLContext and what the app needs to explain its answers."""
+
+    config: ServerConfig
+    context: ssl.SSLContext
+    trusted: tuple[str, ...]
+    advertised: tuple[str, ...]
+    pins: frozenset[str] = field(default_factory=frozenset)
+
+    def describe(self) -> str:
+        cfg = self.config
+        return (
+            f"mode={cfg.mode.value} ({cfg.mode.summary}); TLS {cfg.tls_min.value}-{cfg.tls_max.value}; "
+            f"trusts: {_names(self.trusted)}; advertises: {_names(self.advertised)}; "
+            f"allow-cn: {', '.join(cfg.allow_cn) or '(any)'}; pins: {len(self.pins) or 'none'}; "
+            f"record: {cfg.record or 'memory'}"
+        )
+
+
+def _names(names: tuple[str, ...]) -> str:
+    return " | ".join(names) if names else "(none)"
+
+
+def load(config: ServerConfig) -> LoadedServer:
+    """Check the settings and build the server's SSLContext; LabError names what is wrong."""
+    if config.tls_min.ssl > config.tls_max.ssl:
+        raise LabError(f"--tls-min {config.tls_min.value} is above --tls-max {config.tls_max.value}: swap them")
+    paths = require(config.certs)
+    trust_files = [resolve(p, config.certs, "--trust") for p in config.trust] or [paths.ca(CA.ADOBE_ROOT)]
+    trusted = [cert for path in trust_files for cert in _ca_certs(path, "--trust")]
+    if config.advertise_ca == ADVERTISE_TRUST:
+        advertised = trusted
+    elif config.advertise_ca == ADVERTISE_NONE:
+        advertised = []
+    else:
+        advertised = _ca_certs(resolve(Path(config.advertise_ca), config.certs, "--advertise-ca"), "--advertise-ca")
+    try:
+        pins = frozenset(normalize_fingerprint(pin) for pin in config.pins)
+    except ValueError as exc:
+        raise LabError(f"--pin-sha256: {exc}") from exc
+    context = build_context(config, paths.server_cert, paths.server_key, trust_files, advertised)
+    return LoadedServer(
+        config=config,
+        context=context,
+        trusted=tuple(c.subject.rfc4514_string() for c in trusted),
+        advertised=tuple(c.subject.rfc4514_string() for c in advertised) if config.mode is not Mode.TLS else (),
+        pins=pins,
+    )
+
+
+def build_context(
+    config: ServerConfig,
+    cert: Path,
+    key: Path,
+    trust_files: list[Path],
+    advertised: list[x509.Certificate],
+) -> ssl.SSLContext:
+    """The one place the server's SSLContext is made."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = config.tls_min.ssl
+    context.maximum_version = config.tls_max.ssl
+    context.load_cert_chain(cert, key)
+    context.set_alpn_protocols(["http/1.1"])
+    if config.mode is Mode.TLS:
+        return context
+    for path in trust_files:
+        context.load_verify_locations(cafile=path)
+    context.verify_mode = config.mode.verify_mode
+    try:
+        _openssl.set_client_ca_names(context, [c.public_bytes(Encoding.DER) for c in advertised])
+    except _openssl.OpenSSLUnavailable as exc:
+        if advertised:
+            raise LabError(f"cannot advertise CA names on this Python ({exc}): use --advertise-ca none") from exc
+    return context
+
+
+def resolve(path: Path, certs: Path, option: str) -> Path:
+    """A PEM path as given, or else relative to the certs directory."""
+    for candidate in (path, certs / path):
+        if candidate.is_file():
+            return candidate
+    raise LabError(f"{option} {path}: no such file (looked in . and {certs}): give a PEM file with CA certificates")
+
+
+def _ca_certs(path: Path, option: str) -> list[x509.Certificate]:
+    try:
+        certs = load_pem_chain(path)
+    except ValueError as exc:
+        raise LabError(f"{option} {path}: not a PEM certificate file ({exc}): give PEM CA certificates") from exc
+    cas = [c for c in certs if is_ca(c)]
+    if not cas:
+        raise LabError(f"{option} {path}: contains no CA certificate: give the CA that issued the client's chain")
+    return cas
+

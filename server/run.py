@@ -1,0 +1,132 @@
+"""Run the reference server: blocking for the CLI, or in a background thread for tests and the matrix."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+import ssl
+import sys
+import threading
+import time
+from types import TracebackType
+from typing import Any
+
+import uvicorn
+
+from mtls_lab.alerts import sent_alert
+from mtls_lab.errors import LabError
+from server._uvicorn_tls import tls_protocol_factory
+from server.app import create_app
+from server.config import LoadedServer, ServerConfig, load
+from server.record import CallRecord
+
+logger = logging.getLogger("mtls_lab.server")
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket; LabError if the address is taken or not local."""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        return socket.create_server((host, port), family=family, backlog=1024)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise LabError(f"port {port} on {host} is already in use: stop the other server or pick --port") from exc
+        raise LabError(f"cannot listen on {host}:{port}: {exc.strerror}: pick another --host or --port") from exc
+
+
+def log_rejected_handshake(transport: Any, exc: BaseException) -> None:
+    """One concise line per rejected handshake, naming the alert sent."""
+    peer = transport.get_extra_info("peername") if transport is not None else None
+    where = f"{peer[0]}:{peer[1]}" if peer else "?"
+    if not isinstance(exc, ssl.SSLError):
+        return
+    alert = sent_alert(exc)
+    if getattr(exc, "reason", None) == "PEER_DID_NOT_RETURN_A_CERTIFICATE":
+        said = "alert handshake_failure (TLS 1.2) or certificate_required (TLS 1.3)"
+        why = "no client certificate"
+    else:
+        said = f"alert {alert.label}" if alert else "no alert of ours (the client aborted)"
+        why = getattr(exc, "verify_message", None) or getattr(exc, "reason", None) or str(exc)
+    logger.warning("handshake rejected from %s: %s, sent %s", where, why, said)
+
+
+def make_server(loaded: LoadedServer, record: CallRecord) -> uvicorn.Server:
+    cfg = loaded.config
+    factory = tls_protocol_factory(
+        loaded.context, handshake_timeout=cfg.handshake_timeout, on_reject=log_rejected_handshake
+    )
+    config = uvicorn.Config(
+        create_app(loaded, record),
+        http=factory,  # type: ignore[arg-type]
+        lifespan="off",
+        access_log=False,
+        log_config=None,
+        server_header=False,
+    )
+    return uvicorn.Server(config)
+
+
+def configure_logging(quiet: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+    root = logging.getLogger("mtls_lab")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING if quiet else logging.INFO)
+    root.propagate = False
+    logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
+
+
+def serve(config: ServerConfig) -> None:
+    """Serve until interrupted (the ``mtls-lab serve`` command)."""
+    loaded = load(config)
+    record = CallRecord(config.record)
+    sock = bind(config.host, config.port)
+    configure_logging(config.quiet)
+    host = f"[{config.host}]" if ":" in config.host else config.host
+    print(f"mtls-lab server on https://{host}:{sock.getsockname()[1]} | {loaded.describe()}", flush=True)
+    try:
+        make_server(loaded, record).run(sockets=[sock])
+    finally:
+        record.close()
+        sock.close()
+
+
+class RunningServer:
+    """The reference server in a background thread, on a free loopback port unless told otherwise."""
+
+    def __init__(self, config: ServerConfig, port: int = 0) -> None:
+        self.loaded = load(config)
+        self.record = CallRecord(config.record)
+        self._sock = bind(config.host, port)
+        self.port: int = self._sock.getsockname()[1]
+        self._server = make_server(self.loaded, self.record)
+        self._thread = threading.Thread(target=self._run, name=f"mtls-lab-server-{self.port}", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    def _run(self) -> None:
+        self._server.run(sockets=[self._sock])
+
+    def start(self) -> RunningServer:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the lab server on port {self.port} did not start")
+            time.sleep(0.005)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._sock.close()
+        self.record.close()
+
+    def __enter__(self) -> RunningServer:
+        return self.start()
+
+    def __exit__(self, *exc: tuple[type[BaseException] | None, BaseException | None, TracebackType | None]) -> None:
+        self.stop()
