@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from certs.layout import LabPaths
+from certs.pki import generate
+from server.config import ServerConfig
+from server.run import RunningServer
+
+ServerFactory = Callable[..., RunningServer]
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> LabPaths:
+    """One lab PKI for the whole session."""
+    return generate(tmp_path_factory.mktemp("pki") / "certs").paths
+
+
+@pytest.fixture(scope="session")
+def lab_server(pki: LabPaths) -> Iterator[ServerFactory]:
+    """Start (or reuse) a reference server for a configuration: ``lab_server(mode=Mode.MIXED, ...)``."""
+    running: dict[ServerConfig, RunningServer] = {}
+
+    def get(**settings: object) -> RunningServer:
+        config = dataclasses.replace(ServerConfig(certs=pki.root, quiet=True), **settings)  # type: ignore[arg-type]
+        if config not in running:
+            running[config] = RunningServer(config).start()
+        return running[config]
+
+    yield get
+    for server in running.values():
+        server.stop()
+
+
+@pytest.fixture
+def fresh_server(pki: LabPaths) -> Iterator[ServerFactory]:
+    """A server of the test's own (not shared), stopped at the end of the test."""
+    started: list[RunningServer] = []
+
+    def start(**settings: object) -> RunningServer:
+        config = dataclasses.replace(ServerConfig(certs=pki.root, quiet=True), **settings)  # type: ignore[arg-type]
+        started.append(RunningServer(config).start())
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def tmp_certs(tmp_path: Path) -> Path:
+    return tmp_path / "certs"

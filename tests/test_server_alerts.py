@@ -1,0 +1,101 @@
+"""Every mode against every identity on TLS 1.2 and 1.3, seen by openssl s_client and by httpx.
+
+The expectations are tls-ground-truth.md's table for an OpenSSL server that trusts the Adobe-like
+root only: the lab server must answer exactly like it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from certs.layout import Identity, LabPaths
+from server.config import Mode, TLSVersion
+from tests.clients import httpx_call, identity_files, needs_openssl, s_client
+from tests.conftest import ServerFactory
+
+LEAF_ONLY = "adobe-leaf-only"
+NONE = "none"
+
+# identity -> what an OpenSSL server that requests a certificate answers (TLS 1.2, TLS 1.3)
+REJECTS = {
+    Identity.ADOBE.value: ("http:200", "http:200"),
+    Identity.ADOBE_ROTATED.value: ("http:200", "http:200"),
+    Identity.ADOBE_NEXT.value: ("alert:unknown_ca", "alert:unknown_ca"),
+    Identity.IMPOSTOR.value: ("alert:unknown_ca", "alert:unknown_ca"),
+    Identity.EXPIRED.value: ("alert:certificate_expired", "alert:certificate_expired"),
+    Identity.NOT_YET_VALID.value: ("alert:bad_certificate", "alert:bad_certificate"),
+    Identity.NO_CLIENT_AUTH.value: ("alert:unsupported_certificate", "alert:unsupported_certificate"),
+    Identity.SELF_SIGNED.value: ("alert:unknown_ca", "alert:unknown_ca"),
+    LEAF_ONLY: ("alert:unknown_ca", "alert:unknown_ca"),
+}
+
+
+@dataclass(frozen=True)
+class Case:
+    mode: Mode
+    tls: str
+    who: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.mode.value}/tls{self.tls}/{self.who}"
+
+    def expected(self) -> str:
+        if self.mode is Mode.TLS:
+            return "http:403"  # never asked: no certificate reaches the app
+        if self.who == NONE:
+            if self.mode is Mode.MIXED:
+                return "http:403"
+            return "alert:handshake_failure" if self.tls == "1.2" else "alert:certificate_required"
+        return REJECTS[self.who][0 if self.tls == "1.2" else 1]
+
+
+CASES = [Case(m, t, w) for m in Mode for t in ("1.2", "1.3") for w in [*REJECTS, NONE]]
+
+
+def _identity(pki: LabPaths, who: str) -> tuple | None:
+    if who == NONE:
+        return None
+    if who == LEAF_ONLY:
+        return identity_files(pki, Identity.ADOBE, leaf_only=True)
+    return identity_files(pki, Identity(who))
+
+
+@needs_openssl
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_openssl_client_sees_what_an_openssl_server_sends(case: Case, pki: LabPaths, lab_server: ServerFactory) -> None:
+    server = lab_server(mode=case.mode)
+    seen = s_client(pki, server.port, case.tls, _identity(pki, case.who))
+    assert seen.outcome == case.expected(), seen.body[-600:]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_httpx_sees_the_same(case: Case, pki: LabPaths, lab_server: ServerFactory) -> None:
+    server = lab_server(mode=case.mode)
+    seen, error_type = httpx_call(pki, server.url, case.tls, _identity(pki, case.who))
+    assert seen.outcome == case.expected(), seen.error
+    if seen.alert:
+        # TLS 1.2 rejects during the handshake; TLS 1.3 verifies the client after the client's handshake
+        # completed, so the alert surfaces on the first read (RFC 8446 4.4.2.4).
+        assert error_type == ("ConnectError" if case.tls == "1.2" else "ReadError")
+
+
+@needs_openssl
+def test_tls13_only_client_against_tls12_server_gets_protocol_version(pki: LabPaths, lab_server: ServerFactory) -> None:
+    server = lab_server(mode=Mode.MTLS, tls_max=TLSVersion.V1_2)
+    identity = identity_files(pki, Identity.ADOBE)
+    assert s_client(pki, server.port, "1.3", identity).alert == "protocol_version"
+    assert httpx_call(pki, server.url, "1.3", identity)[0].alert == "protocol_version"
+    # the sibling that must pass: versions overlap, so TLS 1.2 works
+    assert s_client(pki, server.port, "1.2", identity).status == 200
+
+
+def test_the_adobe_next_identity_is_accepted_when_the_next_root_is_trusted(pki: LabPaths, lab_server: ServerFactory) -> None:
+    from certs.layout import CA
+
+    server = lab_server(mode=Mode.MTLS, trust=(pki.ca(CA.ADOBE_ROOT), pki.ca(CA.NEXT_ROOT)))
+    for tls in ("1.2", "1.3"):
+        assert httpx_call(pki, server.url, tls, identity_files(pki, Identity.ADOBE_NEXT))[0].status == 200
+        assert httpx_call(pki, server.url, tls, identity_files(pki, Identity.IMPOSTOR))[0].alert == "unknown_ca"
