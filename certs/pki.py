@@ -126,8 +126,9 @@ def _build(now: dt.datetime) -> dict[str, Any]:
     long_ago, far_ahead = now - 365 * DAY, now + 20 * 365 * DAY
 
     adobe_root = _ca(_CA_NAMES[CA.ADOBE_ROOT], next(k), None, long_ago, far_ahead)
-    adobe_int = _ca(_CA_NAMES[CA.ADOBE_INTERMEDIATE], next(k), adobe_root, long_ago, far_ahead, (
-        SERVER_AUTH, CLIENT_AUTH))
+    adobe_int = _ca(
+        _CA_NAMES[CA.ADOBE_INTERMEDIATE], next(k), adobe_root, long_ago, far_ahead, (SERVER_AUTH, CLIENT_AUTH)
+    )
     next_root = _ca(_CA_NAMES[CA.NEXT_ROOT], next(k), None, long_ago, far_ahead)
     next_int = _ca(_CA_NAMES[CA.NEXT_INTERMEDIATE], next(k), next_root, long_ago, far_ahead, (CLIENT_AUTH,))
     impostor_root = _ca(_CA_NAMES[CA.IMPOSTOR_ROOT], next(k), None, long_ago, far_ahead)
@@ -175,10 +176,12 @@ def _ca(
 ) -> Issued:
     name = lab_ca_name(common_name)
     builder = _base(name, key, parent, not_before, not_after)
-    builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=None if parent is None else 0),
-                                    critical=True)
     builder = builder.add_extension(
-        x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True)
+        x509.BasicConstraints(ca=True, path_length=None if parent is None else 0), critical=True
+    )
+    builder = builder.add_extension(
+        x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True
+    )
     if ekus:
         builder = builder.add_extension(x509.ExtendedKeyUsage(list(ekus)), critical=False)
     cert = builder.sign(parent.key if parent else key, hashes.SHA256())
@@ -194,7 +197,8 @@ def _leaf(
     builder = _base(adobe_subject(), key, parent, not_before, not_before + LIFETIME)
     builder = builder.add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
     builder = builder.add_extension(
-        x509.KeyUsage(True, False, True, False, False, False, False, False, False), critical=True)
+        x509.KeyUsage(True, False, True, False, False, False, False, False, False), critical=True
+    )
     builder = builder.add_extension(x509.ExtendedKeyUsage(list(ekus)), critical=False)
     builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(ADOBE_CN)]), critical=False)
     cert = builder.sign(parent.key if parent else key, hashes.SHA256())
@@ -267,9 +271,7 @@ def _write(path: Path, data: bytes, secret: bool) -> None:
             os.close(fd)
         os.replace(tmp, path)
     except OSError as exc:
-        raise LabError(
-            f"cannot write {path}: {exc.strerror or exc}: choose a writable directory with --out"
-        ) from exc
+        raise LabError(f"cannot write {path}: {exc.strerror or exc}: choose a writable directory with --out") from exc
 
 
 def _manifest(paths: LabPaths, written: list[Path], now: dt.datetime) -> dict[str, Any]:

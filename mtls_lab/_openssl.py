@@ -17,12 +17,11 @@ any mismatch raises ``OpenSSLUnavailable`` instead of touching memory further.
 
 from __future__ import annotations
 
+import _ssl
 import ctypes
 import functools
 import ssl
 from collections.abc import Callable, Sequence
-
-import _ssl
 
 _VERIFY_MODES = {ssl.CERT_NONE: 0, ssl.CERT_OPTIONAL: 1, ssl.CERT_REQUIRED: 3}
 _CERT_CB = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
@@ -110,7 +109,7 @@ def _names_of_stack(stack: int | None) -> list[bytes]:
         name = lib.OPENSSL_sk_value(stack, index)
         out = ctypes.c_void_p()
         size = lib.i2d_X509_NAME(name, ctypes.byref(out))
-        if size <= 0:
+        if size <= 0 or not out.value:
             continue
         names.append(ctypes.string_at(out.value, size))
         lib.CRYPTO_free(out, None, 0)

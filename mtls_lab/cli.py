@@ -137,29 +137,62 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "environment variable shown in brackets (repeatable options: comma-separated).",
     )
     modes = ", ".join(f"{m.value} = {m.summary}" for m in Mode)
-    p.add_argument("--mode", choices=[m.value for m in Mode], default=d.mode.value,
-                   help=f"{modes} (default {d.mode.value}) {_env('mode')}")
+    p.add_argument(
+        "--mode",
+        choices=[m.value for m in Mode],
+        default=d.mode.value,
+        help=f"{modes} (default {d.mode.value}) {_env('mode')}",
+    )
     p.add_argument("--host", default=d.host, help=f"address to listen on (default {d.host}) {_env('host')}")
     p.add_argument("--port", type=int, default=d.port, help=f"port (default {d.port}) {_env('port')}")
     p.add_argument("--certs", type=Path, default=d.certs, help=f"lab PKI directory (default ./certs) {_env('certs')}")
-    p.add_argument("--trust", action="append", type=Path, metavar="PEM",
-                   help=f"CA file the server trusts for client certificates, repeatable; relative paths are also "
-                   f"looked up in --certs (default ca/adobe-like-root.pem) {_env('trust')}")
-    p.add_argument("--advertise-ca", default=d.advertise_ca, metavar="trust|none|PEM",
-                   help="CA names sent in the CertificateRequest: trust = the trusted CAs (like nginx "
-                   "ssl_client_certificate), none (like ssl_trusted_certificate), or a PEM file's CAs "
-                   f"{_env('advertise_ca')}")
+    p.add_argument(
+        "--trust",
+        action="append",
+        type=Path,
+        metavar="PEM",
+        help=f"CA file the server trusts for client certificates, repeatable; relative paths are also "
+        f"looked up in --certs (default ca/adobe-like-root.pem) {_env('trust')}",
+    )
+    p.add_argument(
+        "--advertise-ca",
+        default=d.advertise_ca,
+        metavar="trust|none|PEM",
+        help="CA names sent in the CertificateRequest: trust = the trusted CAs (like nginx "
+        "ssl_client_certificate), none (like ssl_trusted_certificate), or a PEM file's CAs "
+        f"{_env('advertise_ca')}",
+    )
     versions = [v.value for v in TLSVersion]
     p.add_argument("--tls-min", choices=versions, default=d.tls_min.value, help=f"lowest TLS version {_env('tls_min')}")
-    p.add_argument("--tls-max", choices=versions, default=d.tls_max.value, help=f"highest TLS version {_env('tls_max')}")
-    p.add_argument("--allow-cn", action="append", metavar="NAME",
-                   help=f"CN or DNS SAN allowed to call, repeatable (default {ADOBE_CN}) {_env('allow_cn')}")
-    p.add_argument("--pin-sha256", action="append", metavar="HEX", dest="pin_sha256",
-                   help=f"also require one of these leaf fingerprints, repeatable {_env('pin_sha256')}")
-    p.add_argument("--record", type=Path, metavar="PATH",
-                   help=f"append every received call to this JSON-lines file (default: memory) {_env('record')}")
-    p.add_argument("--handshake-timeout", type=float, default=d.handshake_timeout, metavar="SECONDS",
-                   help=f"abort handshakes slower than this (default {d.handshake_timeout:g}) {_env('handshake_timeout')}")
+    p.add_argument(
+        "--tls-max", choices=versions, default=d.tls_max.value, help=f"highest TLS version {_env('tls_max')}"
+    )
+    p.add_argument(
+        "--allow-cn",
+        action="append",
+        metavar="NAME",
+        help=f"CN or DNS SAN allowed to call, repeatable (default {ADOBE_CN}) {_env('allow_cn')}",
+    )
+    p.add_argument(
+        "--pin-sha256",
+        action="append",
+        metavar="HEX",
+        dest="pin_sha256",
+        help=f"also require one of these leaf fingerprints, repeatable {_env('pin_sha256')}",
+    )
+    p.add_argument(
+        "--record",
+        type=Path,
+        metavar="PATH",
+        help=f"append every received call to this JSON-lines file (default: memory) {_env('record')}",
+    )
+    p.add_argument(
+        "--handshake-timeout",
+        type=float,
+        default=d.handshake_timeout,
+        metavar="SECONDS",
+        help=f"abort handshakes slower than this (default {d.handshake_timeout:g}) {_env('handshake_timeout')}",
+    )
     p.add_argument("--quiet", action="store_true", help=f"log only rejected handshakes and errors {_env('quiet')}")
     p.set_defaults(handler=_run_serve)
 

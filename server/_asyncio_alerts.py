@@ -61,23 +61,24 @@ class AlertDeliveringSSLProtocol(sslproto.SSLProtocol):
         self._lingering = False
         self._linger_handle: asyncio.TimerHandle | None = None
 
-    def _on_handshake_complete(self, handshake_exc: BaseException | type[BaseException] | None) -> None:
+    def _on_handshake_complete(self, handshake_exc: Any) -> None:
         # EOF or a reset during the handshake arrives as ConnectionResetError (a class): nothing to send.
         if not isinstance(handshake_exc, ssl.SSLError):
             super()._on_handshake_complete(handshake_exc)
             return
-        if self._handshake_timeout_handle is not None:
-            self._handshake_timeout_handle.cancel()
-            self._handshake_timeout_handle = None
-        self._set_state(sslproto.SSLProtocolState.UNWRAPPED)
-        self._process_outgoing()  # the alert OpenSSL queued goes to the socket now
+        inner: Any = self  # asyncio's private members are untyped
+        if inner._handshake_timeout_handle is not None:
+            inner._handshake_timeout_handle.cancel()
+            inner._handshake_timeout_handle = None
+        inner._set_state(sslproto.SSLProtocolState.UNWRAPPED)
+        inner._process_outgoing()  # the alert OpenSSL queued goes to the socket now
         if self._on_reject is not None:
-            self._on_reject(self._transport, handshake_exc)
+            self._on_reject(inner._transport, handshake_exc)
         self._linger_close()
-        self._wakeup_waiter(handshake_exc)
+        inner._wakeup_waiter(handshake_exc)
 
     def _linger_close(self) -> None:
-        transport = self._transport
+        transport: Any = self._transport
         if transport is None:
             return
         self._lingering = True
@@ -94,12 +95,14 @@ class AlertDeliveringSSLProtocol(sslproto.SSLProtocol):
             return  # drain: read and discard, so that closing sends a FIN and not a reset
         super().buffer_updated(nbytes)
 
-    def eof_received(self) -> bool | None:
+    def eof_received(self) -> bool | None:  # type: ignore[override]
         if self._lingering:
             return None  # the client has read the alert and closed: the transport closes itself
-        return super().eof_received()  # type: ignore[no-any-return]
+        # typeshed says None, but CPython returns True while the app has paused reading: keep it.
+        keep_open: Any = super().eof_received()
+        return bool(keep_open) if keep_open is not None else None
 
-    def connection_lost(self, exc: Exception | None) -> None:
+    def connection_lost(self, exc: BaseException | None) -> None:
         if self._linger_handle is not None:
             self._linger_handle.cancel()
             self._linger_handle = None

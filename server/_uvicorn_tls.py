@@ -118,7 +118,7 @@ def tls_protocol_factory(
 
     def create(**kwargs: Any) -> asyncio.Protocol:
         http = _TLSScopeProtocol(**kwargs)
-        return AlertDeliveringSSLProtocol(
+        return AlertDeliveringSSLProtocol(  # type: ignore[return-value]  # an SSLProtocol is a BufferedProtocol
             asyncio.get_running_loop(),
             http,
             context,

@@ -107,13 +107,17 @@ def create_app(server: LoadedServer, record: CallRecord) -> Starlette:
             body = {"reason": denial.reason, "message": denial.message, "fix": denial.fix}
             return JSONResponse({**body, "saw": seen(facts, server)}, status_code=403)
         payload = await request.body()
+        subject = facts.client_cert.subject if facts.client_cert else ""
         return JSONResponse(
             {
                 "accepted": True,
-                "message": f"Call accepted: the client certificate {facts.client_cert.subject if facts.client_cert else ''} "
-                "is trusted and authorized.",
+                "message": f"Call accepted: the client certificate {subject} is trusted and authorized.",
                 "saw": seen(facts, server),
-                "received": {"method": request.method, "path": request.url.path, "body": _json_or_text(payload)},
+                "received": {
+                    "method": request.method,
+                    "path": request.url.path,
+                    "body": _json_or_text(payload),
+                },
             }
         )
 
@@ -204,8 +208,15 @@ class RecordMiddleware:
         self.record.append(entry)
         if not self.server.config.quiet:
             subject = facts.client_cert.subject if facts.client_cert else "no client certificate"
-            logger.info("%s %s -> %s%s (%s, %s)", scope["method"], scope["path"], status or 500,
-                        f" {reason}" if reason else "", facts.version, subject)
+            logger.info(
+                "%s %s -> %s%s (%s, %s)",
+                scope["method"],
+                scope["path"],
+                status or 500,
+                f" {reason}" if reason else "",
+                facts.version,
+                subject,
+            )
 
 
 __all__ = ["Denial", "authorize", "create_app"]

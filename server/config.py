@@ -164,4 +164,3 @@ def _ca_certs(path: Path, option: str) -> list[x509.Certificate]:
     if not cas:
         raise LabError(f"{option} {path}: contains no CA certificate: give the CA that issued the client's chain")
     return cas
-

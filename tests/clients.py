@@ -40,16 +40,30 @@ def identity_files(pki: LabPaths, identity: Identity | None, leaf_only: bool = F
     return cert, pki.client_key(identity)
 
 
-REQUEST = b"POST /custom-action HTTP/1.1\r\nHost: lab\r\nContent-Type: application/json\r\n" \
-          b"Content-Length: 2\r\nConnection: close\r\n\r\n{}"
+REQUEST = (
+    b"POST /custom-action HTTP/1.1\r\nHost: lab\r\nContent-Type: application/json\r\n"
+    b"Content-Length: 2\r\nConnection: close\r\n\r\n{}"
+)
 
 
-def s_client(pki: LabPaths, port: int, tls: str, identity: tuple[Path, Path] | None,
-             extra: tuple[str, ...] = ()) -> Seen:
+def s_client(
+    pki: LabPaths, port: int, tls: str, identity: tuple[Path, Path] | None, extra: tuple[str, ...] = ()
+) -> Seen:
     """Run ``openssl s_client`` as an independent client and report the alert or HTTP status it got."""
     assert OPENSSL is not None
-    args = [OPENSSL, "s_client", "-connect", f"127.0.0.1:{port}", f"-tls{tls.replace('.', '_')}",
-            "-CAfile", str(pki.ca(CA.SERVER_ROOT)), "-servername", "localhost", "-ign_eof", *extra]
+    args = [
+        OPENSSL,
+        "s_client",
+        "-connect",
+        f"127.0.0.1:{port}",
+        f"-tls{tls.replace('.', '_')}",
+        "-CAfile",
+        str(pki.ca(CA.SERVER_ROOT)),
+        "-servername",
+        "localhost",
+        "-ign_eof",
+        *extra,
+    ]
     if identity is not None:
         args += ["-cert", str(identity[0]), "-cert_chain", str(identity[0]), "-key", str(identity[1])]
     done = subprocess.run(args, input=REQUEST, capture_output=True, timeout=20)

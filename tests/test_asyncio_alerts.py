@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import ssl
 import threading
+from asyncio import sslproto
 from collections import Counter
 from collections.abc import Callable, Iterator
-from asyncio import sslproto
 
 import pytest
 
@@ -54,7 +54,9 @@ def bare_server(pki: LabPaths) -> Iterator[Callable[[str], int]]:
             if kind == "stock":
                 return await loop.create_server(asyncio.Protocol, "127.0.0.1", 0, ssl=context)
             return await loop.create_server(
-                lambda: _FlushThenClose(loop, asyncio.Protocol(), context, None, server_side=True), "127.0.0.1", 0
+                lambda: _FlushThenClose(loop, asyncio.Protocol(), context, None, server_side=True),
+                "127.0.0.1",
+                0,
             )
 
         server = asyncio.run_coroutine_threadsafe(create(), loop).result(5)
@@ -103,7 +105,9 @@ def test_stock_asyncio_drops_the_alert(pki: LabPaths, bare_server: Callable[[str
     assert set(results) <= {"eof", "reset"}, results  # a bare close: no alert at all
 
 
-def test_flushing_without_lingering_loses_the_alert_to_a_reset(pki: LabPaths, bare_server: Callable[[str], int]) -> None:
+def test_flushing_without_lingering_loses_the_alert_to_a_reset(
+    pki: LabPaths, bare_server: Callable[[str], int]
+) -> None:
     """Why the fix lingers: the client's late records hit a closed socket and the reset ends the handshake."""
     port = bare_server("flush")
     results = Counter(flight_at_once(port, client_context(pki, "1.2", None)) for _ in range(30))

@@ -92,7 +92,9 @@ def test_tls13_only_client_against_tls12_server_gets_protocol_version(pki: LabPa
     assert s_client(pki, server.port, "1.2", identity).status == 200
 
 
-def test_the_adobe_next_identity_is_accepted_when_the_next_root_is_trusted(pki: LabPaths, lab_server: ServerFactory) -> None:
+def test_the_adobe_next_identity_is_accepted_when_the_next_root_is_trusted(
+    pki: LabPaths, lab_server: ServerFactory
+) -> None:
     from certs.layout import CA
 
     server = lab_server(mode=Mode.MTLS, trust=(pki.ca(CA.ADOBE_ROOT), pki.ca(CA.NEXT_ROOT)))
