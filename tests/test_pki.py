@@ -142,7 +142,7 @@ def test_manifest_describes_every_file(pki: LabPaths) -> None:
 def test_second_run_refuses_and_touches_nothing(tmp_certs: Path) -> None:
     first = generate(tmp_certs)
     before = {p: p.read_bytes() for p in first.written}
-    with pytest.raises(LabError, match="already exists.*--if-missing.*--force"):
+    with pytest.raises(LabError, match=r"already exists.*--if-missing.*--force"):
         generate(tmp_certs)
     assert {p: p.read_bytes() for p in first.written} == before
 
@@ -153,7 +153,7 @@ def test_if_missing_reuses_a_complete_pki_and_refuses_a_partial_one(tmp_certs: P
     assert generate(tmp_certs, if_missing=True).reused
     assert first.paths.client_key(Identity.ADOBE).read_bytes() == key
     first.paths.client_key(Identity.IMPOSTOR).unlink()
-    with pytest.raises(LabError, match="incomplete.*--force"):
+    with pytest.raises(LabError, match=r"incomplete.*--force"):
         generate(tmp_certs, if_missing=True)
 
 
@@ -168,7 +168,7 @@ def test_force_replaces_every_key(tmp_certs: Path) -> None:
 def test_unwritable_directory_is_a_clear_error(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")  # even root cannot create a directory inside a file
-    with pytest.raises(LabError, match="cannot write .*--out"):
+    with pytest.raises(LabError, match=r"cannot write .*--out"):
         generate(blocker / "certs")
 
 
@@ -177,5 +177,5 @@ def test_require_refuses_missing_and_stale_pkis(tmp_certs: Path) -> None:
         require(tmp_certs)
     generate(tmp_certs)
     require(tmp_certs)
-    with pytest.raises(LabError, match="stale.*--force"):
+    with pytest.raises(LabError, match=r"stale.*--force"):
         require(tmp_certs, now=NOW + dt.timedelta(days=400))
