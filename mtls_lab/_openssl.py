@@ -51,6 +51,13 @@ def _lib() -> ctypes.CDLL:
             "X509_free": (None, [ctypes.c_void_p]),
             "i2d_X509_NAME": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_void_p]),
             "CRYPTO_free": (None, [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]),
+            "d2i_X509_NAME": (ctypes.c_void_p, [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_long]),
+            "X509_NAME_free": (None, [ctypes.c_void_p]),
+            "X509_NAME_print_ex": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_ulong]),
+            "BIO_s_mem": (ctypes.c_void_p, []),
+            "BIO_new": (ctypes.c_void_p, [ctypes.c_void_p]),
+            "BIO_read": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int]),
+            "BIO_free": (ctypes.c_int, [ctypes.c_void_p]),
         }
         for name, (restype, argtypes) in sigs.items():
             func = getattr(lib, name)
@@ -114,6 +121,30 @@ def _names_of_stack(stack: int | None) -> list[bytes]:
         names.append(ctypes.string_at(out.value, size))
         lib.CRYPTO_free(out, None, 0)
     return names
+
+
+XN_FLAG_RFC2253 = (
+    0x1110317  # ASN1_STRFLGS_RFC2253 | XN_FLAG_SEP_COMMA_PLUS | XN_FLAG_DN_REV | XN_FLAG_DUMP_UNKNOWN_FIELDS
+)
+
+
+def name_text(der: bytes) -> str:
+    """An RFC 4514 string for a DER-encoded X.509 name (cryptography has no public Name-from-DER)."""
+    lib = _lib()
+    buf = ctypes.create_string_buffer(der, len(der))
+    cursor = ctypes.c_void_p(ctypes.addressof(buf))
+    name = lib.d2i_X509_NAME(None, ctypes.byref(cursor), len(der))
+    if not name:
+        return "(unparsable name)"
+    bio = lib.BIO_new(lib.BIO_s_mem())
+    try:
+        lib.X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253)
+        out = ctypes.create_string_buffer(4096)
+        size = lib.BIO_read(bio, out, len(out))
+        return out.raw[: max(size, 0)].decode("utf-8", errors="replace")
+    finally:
+        lib.BIO_free(bio)
+        lib.X509_NAME_free(name)
 
 
 CertDecision = Callable[[list[bytes]], bool]

@@ -12,10 +12,15 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from certs.layout import ADOBE_CN, DEFAULT_CERTS_DIR
 from mtls_lab import __version__
 from mtls_lab.errors import ExitCode, LabError
+
+if TYPE_CHECKING:
+    from caller.tls import ClientBehavior, ClientIdentity
+    from certs.layout import LabPaths
 
 ENV_PREFIX = "MTLS_LAB_"
 Handler = Callable[[argparse.Namespace], int]
@@ -54,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     _add_certs(sub)
     _add_serve(sub)
+    _add_call(sub)
     return parser
 
 
@@ -218,6 +224,124 @@ def _run_serve(ns: argparse.Namespace) -> int:
     )
     serve(config)
     return ExitCode.OK
+
+
+# --- call ---------------------------------------------------------------------------------------
+
+IDENTITY_NAMES = [
+    "adobe",
+    "adobe-rotated",
+    "adobe-next",
+    "impostor",
+    "expired",
+    "not-yet-valid",
+    "no-client-auth",
+    "self-signed",
+    "none",
+]
+
+
+def _add_call(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "call",
+        help="replay a custom action the way AJO would, and explain the outcome",
+        description="Replay an AJO custom action against an endpoint with an Adobe-like client certificate, "
+        "following AJO's runtime rules (up to 3 retries inside the timeout, none on 401/403/404 or after a "
+        "first-call timeout, 302 redirects followed), and print a verdict: the failing layer, the cause and "
+        "the fix. Exit codes: 0 accepted, 1 HTTP error, 2 usage, 3 TLS rejected by the server, "
+        "4 server certificate not trusted, 5 connection error or timeout.",
+    )
+    p.add_argument("action", nargs="?", type=Path, help="custom-action JSON file (default: a plain POST to --url)")
+    p.add_argument("--url", help="endpoint URL, replacing the action's (default https://localhost:8443/custom-action)")
+    p.add_argument("--context", type=Path, help="JSON file with profile, event and journey values for variables")
+    p.add_argument("--path", help="the dynamic path added to the URL for this call")
+    p.add_argument("--certs", type=Path, default=DEFAULT_CERTS_DIR, help="lab PKI directory (default ./certs)")
+    p.add_argument("--identity", choices=IDENTITY_NAMES, default="adobe", help="lab client identity (default adobe)")
+    p.add_argument("--cert", type=Path, help="any PEM client certificate (chain) instead of a lab identity")
+    p.add_argument("--key", type=Path, help="its PEM private key")
+    p.add_argument("--key-password", help="password of an encrypted --key")
+    p.add_argument(
+        "--chain",
+        choices=["full", "leaf"],
+        default="full",
+        help="send the intermediate with the leaf (full, default) or the leaf alone",
+    )
+    p.add_argument(
+        "--client-behavior",
+        choices=["java", "openssl"],
+        default="java",
+        help="java (default; AJO's sender, a model): send the certificate only if the server names no "
+        "CAs or an issuer of the chain; openssl: whenever one is requested (curl, Python, httpx)",
+    )
+    p.add_argument("--tls", choices=["1.2", "1.3"], help="pin the TLS version (default: highest, 1.3 then 1.2)")
+    p.add_argument(
+        "--server-ca",
+        help="CA file trusted for the server's certificate, or 'system' (default: the lab's ca/server-root.pem)",
+    )
+    p.add_argument("--timeout", type=float, help="the journey's timeout in seconds, 1-30 (default: the action's, 30)")
+    p.add_argument("--retries", type=int, default=3, help="retries after the first attempt (AJO: up to 3)")
+    p.add_argument("--json", action="store_true", help="print the verdict as one JSON object")
+    p.set_defaults(handler=_run_call)
+
+
+def _run_call(ns: argparse.Namespace) -> int:
+    import json
+
+    from caller.action import load, load_context, parse
+    from caller.call import CallOptions, call
+    from caller.report import render
+
+    if ns.timeout is not None and not 1 <= ns.timeout <= 30:
+        raise LabError(f"--timeout {ns.timeout:g}: AJO's timeout is 1 to 30 seconds")
+    if not 0 <= ns.retries <= 3:
+        raise LabError(f"--retries {ns.retries}: AJO retries at most 3 times")
+    url = ns.url or ("https://localhost:8443/custom-action" if ns.action is None else None)
+    action = load(ns.action) if ns.action else parse({"name": "lab_call", "url": url, "method": "POST"}, "--url")
+    if ns.url:
+        action = action.with_url(ns.url)
+    options = CallOptions(
+        pki=_lab_pki(ns),
+        identity=_identity(ns),
+        behavior=_behavior(ns.client_behavior),
+        tls=ns.tls,
+        server_ca=ns.server_ca,
+        path=ns.path,
+        timeout=ns.timeout,
+        retries=ns.retries,
+    )
+    verdict = call(action, load_context(ns.context), options)
+    print(json.dumps(verdict.to_json(), indent=2) if ns.json else render(verdict, action.method))
+    return int(verdict.outcome.exit_code)
+
+
+def _lab_pki(ns: argparse.Namespace) -> LabPaths | None:
+    from certs.pki import require
+
+    needs_lab = (ns.cert is None and ns.identity != "none") or ns.server_ca is None
+    return require(ns.certs) if needs_lab else None
+
+
+def _identity(ns: argparse.Namespace) -> ClientIdentity | None:
+    from caller.tls import Chain, ClientIdentity
+    from certs.layout import Identity
+    from certs.pki import require
+
+    if ns.cert is not None or ns.key is not None:
+        if ns.cert is None or ns.key is None:
+            raise LabError("--cert and --key go together: give both PEM files")
+        for path in (ns.cert, ns.key):
+            if not path.is_file():
+                raise LabError(f"{path}: no such file: check --cert/--key")
+        return ClientIdentity(ns.cert.name, ns.cert, ns.key, ns.key_password)
+    if ns.identity == "none":
+        return None
+    return ClientIdentity.from_lab(require(ns.certs), Identity(ns.identity), Chain(ns.chain))
+
+
+def _behavior(name: str) -> ClientBehavior:
+    from caller.tls import ClientBehavior
+
+    return ClientBehavior(name)
 
 
 if __name__ == "__main__":

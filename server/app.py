@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,6 +99,7 @@ def seen(facts: TLSFacts, server: LoadedServer) -> dict[str, Any]:
 
 def create_app(server: LoadedServer, record: CallRecord) -> Starlette:
     """The Starlette app of the reference server."""
+    tokens: set[str] = set()
 
     async def target(request: Request) -> Response:
         facts = tls_facts(request.scope)
@@ -112,7 +114,7 @@ def create_app(server: LoadedServer, record: CallRecord) -> Starlette:
             {
                 "accepted": True,
                 "message": f"Call accepted: the client certificate {subject} is trusted and authorized.",
-                "saw": seen(facts, server),
+                "saw": {**seen(facts, server), "bearer_token": _bearer(request, tokens)},
                 "received": {
                     "method": request.method,
                     "path": request.url.path,
@@ -122,7 +124,14 @@ def create_app(server: LoadedServer, record: CallRecord) -> Starlette:
         )
 
     async def health(request: Request) -> Response:
-        return JSONResponse({"status": "ok", "mode": server.config.mode.value, "record_errors": record.write_errors})
+        return JSONResponse(
+            {
+                "status": "ok",
+                "mode": server.config.mode.value,
+                "record_errors": record.write_errors,
+                "tokens_issued": len(tokens),
+            }
+        )
 
     async def calls(request: Request) -> Response:
         try:
@@ -131,17 +140,32 @@ def create_app(server: LoadedServer, record: CallRecord) -> Starlette:
             return JSONResponse({"error": "limit must be an integer"}, status_code=400)
         return JSONResponse({"calls": record.newest(limit)})
 
+    async def token(request: Request) -> Response:
+        """A token endpoint for the custom-authorization example: any credentials get a lab token."""
+        issued = f"lab-token-{secrets.token_hex(12)}"
+        tokens.add(issued)
+        return JSONResponse({"access_token": issued, "token_type": "Bearer", "expires_in": 3600})
+
     async def lab_not_found(request: Request) -> Response:
         return JSONResponse({"error": f"no lab route {request.url.path}"}, status_code=404)
 
     routes = [
         Route("/_lab/health", health, methods=["GET"]),
         Route("/_lab/calls", calls, methods=["GET"]),
+        Route("/_lab/token", token, methods=["POST"]),
         Route("/_lab/{rest:path}", lab_not_found, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
         Route("/{path:path}", target, methods=["GET", "POST", "PUT"]),
     ]
     middleware = [Middleware(RecordMiddleware, server=server, record=record)]
     return Starlette(routes=routes, middleware=middleware)
+
+
+def _bearer(request: Request, tokens: set[str]) -> str | None:
+    """Whether the call carries a token this lab issued (the custom-authorization flow), for the echo."""
+    header = request.headers.get("authorization", "")
+    if not header.lower().startswith("bearer "):
+        return None
+    return "issued by this lab" if header[7:].strip() in tokens else "unknown to this lab"
 
 
 def _json_or_text(payload: bytes) -> Any:

@@ -1,0 +1,136 @@
+"""The caller's TLS side: which identity it holds, how it decides to send it, and what it trusts.
+
+The Java model (``ClientBehavior.JAVA``) is a *model* of AJO's sender, a Java service: a JDK client
+sends its certificate only when the server requests one and either names no CAs or names a CA that
+issued one of the certificates in its key store (leaf and chain). Otherwise it sends an empty
+Certificate message. Python's ``ssl`` cannot choose a certificate during the handshake, so the lab
+installs OpenSSL's cert callback (``mtls_lab._openssl.install_certificate_choice``): when the server's
+CertificateRequest arrives, the callback compares its CA names with the issuers of the key store and
+removes the certificate from the connection when a JDK would not send it. The outcomes match the table
+measured with JDK 17 in tls-ground-truth.md (tested in tests/test_java_model.py).
+"""
+
+from __future__ import annotations
+
+import enum
+import ssl
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography import x509
+
+from certs.inspect import CertFacts, load_pem_chain
+from certs.layout import CA, Identity, LabPaths
+from mtls_lab import _openssl
+from mtls_lab.errors import LabError
+
+SYSTEM = "system"
+
+
+class ClientBehavior(enum.Enum):
+    """How a client decides whether to send its certificate."""
+
+    JAVA = "java"  # AJO's sender (a model): only if the server names no CAs or names an issuer of its chain
+    OPENSSL = "openssl"  # curl, Python, httpx: whenever one is requested
+
+    def sends(self, advertised: list[bytes], issuers: set[bytes]) -> bool:
+        if self is ClientBehavior.OPENSSL or not advertised:
+            return True
+        return any(name in issuers for name in advertised)
+
+
+class Chain(enum.Enum):
+    FULL = "full"  # leaf + intermediate, as AJO is expected to send
+    LEAF = "leaf"  # the leaf alone
+
+
+@dataclass(frozen=True)
+class ClientIdentity:
+    """A certificate and key the caller can present."""
+
+    label: str
+    cert_file: Path
+    key_file: Path
+    password: str | None = None
+
+    @classmethod
+    def from_lab(cls, pki: LabPaths, identity: Identity, chain: Chain) -> ClientIdentity:
+        cert = pki.client_leaf(identity) if chain is Chain.LEAF else pki.client_cert(identity)
+        suffix = " (leaf only)" if chain is Chain.LEAF else ""
+        return cls(identity.value + suffix, cert, pki.client_key(identity))
+
+    def certificates(self) -> list[x509.Certificate]:
+        try:
+            return load_pem_chain(self.cert_file)
+        except (OSError, ValueError) as exc:
+            raise LabError(f"--cert {self.cert_file}: not a readable PEM certificate file: give a PEM file") from exc
+
+    def leaf_facts(self) -> CertFacts:
+        return CertFacts.of(self.certificates()[0])
+
+    def issuers(self) -> set[bytes]:
+        """DER names of the issuers of every certificate in the key store (what a JDK matches on)."""
+        return {cert.issuer.public_bytes() for cert in self.certificates()}
+
+
+@dataclass
+class HandshakeNotes:
+    """What the caller learned about the client-certificate exchange during one handshake."""
+
+    requested: bool = False
+    advertised: list[bytes] = field(default_factory=list)
+    sent: bool = False
+
+    def advertised_names(self) -> list[str]:
+        return [_openssl.name_text(der) for der in self.advertised]
+
+
+def client_context(
+    pki: LabPaths | None,
+    identity: ClientIdentity | None,
+    behavior: ClientBehavior,
+    tls: str | None,
+    server_ca: Path | str | None,
+    notes: HandshakeNotes,
+) -> ssl.SSLContext:
+    """The one place the caller's SSLContext is made."""
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)  # the system trust store
+    if server_ca != SYSTEM:
+        ca = Path(server_ca) if server_ca else (pki.ca(CA.SERVER_ROOT) if pki else None)
+        if ca is None:
+            raise LabError("no server CA: pass --server-ca PEM (or --server-ca system), or --certs with a lab PKI")
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        try:
+            context.load_verify_locations(cafile=ca)
+        except (OSError, ssl.SSLError) as exc:
+            raise LabError(f"--server-ca {ca}: cannot load it as PEM CA certificates: give a PEM file") from exc
+    if tls is not None:
+        version = ssl.TLSVersion.TLSv1_2 if tls == "1.2" else ssl.TLSVersion.TLSv1_3
+        context.minimum_version = context.maximum_version = version
+    else:
+        context.minimum_version = ssl.TLSVersion.TLSv1_2  # AJO: TLS 1.3 by default, may fall back to 1.2
+    issuers: set[bytes] = set()
+    if identity is not None:
+        _load_identity(context, identity)
+        issuers = identity.issuers()
+
+    def decide(advertised: list[bytes]) -> bool:
+        notes.requested = True
+        notes.advertised = advertised
+        notes.sent = identity is not None and behavior.sends(advertised, issuers)
+        return notes.sent
+
+    _openssl.install_certificate_choice(context, decide)
+    return context
+
+
+def _load_identity(context: ssl.SSLContext, identity: ClientIdentity) -> None:
+    try:
+        context.load_cert_chain(identity.cert_file, identity.key_file, password=identity.password)
+    except FileNotFoundError as exc:
+        raise LabError(f"{exc.filename}: no such file: check --cert/--key or --certs") from exc
+    except ssl.SSLError as exc:
+        raise LabError(
+            f"--cert {identity.cert_file} / --key {identity.key_file}: {exc.reason or exc}: the key must match "
+            "the certificate, and an encrypted key needs --key-password"
+        ) from exc
