@@ -147,6 +147,8 @@ TRANSPORT_TABLE: dict[tuple[type[httpx.TransportError], bool], tuple[Outcome, Ph
     (httpx.ReadError, True): (Outcome.CONNECTION_ERROR, Phase.AFTER_HANDSHAKE),
     (httpx.WriteError, False): (Outcome.CONNECTION_ERROR, Phase.HANDSHAKE),
     (httpx.WriteError, True): (Outcome.CONNECTION_ERROR, Phase.AFTER_HANDSHAKE),
+    (httpx.CloseError, False): (Outcome.CONNECTION_ERROR, Phase.HTTP),
+    (httpx.CloseError, True): (Outcome.CONNECTION_ERROR, Phase.HTTP),
     (httpx.RemoteProtocolError, False): (Outcome.CONNECTION_ERROR, Phase.HTTP),
     (httpx.RemoteProtocolError, True): (Outcome.CONNECTION_ERROR, Phase.AFTER_HANDSHAKE),
     (httpx.LocalProtocolError, False): (Outcome.CONNECTION_ERROR, Phase.HTTP),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -11,12 +12,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from certs.layout import Identity, LabPaths
+from certs.layout import CA, Identity, LabPaths
 from mtls_lab.cli import build_parser, env_arguments, main
 from mtls_lab.errors import ExitCode
+from server.config import Mode
 from tests.clients import client_context, identity_files
+from tests.conftest import ServerFactory
 
-SUBCOMMANDS = ["certs", "serve"]
+SUBCOMMANDS = ["certs", "serve", "call"]
 
 
 def _run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -130,3 +133,106 @@ def test_command_line_wins_over_the_environment(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("MTLS_LAB_QUIET", "true")
     assert env_arguments(serve, ["--mode", "mtls"]) == ["--trust", "a.pem", "--trust", "b.pem", "--quiet"]
     assert env_arguments(serve, ["--trust=c.pem"]) == ["--mode", "tls", "--quiet"]
+
+
+# --- call ---------------------------------------------------------------------------------------
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def _call(pki: LabPaths, *args: str) -> subprocess.CompletedProcess[str]:
+    return _run("call", "--certs", str(pki.root), *args)
+
+
+def test_call_exit_codes_follow_the_verdict(pki: LabPaths, lab_server: ServerFactory) -> None:
+    mtls, mixed = lab_server(mode=Mode.MTLS), lab_server(mode=Mode.MIXED, trust=(pki.ca(CA.IMPOSTOR_ROOT),))
+    assert _call(pki, "--url", mtls.url + "/x").returncode == ExitCode.OK
+    assert _call(pki, "--url", mixed.url + "/x").returncode == ExitCode.HTTP_ERROR
+    assert _call(pki, "--url", mtls.url + "/x", "--identity", "impostor").returncode == ExitCode.TLS_REJECTED
+    untrusted = _call(pki, "--url", mtls.url + "/x", "--server-ca", str(pki.ca(CA.ADOBE_ROOT)))
+    assert untrusted.returncode == ExitCode.SERVER_UNTRUSTED
+
+
+def test_call_json_has_the_verdict_fields(pki: LabPaths, lab_server: ServerFactory) -> None:
+    done = _call(pki, "--url", lab_server(mode=Mode.MTLS).url + "/x", "--identity", "none", "--tls", "1.3", "--json")
+    verdict = json.loads(done.stdout)
+    assert {
+        "outcome",
+        "phase",
+        "alert",
+        "status",
+        "tls_version",
+        "client_cert_sent",
+        "jo_status_code",
+        "attempts",
+        "explanation",
+        "fix",
+    } <= set(verdict)
+    assert (verdict["outcome"], verdict["phase"], verdict["alert"]) == (
+        "tls_alert",
+        "after_handshake",
+        "certificate_required",
+    )
+    assert len(verdict["attempts"]) == 4  # the first call and AJO's 3 retries
+    assert "PRIVATE KEY" not in done.stdout
+
+
+def test_call_prints_a_verdict_for_people(pki: LabPaths, lab_server: ServerFactory) -> None:
+    server = lab_server(mode=Mode.TLS)
+    done = _call(
+        pki,
+        EXAMPLES.joinpath("seed-action.json").as_posix(),
+        "--url",
+        server.url + "/hook",
+        "--context",
+        str(EXAMPLES / "seed-context.json"),
+    )
+    assert done.returncode == ExitCode.HTTP_ERROR
+    assert "VERDICT: HTTP_ERROR HTTP 403 no_client_certificate" in done.stdout
+    assert "AJO would refuse port" in done.stdout and "model" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["missing.json"], "cannot read the action file"),
+        (["--url", "https://x.example", "--cert", "a.pem"], "--cert and --key go together"),
+        (["--url", "https://x.example", "--timeout", "40"], "1 to 30 seconds"),
+        (["--url", "ftp://x"], "absolute URL"),
+    ],
+)
+def test_call_refuses_bad_input_in_one_line(args: list[str], says: str, pki: LabPaths) -> None:
+    done = _call(pki, *args)
+    assert done.returncode == ExitCode.USAGE, done.stderr
+    assert says in done.stderr and done.stderr.count("\n") == 1
+
+
+def test_call_reports_json_errors_with_line_and_column(pki: LabPaths, tmp_path: Path) -> None:
+    action = tmp_path / "a.json"
+    action.write_text('{"name": "x",\n "url": }')
+    done = _call(pki, str(action))
+    assert done.returncode == ExitCode.USAGE and f"{action}:2:9: invalid JSON" in done.stderr
+
+
+def test_call_with_any_pem_identity(pki: LabPaths, lab_server: ServerFactory) -> None:
+    server = lab_server(mode=Mode.MTLS)
+    good = _call(
+        pki,
+        "--url",
+        server.url + "/x",
+        "--cert",
+        str(pki.client_cert(Identity.ADOBE_ROTATED)),
+        "--key",
+        str(pki.client_key(Identity.ADOBE_ROTATED)),
+    )
+    assert good.returncode == ExitCode.OK
+    mismatched = _call(
+        pki,
+        "--url",
+        server.url + "/x",
+        "--cert",
+        str(pki.client_cert(Identity.ADOBE)),
+        "--key",
+        str(pki.client_key(Identity.IMPOSTOR)),
+    )
+    assert mismatched.returncode == ExitCode.USAGE and "must match" in mismatched.stderr

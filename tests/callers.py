@@ -1,0 +1,32 @@
+"""Shortcuts for calling with the AJO-like caller in tests."""
+
+from __future__ import annotations
+
+from caller.action import parse
+from caller.call import CallOptions, call, lab_identity
+from caller.tls import Chain, ClientBehavior
+from caller.verdict import Verdict
+from certs.layout import LabPaths
+
+
+def ajo_call(
+    pki: LabPaths,
+    url: str,
+    identity: str = "adobe",
+    *,
+    behavior: str = "java",
+    tls: str | None = None,
+    chain: str = "full",
+    retries: int = 0,
+    method: str = "POST",
+    **action: object,
+) -> Verdict:
+    spec = {"name": "test_call", "url": url + "/custom-action", "method": method, **action}
+    options = CallOptions(
+        pki=pki,
+        identity=lab_identity(pki, identity, Chain(chain)),
+        behavior=ClientBehavior(behavior),
+        tls=tls,
+        retries=retries,
+    )
+    return call(parse(spec), {}, options)

@@ -1,0 +1,91 @@
+"""The caller against the reference server: every mode, identity, TLS version and client behaviour.
+
+The expectations are written down here, from tls-ground-truth.md, not computed by the code under test.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from certs.layout import LabPaths
+from mtls_lab.errors import ExitCode
+from server.config import Mode
+from tests.callers import ajo_call
+from tests.conftest import ServerFactory
+
+IDENTITIES = [
+    "adobe",
+    "adobe-rotated",
+    "adobe-next",
+    "impostor",
+    "expired",
+    "not-yet-valid",
+    "no-client-auth",
+    "self-signed",
+    "adobe-leaf",
+    "none",
+]
+# What an OpenSSL server that trusts (and names) the Adobe-like root does with each identity, if sent.
+IF_SENT = {
+    "adobe": "http:200",
+    "adobe-rotated": "http:200",
+    "adobe-next": "alert:unknown_ca",
+    "impostor": "alert:unknown_ca",
+    "expired": "alert:certificate_expired",
+    "not-yet-valid": "alert:bad_certificate",
+    "no-client-auth": "alert:unsupported_certificate",
+    "self-signed": "alert:unknown_ca",
+    "adobe-leaf": "alert:unknown_ca",
+}
+# Whose chain a JDK finds an advertised name (the Adobe-like root) for: the intermediate's issuer is the root.
+JAVA_SENDS = {"adobe", "adobe-rotated", "expired", "not-yet-valid", "no-client-auth"}
+
+
+@dataclass(frozen=True)
+class Row:
+    mode: Mode
+    tls: str
+    who: str
+    behavior: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.mode.value}/tls{self.tls}/{self.who}/{self.behavior}"
+
+    def sent(self) -> bool:
+        if self.mode is Mode.TLS or self.who == "none":
+            return False
+        return self.behavior == "openssl" or self.who in JAVA_SENDS
+
+    def expected(self) -> str:
+        if self.mode is Mode.TLS:
+            return "http:403"
+        if not self.sent():
+            if self.mode is Mode.MIXED:
+                return "http:403"
+            return "alert:handshake_failure" if self.tls == "1.2" else "alert:certificate_required"
+        return IF_SENT[self.who]
+
+
+ROWS = [Row(m, t, w, b) for m in Mode for t in ("1.2", "1.3") for w in IDENTITIES for b in ("java", "openssl")]
+
+
+@pytest.mark.parametrize("row", ROWS, ids=lambda r: r.id)
+def test_caller_verdict(row: Row, pki: LabPaths, lab_server: ServerFactory) -> None:
+    server = lab_server(mode=row.mode)
+    who, chain = ("adobe", "leaf") if row.who == "adobe-leaf" else (row.who, "full")
+    verdict = ajo_call(pki, server.url, who, behavior=row.behavior, tls=row.tls, chain=chain)
+    seen = f"alert:{verdict.alert}" if verdict.alert else f"http:{verdict.status}"
+    assert seen == row.expected(), verdict.explanation
+    assert verdict.client_cert_sent is row.sent()
+    assert verdict.tls_version == f"TLSv{row.tls}"
+    if verdict.alert:
+        assert verdict.outcome.value == "tls_alert" and verdict.jo_status_code == "internalError"
+        assert verdict.outcome.exit_code == ExitCode.TLS_REJECTED
+        # TLS 1.2 rejects during the handshake, TLS 1.3 after the client finished it
+        assert verdict.phase.value == ("handshake" if row.tls == "1.2" else "after_handshake")
+    else:
+        assert verdict.jo_status_code == f"http_{verdict.status}" and verdict.phase.value == "http"
+    assert verdict.explanation and verdict.fix
