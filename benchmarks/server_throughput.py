@@ -49,7 +49,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from certs.layout import CA, Identity, LabPaths
@@ -385,24 +385,49 @@ def run_ab(server: Server, opts: Options, keepalive: bool) -> Run:
     meter = CpuMeter(server.process.pid)
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=opts.seconds + 60, check=False)
     server_cpu, client_cpu, wall = meter.read()
-    out = done.stdout
-    complete = int(ab_value(out, "Complete requests"))
-    bad = int(ab_value(out, "Failed requests") + ab_value(out, "Non-2xx responses"))
-    seconds = ab_value(out, "Time taken for tests", wall)
-    note = _ab_note(done, out, keepalive, complete)
+    complete = int(ab_value(done.stdout, "Complete requests"))
+    ok, failed = ab_counts(done.stdout, complete)
+    seconds = ab_value(done.stdout, "Time taken for tests", wall)
+    note = _ab_note(done, keepalive, complete, failed)
     generator = f"ab -c {opts.concurrency}{' -k' if keepalive else ''}"
-    failed = bad if complete else max(bad, 1)
-    ok = complete - bad
     return Run(kind, generator, ok, failed, seconds, server_cpu, client_cpu, complete, opts.concurrency, note)
 
 
-def _ab_note(done: subprocess.CompletedProcess[str], out: str, keepalive: bool, complete: int) -> str:
+def ab_counts(out: str, complete: int) -> tuple[int, int]:
+    """(ok, failed) from ab's report.
+
+    ab counts a connection ended by a TLS alert as a complete request with an empty document, and as
+    failed only if its length differs from the first one's: an empty document means all requests failed.
+    """
     if not complete:
-        return f"ab exit {done.returncode}: {(done.stderr.strip().splitlines() or ['no output'])[-1]}"
-    breakdown = re.search(r"\(Connect: .*\)", out)
-    notes = [breakdown.group(0)] if breakdown and ab_value(out, "Failed requests") else []
+        return 0, max(1, int(ab_value(out, "Failed requests")))
+    if ab_value(out, "Document Length") == 0:
+        return 0, complete
+    bad = int(ab_value(out, "Failed requests") + ab_value(out, "Non-2xx responses"))
+    return complete - bad, bad
+
+
+def first_error(stderr: str) -> str:
+    """The reason of the first OpenSSL error line (e.g. "tlsv1 alert unknown ca"), else the first line."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    for line in lines:
+        match = re.search(r":error:[0-9A-F]+:[^:]*:[^:]*:([^:]+)", line)
+        if match:
+            return match.group(1)
+    return lines[0][-100:] if lines else ""
+
+
+def _ab_note(done: subprocess.CompletedProcess[str], keepalive: bool, complete: int, failed: int) -> str:
+    error = first_error(done.stderr)
+    if not complete:
+        return f"ab exit {done.returncode}: {error or 'no output'}"
+    notes = []
+    if failed:
+        breakdown = re.search(r"\(Connect: .*\)", done.stdout)
+        notes += [breakdown.group(0)] if breakdown else []
+        notes.append(f"ab said: {error}" if error else "empty responses")
     if keepalive:
-        notes.append(f"{int(ab_value(out, 'Keep-Alive requests'))} keep-alive of {complete}")
+        notes.append(f"{int(ab_value(done.stdout, 'Keep-Alive requests'))} keep-alive of {complete}")
     return "; ".join(notes)
 
 
@@ -421,17 +446,338 @@ def s_time_handshakes(server: Server, opts: Options) -> Run:
     cmd += ["-cert", str(client.cert), "-key", str(client.key), "-CAfile", str(client.chain_store)]
     cmd += ["-www", ACTION, "-tls1_3" if client.tls == "1.3" else "-tls1_2"]
     meter = CpuMeter(server.process.pid)
-    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)]
-    procs += [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)][: 0 or 1] * 0
-    procs += [
+    procs = [
         subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for _ in range(opts.concurrency - 1)
+        for _ in range(opts.concurrency)
     ]
     outputs = [p.communicate(timeout=opts.seconds + 60) for p in procs]
     server_cpu, client_cpu, wall = meter.read()
-    counts = [re.search(r"(\d+) connections in [\d.]+s;", out) for out, _ in outputs]
-    ok = sum(int(m.group(1)) for m in counts if m)
-    failed = sum(1 for p in procs if p.returncode != 0)
-    note = f"{failed} s_time process(es) failed: {outputs[0][1].strip()[-120:]}" if failed else ""
+    ok, failed = 0, 0
+    for (out, _), proc in zip(outputs, procs, strict=True):
+        counted = s_time_counts(out, proc.returncode)
+        ok, failed = ok + counted[0], failed + counted[1]
+    errors = [first_error(err) for _, err in outputs if err.strip()]
+    note = f"s_time said: {errors[0]}" if failed and errors else ""
     generator = f"openssl s_time -new x{opts.concurrency}"
     return Run("handshakes", generator, ok, failed, wall, server_cpu, client_cpu, ok, 0, note)
+
+
+def s_time_counts(out: str, returncode: int) -> tuple[int, int]:
+    """(ok, failed) of one s_time process: connections that read no bytes got no HTTP response."""
+    match = re.search(r"(\d+) connections in \d+ real seconds, (\d+) bytes read per connection", out)
+    if match is None or returncode != 0:
+        return 0, max(1, int(match.group(1)) if match else 1)
+    connections = int(match.group(1))
+    return (connections, 0) if int(match.group(2)) > 0 else (0, connections)
+
+
+# --- servers --------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def client_files(paths: LabPaths, work: Path) -> Client:
+    """The client's files for every generator; the port is set per server."""
+    cert, key = paths.client_cert(Identity.ADOBE), paths.client_key(Identity.ADOBE)
+    bundle, body, store = work / "client-chain-and-key.pem", work / "body.json", work / "s_time-ca.pem"
+    bundle.write_bytes(cert.read_bytes() + key.read_bytes())
+    body.write_bytes(BODY)
+    store.write_bytes(paths.ca(CA.ADOBE_INTERMEDIATE).read_bytes() + paths.ca(CA.SERVER_ROOT).read_bytes())
+    return Client(0, cert, key, bundle, body, paths.ca(CA.SERVER_ROOT), store, "1.3")
+
+
+def spawn(cmd: list[str], stem: Path) -> subprocess.Popen[bytes]:
+    with stem.with_suffix(".out").open("wb") as out, stem.with_suffix(".err").open("wb") as err:
+        return subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+
+
+def last_line(path: Path) -> str:
+    lines = path.read_text(errors="replace").strip().splitlines() if path.exists() else []
+    return lines[-1] if lines else "(no output)"
+
+
+def wait_ready(server: Server, log: Path, timeout: float = 20.0) -> Server:
+    """Return once an mTLS handshake with the server succeeds; RuntimeError if it exits or never does."""
+    context, deadline = client_context(server.client), time.monotonic() + timeout
+    while True:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"{server.name} exited with status {server.process.returncode}: {last_line(log)}")
+        try:
+            handshake(context, server.client.port).close()
+            return server
+        except OSError:
+            if time.monotonic() > deadline:
+                stop(server.process)
+                raise RuntimeError(f"{server.name} accepted no mTLS connection within {timeout:g} s") from None
+            time.sleep(0.05)
+
+
+def start_lab(paths: LabPaths, work: Path, client: Client) -> Server:
+    cmd = [sys.executable, "-m", "mtls_lab.cli", "serve", "--mode", "mtls", "--certs", str(paths.root)]
+    cmd += ["--port", str(client.port), "--quiet", "--record", str(work / "calls.jsonl")]
+    return wait_ready(Server("lab", spawn(cmd, work / "lab"), client), work / "lab.err")
+
+
+def start_nginx(nginx: str, paths: LabPaths, work: Path, client: Client) -> Server:
+    conf = work / "nginx.conf"
+    conf.write_text(
+        NGINX_CONF.format(
+            work=work,
+            host=HOST,
+            port=client.port,
+            cert=paths.server_cert,
+            key=paths.server_key,
+            client_ca=paths.ca(CA.ADOBE_ROOT),
+            action=ACTION,
+        )
+    )
+    usage = subprocess.run([nginx, "-h"], capture_output=True, text=True, check=False)
+    early_log = ["-e", str(work / "nginx-error.log")] if "-e filename" in usage.stderr + usage.stdout else []
+    cmd = [nginx, *early_log, "-p", str(work), "-c", str(conf), "-g", "daemon off;"]
+    return wait_ready(Server("nginx", spawn(cmd, work / "nginx"), client), work / "nginx-error.log")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+# --- the benchmark --------------------------------------------------------------------------------
+
+
+def progress(message: str) -> None:
+    print(f"... {message}", file=sys.stderr, flush=True)
+
+
+def choose_plan(opts: Options, lab: Server) -> Plan:
+    """Which generator measures what; probes ab -k against the lab server (its requests are counted)."""
+    if opts.generator == "fallback" or not shutil.which("ab"):
+        why = "forced by --generator fallback" if opts.generator == "fallback" else "ab is not installed"
+        return Plan("python", "s_time", why)
+    works, sent = ab_keepalive_works(lab.client)
+    lab.probe_requests += sent
+    if works:
+        return Plan("ab", "ab", "ab -k keeps its connections alive on the lab server")
+    return Plan(
+        "python",
+        "ab",
+        "an ab -k probe got no keep-alive from the lab server (ab speaks HTTP/1.0, which uvicorn always "
+        "closes), so keep-alive uses this script's HTTP/1.1 client, for both servers",
+    )
+
+
+def bench(server: Server, plan: Plan, opts: Options) -> Server:
+    progress(f"{server.name}: latency on one keep-alive connection ({LATENCY_REQUESTS} requests)")
+    server.latency_ms, sent = keepalive_latency(server.client)
+    server.probe_requests += sent
+    progress(f"{server.name}: keep-alive requests, {opts.seconds} s")
+    server.runs.append(run_ab(server, opts, True) if plan.keepalive == "ab" else python_keepalive(server, opts))
+    progress(f"{server.name}: new handshakes, {opts.seconds} s")
+    server.runs.append(run_ab(server, opts, False) if plan.handshakes == "ab" else s_time_handshakes(server, opts))
+    return server
+
+
+def timed_pki(work: Path) -> tuple[LabPaths, float, int]:
+    started = time.perf_counter()
+    result = generate(work / "certs")
+    return result.paths, time.perf_counter() - started, len(result.written)
+
+
+def measure_lab(paths: LabPaths, work: Path, client: Client, opts: Options) -> tuple[Server, Plan]:
+    lab = start_lab(paths, work, client)
+    try:
+        plan = choose_plan(opts, lab)
+        return bench(lab, plan, opts), plan
+    finally:
+        stop(lab.process)
+
+
+def measure_nginx(paths: LabPaths, work: Path, client: Client, plan: Plan, opts: Options) -> Server | str:
+    """nginx's numbers, or why there are none."""
+    nginx = shutil.which("nginx")
+    if not opts.nginx or nginx is None:
+        return "skipped (--no-nginx)" if not opts.nginx else "nginx is not installed: lab numbers only"
+    try:
+        server = start_nginx(nginx, paths, work, client)
+    except RuntimeError as exc:
+        return f"nginx did not start ({exc}): lab numbers only"
+    try:
+        return bench(server, plan, opts)
+    finally:
+        stop(server.process)
+
+
+# --- the report -----------------------------------------------------------------------------------
+
+
+def percent(share: float | None) -> str:
+    return "n/a" if share is None else f"{share * 100:.0f}%"
+
+
+def tool_version(cmd: list[str]) -> str:
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    except OSError:
+        return "not installed"
+    return ((done.stdout + done.stderr).strip().splitlines() or ["?"])[0]
+
+
+def print_header(opts: Options, pki_seconds: float, files: int) -> None:
+    print(
+        f"mtls-lab server throughput: mTLS on {HOST}, TLS {opts.tls}, {opts.seconds} s per measurement, "
+        f"{opts.concurrency} concurrent connections, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
+        f"{ssl.OPENSSL_VERSION}"
+    )
+    verdict = "PASS" if pki_seconds <= PKI_TARGET_SECONDS else "SLOW"
+    print(
+        f"PKI generation (certs.pki.generate, {files} files): {pki_seconds:.2f} s "
+        f"(target about {PKI_TARGET_SECONDS:g} s or less): {verdict}"
+    )
+
+
+def print_plan(plan: Plan, work: Path) -> None:
+    print(f"lab server: {last_line(work / 'lab.out').split(' | ')[0]} (own process, --record to a file)")
+    ab = re.search(r"Version (\S+)", tool_version(["ab", "-V"]))
+    openssl = tool_version(["openssl", "version"]).split(" (")[0]
+    generators = {
+        "ab": f"ApacheBench {ab.group(1) if ab else '?'} (-E chain+key, one request per connection, no resumption)",
+        "python": "this script's HTTP/1.1 client (one persistent connection per worker process)",
+        "s_time": f"openssl s_time -new -www (one request per connection; {openssl})",
+    }
+    print(f"load generator, handshakes: {generators[plan.handshakes]}")
+    print(f"load generator, keep-alive: {generators[plan.keepalive]}")
+    print(f"  why: {plan.why}")
+
+
+def row(*cells: object) -> str:
+    server, kind, rate, ok, failed, server_cpu, client_cpu, rest = cells
+    return f"{server:<7} {kind:<11} {rate:>9} {ok:>8} {failed:>6} {server_cpu:>7} {client_cpu:>7}  {rest}"
+
+
+def print_table(servers: Sequence[Server]) -> None:
+    print()
+    print(row("server", "measurement", "req/s", "ok", "failed", "srv CPU", "gen CPU", "generator"))
+    for server in servers:
+        for run in server.runs:
+            flag = "  << FLAGGED: failed requests" if run.flagged else ""
+            note = f"; {run.note}" if run.note else ""
+            cpu = percent(run.server_cpu), percent(run.client_cpu)
+            rate = f"{run.rps:.1f}"
+            print(row(server.name, run.kind, rate, run.ok, run.failed, *cpu, f"{run.generator}{note}{flag}"))
+    print()
+
+
+def print_ratios(lab: Server, nginx: Server) -> None:
+    for kind, target in TARGETS.items():
+        mine, theirs = lab.run(kind), nginx.run(kind)
+        if mine is None or theirs is None or theirs.rps == 0:
+            print(f"lab/nginx {kind:<11} n/a (no successful nginx run)")
+            continue
+        ratio = mine.rps / theirs.rps
+        verdict = "PASS" if ratio >= target else "BELOW"
+        caveat = " (a run was flagged: not meaningful)" if mine.flagged or theirs.flagged else ""
+        print(
+            f"lab/nginx {kind:<11} {ratio:6.3f}  = {mine.rps:.1f} / {theirs.rps:.1f} req/s  "
+            f"(target >= {target:.1f}): {verdict}{caveat}"
+        )
+
+
+def nodelay_cause() -> str:
+    """Why the lab's connections may keep Nagle's algorithm on (checked on a socket made like the server's)."""
+    from server.run import bind
+
+    sock = bind(HOST, 0)
+    proto = sock.proto
+    sock.close()
+    if proto == socket.IPPROTO_TCP:
+        return ""
+    return (
+        f" Likely cause: server.run.bind() makes its listening socket with proto={proto}, and asyncio sets "
+        "TCP_NODELAY on accepted connections only when proto == IPPROTO_TCP."
+    )
+
+
+def print_latency(servers: Sequence[Server]) -> None:
+    shown = ", ".join(f"{s.name} {'failed' if s.latency_ms is None else f'{s.latency_ms:.2f} ms'}" for s in servers)
+    print(f"latency, one keep-alive connection, median of {LATENCY_REQUESTS}: {shown}")
+    lab = servers[0]
+    if lab.latency_ms is not None and lab.latency_ms >= NAGLE_HINT_MS:
+        print(
+            f"  hint: the lab answers each request ~{lab.latency_ms:.0f} ms late with its CPU mostly idle: the "
+            "signature of Nagle's algorithm meeting delayed ACKs (the response leaves in two small writes "
+            f"and the second waits for the client's delayed ACK).{nodelay_cause()}"
+        )
+
+
+def print_record_check(lab: Server, work: Path) -> None:
+    path = work / "calls.jsonl"
+    recorded = len(path.read_bytes().splitlines()) if path.exists() else 0
+    low = lab.probe_requests + sum(r.ok for r in lab.runs)
+    high = lab.probe_requests + sum(r.sent + r.in_flight for r in lab.runs)
+    verdict = "OK" if low <= recorded <= high else "MISMATCH"
+    span = f"{low}" if low == high else f"{low}..{high}, allowing for requests in flight when a time limit hit"
+    print(f"record check: the lab recorded {recorded} calls; the generators sent {span}: {verdict}")
+
+
+def report(lab: Server, nginx: Server | str, work: Path) -> int:
+    servers = [lab] if isinstance(nginx, str) else [lab, nginx]
+    print_table(servers)
+    if isinstance(nginx, str):
+        print(f"nginx: {nginx}")
+    else:
+        print_ratios(lab, nginx)
+    print_latency(servers)
+    print_record_check(lab, work)
+    flagged = [f"{s.name} {r.kind}" for s in servers for r in s.runs if r.flagged]
+    if flagged:
+        print(f"FLAGGED: failed requests in {', '.join(flagged)}: those numbers are not valid")
+    return 1 if flagged else 0
+
+
+# --- command line ---------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None) -> Options:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=int, default=5, help="duration of each measurement (default 5)")
+    parser.add_argument("--concurrency", type=int, default=8, help="concurrent connections (default 8)")
+    parser.add_argument("--tls", choices=["1.2", "1.3"], default="1.3", help="TLS version to use (default 1.3)")
+    parser.add_argument(
+        "--generator",
+        choices=["auto", "fallback"],
+        default="auto",
+        help="auto: ab when installed; fallback: openssl s_time and the Python client even if ab is there",
+    )
+    parser.add_argument("--no-nginx", dest="nginx", action="store_false", help="measure the lab server only")
+    ns = parser.parse_args(argv)
+    if ns.seconds < 1 or ns.concurrency < 1:
+        parser.error("--seconds and --concurrency must be at least 1")
+    return Options(ns.seconds, ns.concurrency, ns.tls, ns.generator, ns.nginx)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    opts = parse_args(argv)
+    if (opts.generator == "fallback" or not shutil.which("ab")) and not shutil.which("openssl"):
+        print("neither ab nor openssl is installed: install apache2-utils or openssl", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="mtls-bench-") as tmp:
+        work = Path(tmp)
+        paths, pki_seconds, files = timed_pki(work)
+        print_header(opts, pki_seconds, files)
+        client = replace(client_files(paths, work), tls=opts.tls)
+        lab, plan = measure_lab(paths, work, replace(client, port=free_port()), opts)
+        print_plan(plan, work)
+        nginx = measure_nginx(paths, work, replace(client, port=free_port()), plan, opts)
+        return report(lab, nginx, work)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

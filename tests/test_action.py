@@ -84,7 +84,7 @@ def test_variables_required_optional_and_null() -> None:
     assert body == {"email": "a@b", "fax": None}  # optional null dropped unless NULL is allowed
     with pytest.raises(ActionError, match=r"payload\[0\] email: the required variable 'profile.email' is missing"):
         build_request(action, {"profile": {}})
-    with pytest.raises(ActionError, match="is null in the context.*allow NULL"):
+    with pytest.raises(ActionError, match=r"is null in the context.*allow NULL"):
         build_request(action, {"profile": {"email": None}})
 
 
