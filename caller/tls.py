@@ -94,8 +94,9 @@ def client_context(
     notes: HandshakeNotes,
 ) -> ssl.SSLContext:
     """The one place the caller's SSLContext is made."""
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)  # the system trust store
-    if server_ca != SYSTEM:
+    if server_ca == SYSTEM:
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)  # the system trust store
+    else:
         ca = Path(server_ca) if server_ca else (pki.ca(CA.SERVER_ROOT) if pki else None)
         if ca is None:
             raise LabError("no server CA: pass --server-ca PEM (or --server-ca system), or --certs with a lab PKI")

@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_certs(sub)
     _add_serve(sub)
     _add_call(sub)
+    _add_matrix(sub)
+    _add_demo(sub)
     return parser
 
 
@@ -342,6 +344,78 @@ def _behavior(name: str) -> ClientBehavior:
     from caller.tls import ClientBehavior
 
     return ClientBehavior(name)
+
+
+# --- matrix and demo ----------------------------------------------------------------------------
+
+
+def _add_matrix(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "matrix",
+        help="run every scenario (modes x TLS versions x identities x client models) and compare verdicts",
+        description="Start the servers the scenarios need on free loopback ports, replay an AJO call in each, "
+        "and print one row per scenario with its verdict, marked where it differs from the expected one "
+        "(written in mtls_lab/scenarios.py). Exits 6 if any verdict differs. The lab PKI is generated in "
+        "--certs if it is missing.",
+    )
+    p.add_argument("--certs", type=Path, default=DEFAULT_CERTS_DIR, help="lab PKI directory (default ./certs)")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="machine-readable rows with expected, actual and match")
+    out.add_argument("--markdown", action="store_true", help="a Markdown table to paste into a ticket")
+    out.add_argument("--list", action="store_true", help="list the scenario ids and exit")
+    p.add_argument("--only", action="append", metavar="ID", help="run only this scenario id (repeatable)")
+    p.add_argument("--filter", metavar="GLOB", help="run the scenarios whose id matches, e.g. 'mtls/tls1.3/*'")
+    p.set_defaults(handler=_run_matrix)
+
+
+def _run_matrix(ns: argparse.Namespace) -> int:
+    from mtls_lab import matrix
+    from mtls_lab.scenarios import SCENARIOS
+
+    chosen = matrix.select(SCENARIOS, ns.only, ns.filter)
+    if ns.only and len(chosen) < len(set(ns.only)):
+        unknown = sorted(set(ns.only) - {s.id for s in SCENARIOS})
+        raise LabError(f"--only {unknown[0]}: no such scenario: `mtls-lab matrix --list` shows the ids")
+    if not chosen:
+        raise LabError(f"--filter {ns.filter}: matches no scenario: `mtls-lab matrix --list` shows the ids")
+    if ns.list:
+        print("\n".join(s.id for s in chosen))
+        return ExitCode.OK
+    pki = _ensure_pki(ns.certs)
+    results = matrix.run(chosen, pki, progress=matrix.terminal_progress())
+    render = matrix.render_json if ns.json else matrix.render_markdown if ns.markdown else matrix.render_text
+    print(render(results))
+    return ExitCode.OK if all(r.match for r in results) else ExitCode.MISMATCH
+
+
+def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="tell the seed's story with live calls: the 403, Adobe's fix, and the traps next to it",
+        description="Generate the lab PKI if it is missing, then show, with live calls on 127.0.0.1, why AJO's "
+        "custom action gets a 403, what Adobe's advice (mTLS-only, trusting Adobe's root) changes, and the "
+        "traps next to it: the missing intermediate, the pinned leaf at rotation, the CA migration and TLS "
+        "versions. Exits 0 only if every step behaved as the story says (6 otherwise). No Docker needed.",
+    )
+    p.add_argument("--certs", type=Path, default=DEFAULT_CERTS_DIR, help="lab PKI directory (default ./certs)")
+    p.set_defaults(handler=_run_demo)
+
+
+def _run_demo(ns: argparse.Namespace) -> int:
+    from mtls_lab.demo import run_demo
+
+    text, good = run_demo(_ensure_pki(ns.certs))
+    print(text)
+    return ExitCode.OK if good else ExitCode.MISMATCH
+
+
+def _ensure_pki(root: Path) -> LabPaths:
+    from certs.pki import generate, require
+
+    result = generate(root, if_missing=True)
+    if not result.reused:
+        print(f"(generated the lab PKI in {root} in {result.seconds:.2f} s)", file=sys.stderr)
+    return require(root)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ class ExitCode(enum.IntEnum):
     TLS_REJECTED = 3
     SERVER_UNTRUSTED = 4
     CONNECTION = 5
+    MISMATCH = 6  # matrix or demo: a verdict differed from the expectation
 
 
 class LabError(Exception):

@@ -119,8 +119,12 @@ class RunningServer:
             time.sleep(0.005)
         return self
 
-    def stop(self) -> None:
+    def request_stop(self) -> None:
+        """Ask the server to stop without waiting (stop many at once, then ``stop`` each)."""
         self._server.should_exit = True
+
+    def stop(self) -> None:
+        self.request_stop()
         self._thread.join(timeout=10)
         self._sock.close()
         self.record.close()

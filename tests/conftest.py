@@ -33,6 +33,8 @@ def lab_server(pki: LabPaths) -> Iterator[ServerFactory]:
 
     yield get
     for server in running.values():
+        server.request_stop()
+    for server in running.values():
         server.stop()
 
 
@@ -47,6 +49,8 @@ def fresh_server(pki: LabPaths) -> Iterator[ServerFactory]:
         return started[-1]
 
     yield start
+    for server in started:
+        server.request_stop()
     for server in started:
         server.stop()
 

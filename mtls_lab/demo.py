@@ -1,0 +1,131 @@
+"""``mtls-lab demo``: the seed's story told with live calls, step by step."""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass
+
+from certs.layout import LabPaths
+from mtls_lab.matrix import Result, run, server_config
+from mtls_lab.scenarios import SCENARIOS, Scenario
+from server.config import load
+
+
+@dataclass(frozen=True)
+class Step:
+    chapter: str
+    story: str
+    scenario_id: str
+
+    @property
+    def scenario(self) -> Scenario:
+        return next(s for s in SCENARIOS if s.id == self.scenario_id)
+
+
+STEPS = [
+    Step(
+        "1. The endpoint as the customer configured it",
+        "The server team enabled TLS only, and the app checks the caller's certificate. AJO's call arrives "
+        "without one: the TLS layer never asked, and AJO sends its certificate only when asked.",
+        "tls/tls1.3/adobe/java",
+    ),
+    Step(
+        "1. The endpoint as the customer configured it",
+        "Next attempt: the server asks for a certificate, optionally, but names only the company's own CA. "
+        "A Java client such as AJO finds none of its issuers among the names and sends nothing.",
+        "mixed/tls1.3/adobe/java/trusts-other-ca",
+    ),
+    Step(
+        "1. The endpoint as the customer configured it",
+        "The same names on an mTLS-only endpoint: no 403 this time, the handshake itself fails.",
+        "mtls/tls1.3/adobe/java/advertises-other-ca",
+    ),
+    Step(
+        "2. What Adobe's advice changes",
+        "mTLS only, trusting (and so advertising) Adobe's root. AJO sends its certificate; the call is accepted.",
+        "mtls/tlsauto/adobe/java",
+    ),
+    Step(
+        "3. The traps next to it: the intermediate",
+        "The leaf arrives without its intermediate, and the endpoint trusts only the root: no chain.",
+        "mtls/tls1.3/adobe-leaf/java/advertises-none",
+    ),
+    Step(
+        "3. The traps next to it: pinning",
+        "The endpoint pinned last year's leaf. Adobe rotates its certificate every year without notice.",
+        "mtls/tls1.3/adobe-rotated/java/pinned-leaf",
+    ),
+    Step(
+        "3. The traps next to it: pinning",
+        "The same rotated certificate against an endpoint that trusts the root instead: accepted.",
+        "mtls/tls1.3/adobe-rotated/java",
+    ),
+    Step(
+        "3. The traps next to it: the CA migration",
+        "Adobe moves to DigiCert Assured ID. An endpoint that trusts only today's root fails the new certificate.",
+        "mtls/tls1.3/adobe-next/java",
+    ),
+    Step(
+        "3. The traps next to it: the CA migration",
+        "Trust both roots before the switch, and the new certificate is accepted.",
+        "mtls/tls1.3/adobe-next/java/trusts-both-roots",
+    ),
+    Step(
+        "3. The traps next to it: TLS versions",
+        "The seed asked whether TLS 1.2 must go. No: a TLS 1.2-only endpoint still works, AJO falls back.",
+        "mtls/tlsauto/adobe/java/server-max-tls1.2",
+    ),
+    Step(
+        "3. The traps next to it: TLS versions",
+        "Versions matter only when they do not overlap: a TLS 1.3-only client meets a TLS 1.2-only server.",
+        "mtls/tls1.3/adobe/java/server-max-tls1.2",
+    ),
+]
+
+
+def run_demo(pki: LabPaths) -> tuple[str, bool]:
+    """The story's text, and whether every step behaved as the story says."""
+    results = run([step.scenario for step in STEPS], pki)
+    lines = [
+        "ajo-mtls-lab demo: why does AJO's custom action get HTTP 403 from an mTLS endpoint?",
+        "(the caller models AJO's Java client; every call below is live, on 127.0.0.1)",
+    ]
+    chapter = ""
+    for step, result in zip(STEPS, results, strict=True):
+        if step.chapter != chapter:
+            chapter = step.chapter
+            lines += ["", chapter, "=" * len(chapter)]
+        lines += _step(step, result, pki)
+    good = all(r.match for r in results)
+    lines += [
+        "",
+        "Every step behaved as the story says." if good else "SOME STEPS DID NOT BEHAVE AS THE STORY SAYS.",
+        "Next: `mtls-lab matrix` shows every combination; `mtls-lab call --help` replays your own action.",
+    ]
+    return "\n".join(lines), good
+
+
+def _step(step: Step, result: Result, pki: LabPaths) -> list[str]:
+    server = load(server_config(step.scenario, pki))
+    cfg = server.config
+    advertised = "; ".join(n.split(",")[0] for n in server.advertised) or "none"
+    trusted = "; ".join(n.split(",")[0] for n in server.trusted)
+    verdict = result.verdict
+    status = "as the story says" if result.match else f"UNEXPECTED (expected {step.scenario.expect})"
+    return [
+        "",
+        *textwrap.wrap(step.story, 100),
+        f"  server: mode {cfg.mode.value}, {_versions(cfg.tls_min.value, cfg.tls_max.value)}, trusts {trusted}, "
+        f"advertises {advertised}" + (", pins the current leaf" if server.pins else ""),
+        f"  caller: identity {step.scenario.identity}{' (leaf only)' if step.scenario.chain == 'leaf' else ''}, "
+        f"TLS {step.scenario.tls or 'auto'}, Java client model",
+        f"  verdict: {result.actual} over {verdict.tls_version or 'no TLS version'}, client certificate "
+        f"{'sent' if verdict.client_cert_sent else 'not sent'}, "
+        f"jo_status_code {verdict.jo_status_code}  [{status}]",
+        *textwrap.wrap(verdict.explanation, 100, initial_indent="  why: ", subsequent_indent="       "),
+        *textwrap.wrap(verdict.fix, 100, initial_indent="  fix: ", subsequent_indent="       "),
+    ]
+
+
+def _versions(low: str, high: str) -> str:
+    return f"TLS {low} only" if low == high else f"TLS {low}-{high}"

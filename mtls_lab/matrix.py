@@ -1,0 +1,195 @@
+"""Run scenarios: start the servers they need (one per distinct configuration), call, compare, report."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from fnmatch import fnmatch
+from typing import Any, TextIO
+
+from caller.action import parse
+from caller.call import CallOptions, call, lab_identity
+from caller.tls import Chain, ClientBehavior
+from caller.verdict import Verdict
+from certs.inspect import fingerprint, load_pem_chain
+from certs.layout import Identity, LabPaths
+from mtls_lab.scenarios import Scenario
+from server.config import Mode, ServerConfig, TLSVersion
+from server.run import RunningServer
+
+Progress = Callable[[int, int, Scenario], None]
+
+
+@dataclass(frozen=True)
+class Result:
+    scenario: Scenario
+    verdict: Verdict
+    seconds: float
+
+    @property
+    def actual(self) -> str:
+        v = self.verdict
+        if v.outcome.value == "accepted":
+            return "accepted"
+        if v.alert:
+            return f"alert {v.alert}"
+        if v.status is not None:
+            return f"{v.status} {v.server_reason}" if v.server_reason else f"{v.status}"
+        return v.outcome.value
+
+    @property
+    def match(self) -> bool:
+        return self.actual == self.scenario.expect and self.verdict.client_cert_sent is self.scenario.sent
+
+    def to_json(self) -> dict[str, Any]:
+        s = self.scenario
+        return {
+            "id": s.id,
+            "server": {
+                "mode": s.mode,
+                "trust": [c.value for c in s.trust],
+                "advertise": s.advertise.value if not isinstance(s.advertise, str) else s.advertise,
+                "tls_max": s.tls_max,
+                "allow_cn": list(s.allow),
+                "pinned_leaf": s.pin,
+            },
+            "caller": {"identity": s.identity, "chain": s.chain, "behavior": s.behavior, "tls": s.tls},
+            "expected": {"verdict": s.expect, "client_cert_sent": s.sent},
+            "actual": {
+                "verdict": self.actual,
+                "client_cert_sent": self.verdict.client_cert_sent,
+                "outcome": self.verdict.outcome.value,
+                "phase": self.verdict.phase.value,
+                "tls_version": self.verdict.tls_version,
+                "jo_status_code": self.verdict.jo_status_code,
+            },
+            "match": self.match,
+            "fix": self.verdict.fix,
+            "note": s.note,
+            "seconds": round(self.seconds, 4),
+        }
+
+
+def select(scenarios: Iterable[Scenario], only: list[str] | None = None, pattern: str | None = None) -> list[Scenario]:
+    """Scenarios whose id is in ``only`` and matches the glob ``pattern`` (substring if no wildcard)."""
+    chosen = [s for s in scenarios if not only or s.id in only]
+    if pattern:
+        glob = pattern if any(c in pattern for c in "*?[") else f"*{pattern}*"
+        chosen = [s for s in chosen if fnmatch(s.id, glob)]
+    return chosen
+
+
+def server_config(scenario: Scenario, pki: LabPaths) -> ServerConfig:
+    pins = (fingerprint(load_pem_chain(pki.client_leaf(Identity.ADOBE))[0]),) if scenario.pin else ()
+    advertise = scenario.advertise if isinstance(scenario.advertise, str) else str(pki.ca(scenario.advertise))
+    return ServerConfig(
+        mode=Mode(scenario.mode),
+        certs=pki.root,
+        trust=tuple(pki.ca(c) for c in scenario.trust),
+        advertise_ca=advertise,
+        tls_max=TLSVersion(scenario.tls_max),
+        allow_cn=scenario.allow or ServerConfig().allow_cn,
+        pins=pins,
+        quiet=True,
+    )
+
+
+def run_one(scenario: Scenario, pki: LabPaths, server: RunningServer) -> Result:
+    started = time.perf_counter()
+    action = parse({"name": "matrix_call", "url": server.url + "/custom-action", "method": "POST"})
+    options = CallOptions(
+        pki=pki,
+        identity=lab_identity(pki, scenario.identity, Chain(scenario.chain)),
+        behavior=ClientBehavior(scenario.behavior),
+        tls=scenario.tls,
+        retries=0,
+    )
+    verdict = call(action, {"profile": {}}, options)
+    return Result(scenario, verdict, time.perf_counter() - started)
+
+
+def run(scenarios: list[Scenario], pki: LabPaths, progress: Progress | None = None) -> list[Result]:
+    """Run every scenario; each distinct server configuration is started once."""
+    servers: dict[tuple[Any, ...], RunningServer] = {}
+    results: list[Result] = []
+    try:
+        for index, scenario in enumerate(scenarios):
+            if progress:
+                progress(index, len(scenarios), scenario)
+            key = scenario.server_key()
+            if key not in servers:
+                servers[key] = RunningServer(server_config(scenario, pki)).start()
+            results.append(run_one(scenario, pki, servers[key]))
+    finally:
+        for server in servers.values():
+            server.request_stop()
+        for server in servers.values():
+            server.stop()
+    return results
+
+
+def terminal_progress(stream: TextIO = sys.stderr) -> Progress | None:
+    """A one-line progress indicator on a terminal; nothing when the output is piped."""
+    if not stream.isatty():
+        return None
+
+    def show(index: int, total: int, scenario: Scenario) -> None:
+        end = "\n" if index + 1 == total else ""
+        stream.write(f"\r\033[K[{index + 1}/{total}] {scenario.id}{end}")
+        stream.flush()
+
+    return show
+
+
+# --- reports ------------------------------------------------------------------------------------
+
+
+def _words(result: Result) -> str:
+    sent = {True: "cert sent", False: "no cert sent", None: "cert unknown"}[result.verdict.client_cert_sent]
+    return f"{result.actual} ({sent})"
+
+
+def render_text(results: list[Result]) -> str:
+    width = max(len(r.scenario.id) for r in results) if results else 10
+    lines = [f"{'scenario':<{width}}  verdict", f"{'-' * width}  {'-' * 50}"]
+    for r in results:
+        mark = (
+            ""
+            if r.match
+            else f"   <-- MISMATCH: expected {r.scenario.expect} ({'cert sent' if r.scenario.sent else 'no cert sent'})"
+        )
+        note = f"  [{r.scenario.note}]" if r.scenario.note and r.match else ""
+        lines.append(f"{r.scenario.id:<{width}}  {_words(r)}{note}{mark}")
+    lines.append(summary(results))
+    return "\n".join(lines)
+
+
+def render_markdown(results: list[Result]) -> str:
+    lines = ["| scenario | expected | actual | match | fix |", "|---|---|---|---|---|"]
+    for r in results:
+        fix = r.verdict.fix.replace("|", "\\|") if r.verdict.outcome.value != "accepted" else ""
+        expected = f"{r.scenario.expect} ({'sent' if r.scenario.sent else 'not sent'})"
+        lines.append(f"| `{r.scenario.id}` | {expected} | {_words(r)} | {'yes' if r.match else '**NO**'} | {fix} |")
+    return "\n".join(lines) + "\n\n" + summary(results)
+
+
+def render_json(results: list[Result]) -> str:
+    return json.dumps(
+        {
+            "rows": [r.to_json() for r in results],
+            "summary": {"total": len(results), "mismatches": sum(not r.match for r in results)},
+        },
+        indent=2,
+    )
+
+
+def summary(results: list[Result]) -> str:
+    bad = [r for r in results if not r.match]
+    total = sum(r.seconds for r in results)
+    return (
+        f"{len(results)} scenarios, {len(results) - len(bad)} as expected, {len(bad)} mismatched "
+        f"({total:.2f} s of calls). Single attempt per scenario (AJO would retry all but 401/403/404 up to 3 times)."
+    )

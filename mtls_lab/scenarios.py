@@ -1,0 +1,176 @@
+"""The scenario table: every server/caller combination the lab shows, with its EXPECTED verdict.
+
+Expectations are the specification, written by hand from tls-ground-truth.md and ajo-facts.md; the
+matrix runs the real caller against real servers and compares. Read one row as:
+
+    row(mode, tls, identity, expect, [sent], **settings)
+
+- ``expect``: ``"accepted"``, ``"403 <reason>"`` or ``"alert <name>"``;
+- ``sent``: whether the client certificate goes out (AJO's Java model unless ``behavior="openssl"``);
+- settings: ``trust`` (CAs the server trusts), ``advertise`` (``trust``, ``none`` or a CA), ``tls_max``,
+  ``allow`` (allow-list), ``pin`` (pin the current Adobe leaf), ``chain``, ``behavior``, ``note``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+from certs.layout import CA
+
+ROOT = (CA.ADOBE_ROOT,)
+BOTH_ROOTS = (CA.ADOBE_ROOT, CA.NEXT_ROOT)
+OTHER = CA.IMPOSTOR_ROOT  # "another CA": what a customer's own internal CA looks like to AJO
+NO_CERT = {"1.2": "alert handshake_failure", "1.3": "alert certificate_required"}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    # server side
+    mode: str
+    trust: tuple[CA, ...]
+    advertise: str | CA  # "trust", "none" or a CA whose name alone is advertised
+    tls_max: str
+    allow: tuple[str, ...]
+    pin: bool
+    # caller side
+    identity: str
+    chain: str
+    behavior: str
+    tls: str | None  # None: the highest both support (AJO: TLS 1.3, falling back to 1.2)
+    # expected verdict
+    expect: str
+    sent: bool
+    note: str = ""
+
+    @property
+    def id(self) -> str:
+        parts = [
+            self.mode,
+            f"tls{self.tls or 'auto'}",
+            self.identity + ("-leaf" if self.chain == "leaf" else ""),
+            self.behavior,
+        ]
+        extras = [name for name, on in self._extras().items() if on]
+        return "/".join(parts + extras)
+
+    def _extras(self) -> dict[str, bool]:
+        return {
+            "trusts-both-roots": self.trust == BOTH_ROOTS,
+            "trusts-other-ca": self.trust == (OTHER,),
+            "advertises-other-ca": self.advertise == OTHER,
+            "advertises-none": self.advertise == "none",
+            "server-max-tls1.2": self.tls_max == "1.2",
+            "not-on-allow-list": bool(self.allow),
+            "pinned-leaf": self.pin,
+        }
+
+    def server_key(self) -> tuple[Any, ...]:
+        """Scenarios with the same key share one server."""
+        return (self.mode, self.trust, self.advertise, self.tls_max, self.allow, self.pin)
+
+    def settings(self) -> dict[str, Any]:
+        """Every field but the expectation: what a sibling may differ in."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("expect", "sent", "note")}
+
+    @property
+    def accepted(self) -> bool:
+        return self.expect == "accepted"
+
+
+def row(
+    mode: str,
+    tls: str | None,
+    identity: str,
+    expect: str,
+    sent: bool | None = None,
+    *,
+    trust: tuple[CA, ...] = ROOT,
+    advertise: str | CA = "trust",
+    tls_max: str = "1.3",
+    allow: tuple[str, ...] = (),
+    pin: bool = False,
+    chain: str = "full",
+    behavior: str = "java",
+    note: str = "",
+) -> Scenario:
+    if sent is None:
+        sent = mode != "tls" and identity != "none"
+    return Scenario(mode, trust, advertise, tls_max, allow, pin, identity, chain, behavior, tls, expect, sent, note)
+
+
+def _grid() -> list[Scenario]:
+    """The three modes x both TLS versions x the core identities, as AJO (the Java model) meets them."""
+    rows = []
+    for tls in ("1.2", "1.3"):
+        missing = NO_CERT[tls]
+        rows += [
+            row("tls", tls, "adobe", "403 no_client_certificate", note="never asked: the seed's 403"),
+            row("tls", tls, "none", "403 no_client_certificate"),
+            row("mixed", tls, "adobe", "accepted"),
+            row("mixed", tls, "none", "403 no_client_certificate"),
+            row("mixed", tls, "impostor", "403 no_client_certificate", False, note="names don't match: not sent"),
+            row("mixed", tls, "expired", "alert certificate_expired"),
+            row("mixed", tls, "no-client-auth", "alert unsupported_certificate"),
+            row("mixed", tls, "self-signed", "403 no_client_certificate", False),
+            row(
+                "mixed", tls, "adobe", "403 no_client_certificate", False, chain="leaf", note="leaf's issuer not named"
+            ),
+            row("mtls", tls, "adobe", "accepted"),
+            row("mtls", tls, "none", missing),
+            row("mtls", tls, "impostor", missing, False),
+            row("mtls", tls, "expired", "alert certificate_expired"),
+            row("mtls", tls, "no-client-auth", "alert unsupported_certificate"),
+            row("mtls", tls, "self-signed", missing, False),
+            row("mtls", tls, "adobe", missing, False, chain="leaf"),
+            # what an OpenSSL client (curl) gets from the same server: it sends whatever is requested
+            row("mtls", tls, "impostor", "alert unknown_ca", behavior="openssl"),
+            row("mtls", tls, "self-signed", "alert unknown_ca", behavior="openssl"),
+            row(
+                "mtls",
+                tls,
+                "adobe",
+                "alert unknown_ca",
+                chain="leaf",
+                behavior="openssl",
+                note="intermediate neither sent nor trusted",
+            ),
+            row(
+                "mtls",
+                tls,
+                "adobe",
+                "alert unknown_ca",
+                chain="leaf",
+                advertise="none",
+                note="no names: Java sends the lone leaf",
+            ),
+        ]
+    return rows
+
+
+SCENARIOS: list[Scenario] = [
+    *_grid(),
+    # The endpoint names another CA: a Java client (AJO) omits its certificate.
+    row("mixed", "1.2", "adobe", "403 no_client_certificate", False, advertise=OTHER),
+    row("mixed", "1.3", "adobe", "403 no_client_certificate", False, advertise=OTHER),
+    row("mtls", "1.2", "adobe", "alert handshake_failure", False, advertise=OTHER),
+    row("mtls", "1.3", "adobe", "alert certificate_required", False, advertise=OTHER),
+    row("mixed", "1.3", "adobe", "403 no_client_certificate", False, trust=(OTHER,), note="trusts only its own CA"),
+    row("mixed", "1.3", "adobe", "alert unknown_ca", trust=(OTHER,), behavior="openssl"),
+    # Authorization after trust.
+    row("mtls", "1.3", "adobe", "403 subject_not_allowed", allow=("partner.example.com",)),
+    row("mtls", "1.3", "adobe", "accepted", pin=True),
+    row("mtls", "1.3", "adobe-rotated", "403 fingerprint_not_pinned", pin=True, note="pinning breaks at rotation"),
+    row("mtls", "1.3", "adobe-rotated", "accepted", note="trusting the root survives rotation"),
+    # The CA migration to DigiCert Assured ID.
+    row("mtls", "1.2", "adobe-next", "alert handshake_failure", False, note="Java: new chain not named"),
+    row("mtls", "1.3", "adobe-next", "alert certificate_required", False, note="Java: new chain not named"),
+    row("mtls", "1.3", "adobe-next", "alert unknown_ca", behavior="openssl", note="new root not trusted"),
+    row("mtls", "1.3", "adobe-next", "accepted", trust=BOTH_ROOTS),
+    row("mtls", "1.2", "adobe-next", "accepted", trust=BOTH_ROOTS),
+    # TLS versions: they matter only when they do not overlap.
+    row("mtls", None, "adobe", "accepted", note="AJO's default: TLS 1.3"),
+    row("mtls", None, "adobe", "alert certificate_required", False, advertise=OTHER, note="AJO's default version"),
+    row("mtls", None, "adobe", "accepted", tls_max="1.2", note="falls back to TLS 1.2: fine"),
+    row("mtls", "1.3", "adobe", "alert protocol_version", False, tls_max="1.2", note="no common version"),
+]
