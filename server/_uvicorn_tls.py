@@ -44,12 +44,17 @@ class TLSFacts:
     client_cert_der: bytes | None
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "tls_version": self.version,
-            "cipher": self.cipher,
-            "client_certificate_presented": self.client_cert is not None,
-            "client_certificate": self.client_cert.to_json() if self.client_cert else None,
-        }
+        """Computed once per connection (the record writes it for every request)."""
+        cached: dict[str, Any] | None = self.__dict__.get("_json")
+        if cached is None:
+            cached = {
+                "tls_version": self.version,
+                "cipher": self.cipher,
+                "client_certificate_presented": self.client_cert is not None,
+                "client_certificate": self.client_cert.to_json() if self.client_cert else None,
+            }
+            object.__setattr__(self, "_json", cached)
+        return cached
 
 
 def check_internals() -> None:
@@ -84,11 +89,15 @@ def connection_facts(ssl_object: ssl.SSLObject | None) -> tuple[TLSFacts, dict[s
     return TLSFacts(version, cipher[0] if cipher else None, cert, der or None), extension
 
 
+_CIPHER_IDS: dict[int, dict[str, int]] = {}
+
+
 def _cipher_id(context: ssl.SSLContext, name: str) -> int | None:
-    for entry in context.get_ciphers():
-        if entry["name"] == name:
-            return int(entry["id"]) & 0xFFFF
-    return None
+    """The IANA cipher-suite number (get_ciphers is slow: computed once per context)."""
+    ids = _CIPHER_IDS.get(id(context))
+    if ids is None:
+        ids = _CIPHER_IDS[id(context)] = {c["name"]: int(c["id"]) & 0xFFFF for c in context.get_ciphers()}
+    return ids.get(name)
 
 
 class _TLSScopeProtocol(_BaseHTTP):

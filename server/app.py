@@ -160,6 +160,31 @@ def create_app(server: LoadedServer, record: CallRecord) -> Starlette:
     return Starlette(routes=routes, middleware=middleware)
 
 
+async def _read_body(receive: Receive, limit: int) -> tuple[bytes, int]:
+    """The request body up to ``limit`` bytes, and its real size (the rest is read and counted)."""
+    kept = bytearray()
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if len(kept) < limit:
+            kept.extend(chunk[: limit - len(kept)])
+        if not message.get("more_body"):
+            break
+    return bytes(kept), size
+
+
+async def _too_large(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+    scope.setdefault("state", {})["lab_reason"] = "body_too_large"
+    response = JSONResponse(
+        {"reason": "body_too_large", "message": f"The request body exceeds {limit} bytes."}, status_code=413
+    )
+    await response(scope, receive, send)
+
+
 def _bearer(request: Request, tokens: set[str]) -> str | None:
     """Whether the call carries a token this lab issued (the custom-authorization flow), for the echo."""
     header = request.headers.get("authorization", "")
@@ -185,30 +210,38 @@ class RecordMiddleware:
         if scope["type"] != "http" or scope["path"] in UNRECORDED:
             await self.app(scope, receive, send)
             return
-        limit = self.server.config.record_body_limit
-        body = bytearray()
-        size = 0
+        payload, size = await _read_body(receive, self.server.config.max_body)
+        kept = payload[: self.server.config.record_body_limit]
         status = 0
+        written = False
+        replayed = False
 
-        async def receive_and_keep() -> Message:
-            nonlocal size
-            message = await receive()
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if len(body) < limit:
-                body.extend(chunk[: limit - len(body)])
-            return message
+        async def replay() -> Message:
+            # the app gets the body it would have read; the record already holds it, read in full
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": payload, "more_body": False}
 
         async def send_and_note(message: Message) -> None:
-            nonlocal status
+            nonlocal status, written
             if message["type"] == "http.response.start":
                 status = message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body") and not written:
+                # record before the last byte leaves, so a client that has its answer finds the call recorded
+                written = True
+                self._write(scope, kept, size, status)
             await send(message)
 
         try:
-            await self.app(scope, receive_and_keep, send_and_note)
+            if size > len(payload):
+                await _too_large(scope, replay, send_and_note, self.server.config.max_body)
+            else:
+                await self.app(scope, replay, send_and_note)
         finally:
-            self._write(scope, bytes(body), size, status)
+            if not written:  # the app failed or the client left: the call is still recorded
+                self._write(scope, kept, size, status)
 
     def _write(self, scope: Scope, body: bytes, size: int, status: int) -> None:
         facts = tls_facts(scope)

@@ -67,6 +67,7 @@ class ServerConfig:
     record: Path | None = None
     handshake_timeout: float = 10.0
     record_body_limit: int = 64 * 1024
+    max_body: int = 1024 * 1024
     quiet: bool = False
 
 

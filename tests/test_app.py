@@ -164,3 +164,22 @@ def test_calls_route_lists_newest_first(pki: LabPaths, fresh_server: ServerFacto
         calls = client.get(server.url + "/_lab/calls?limit=2").json()["calls"]
     assert [c["path"] for c in calls] == ["/n/2", "/n/1"]
     assert calls[0]["client_certificate"]["common_name"] == ADOBE_CN
+
+
+def test_refused_calls_keep_their_body_in_the_record(pki: LabPaths, fresh_server: ServerFactory) -> None:
+    server = fresh_server(mode=Mode.MIXED)
+    assert _post(pki, server, None, "/refused").status_code == 403
+    entry = server.record.newest(1)[0]
+    assert (entry["path"], entry["status"], entry["reason"]) == ("/refused", 403, "no_client_certificate")
+    assert json.loads(entry["body"]) == {"firstName": "Ada"} and entry["body_size"] == len(entry["body"])
+
+
+def test_bodies_over_the_limit_get_413_and_are_recorded(pki: LabPaths, fresh_server: ServerFactory) -> None:
+    server = fresh_server(mode=Mode.MTLS, max_body=1000, record_body_limit=10)
+    with _client(pki, Identity.ADOBE) as client:
+        answer = client.post(server.url + "/huge", content=b"B" * 5000)
+        assert answer.status_code == 413 and answer.json()["reason"] == "body_too_large"
+        assert client.post(server.url + "/small", content=b"C" * 999).status_code == 200
+    huge, small = server.record.newest(2)[1], server.record.newest(2)[0]
+    assert (huge["status"], huge["body"], huge["body_size"], huge["body_truncated"]) == (413, "B" * 10, 5000, True)
+    assert (small["status"], small["body_size"]) == (200, 999)
