@@ -201,6 +201,13 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         metavar="SECONDS",
         help=f"abort handshakes slower than this (default {d.handshake_timeout:g}) {_env('handshake_timeout')}",
     )
+    p.add_argument(
+        "--max-body",
+        type=int,
+        default=d.max_body,
+        metavar="BYTES",
+        help=f"answer 413 to larger request bodies (default {d.max_body}) {_env('max_body')}",
+    )
     p.add_argument("--quiet", action="store_true", help=f"log only rejected handshakes and errors {_env('quiet')}")
     p.set_defaults(handler=_run_serve)
 
@@ -222,6 +229,7 @@ def _run_serve(ns: argparse.Namespace) -> int:
         pins=tuple(ns.pin_sha256 or ()),
         record=ns.record,
         handshake_timeout=ns.handshake_timeout,
+        max_body=ns.max_body,
         quiet=ns.quiet,
     )
     serve(config)
