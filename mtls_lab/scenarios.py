@@ -107,6 +107,10 @@ def _grid() -> list[Scenario]:
         rows += [
             row("tls", tls, "adobe", "403 no_client_certificate", note="never asked: the seed's 403"),
             row("tls", tls, "none", "403 no_client_certificate"),
+            *(
+                row("tls", tls, who, "403 no_client_certificate")
+                for who in ("impostor", "expired", "no-client-auth", "self-signed")
+            ),
             row("mixed", tls, "adobe", "accepted"),
             row("mixed", tls, "none", "403 no_client_certificate"),
             row("mixed", tls, "impostor", "403 no_client_certificate", False, note="names don't match: not sent"),
