@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from caller._handshake_trace import HandshakeTrace
 from caller.action import Auth, CustomAction, Request, build_request
 from caller.tls import Chain, ClientBehavior, ClientIdentity, HandshakeNotes, client_context
 from caller.verdict import (
@@ -100,7 +101,7 @@ def call(
     attempts: list[Attempt] = []
     while True:
         started = clock()
-        result, trace, notes = _attempt(action, request, options, tokens, max(deadline - started, 0.01))
+        result, trace, notes, handshake = _attempt(action, request, options, tokens, max(deadline - started, 0.01))
         attempts.append(
             Attempt(
                 len(attempts) + 1,
@@ -113,7 +114,7 @@ def call(
         )
         if not _should_retry(result, len(attempts), options.retries) or clock() >= deadline:
             break
-    return _verdict(result, trace, notes, attempts, request, options, action)
+    return _verdict(result, trace, notes, handshake, attempts, request, options, action)
 
 
 def _attempt_error(result: Classification) -> str | None:
@@ -134,13 +135,14 @@ def _should_retry(result: Classification, done: int, retries: int) -> bool:
 
 def _attempt(
     action: CustomAction, request: Request, options: CallOptions, tokens: TokenCache, timeout: float
-) -> tuple[Classification, _Trace, HandshakeNotes]:
-    notes, trace = HandshakeNotes(), _Trace()
+) -> tuple[Classification, _Trace, HandshakeNotes, HandshakeTrace]:
+    notes, trace, handshake = HandshakeNotes(), _Trace(), HandshakeTrace()
 
     def facts() -> CallFacts:  # evaluated after the attempt, when trace and notes are filled in
         return _facts(options, trace, notes)
 
     context = client_context(options.pki, options.identity, options.behavior, options.tls, options.server_ca, notes)
+    handshake.install(context)
     with httpx.Client(verify=context, timeout=timeout, follow_redirects=False, headers=USER_AGENT) as client:
         try:
             headers, params = _authenticate(action.auth, request, client, tokens, trace)
@@ -156,10 +158,11 @@ def _attempt(
                 ),
                 trace,
                 notes,
+                handshake,
             )
         except httpx.TransportError as exc:
-            return classify_transport(exc, facts()), trace, notes
-        return classify_response(response, facts()), trace, notes
+            return classify_transport(exc, facts()), trace, notes, handshake
+        return classify_response(response, facts()), trace, notes, handshake
 
 
 def _send(
@@ -239,6 +242,7 @@ def _verdict(
     result: Classification,
     trace: _Trace,
     notes: HandshakeNotes,
+    handshake: HandshakeTrace,
     attempts: list[Attempt],
     request: Request,
     options: CallOptions,
@@ -251,7 +255,7 @@ def _verdict(
         alert=result.alert.label if result.alert else None,
         status=result.status,
         tls_version=trace.tls_version or (f"TLSv{options.tls}" if options.tls else None),
-        client_cert_sent=notes.sent if reached_tls else None,
+        client_cert_sent=_cert_sent(handshake, notes) if reached_tls else None,
         jo_status_code=jo_status_code(result.outcome, result.status),
         explanation=result.explanation,
         fix=result.fix,
@@ -263,7 +267,16 @@ def _verdict(
         advertised_ca_names=notes.advertised_names(),
         server_reason=result.server_reason,
         warnings=list(action.warnings),
+        handshake=[m.to_json() for m in handshake.messages],
+        request_line=f"{request.method} {httpx.URL(request.url).raw_path.decode()}",
+        certificate_choice=notes.reason,
     )
+
+
+def _cert_sent(handshake: HandshakeTrace, notes: HandshakeNotes) -> bool:
+    """Exact when our Certificate message was observed; otherwise what the certificate callback decided."""
+    observed = handshake.client_certificate_sent
+    return notes.sent if observed is None else observed
 
 
 def lab_identity(pki: LabPaths, name: str, chain: Chain) -> ClientIdentity | None:

@@ -80,6 +80,7 @@ class HandshakeNotes:
     requested: bool = False
     advertised: list[bytes] = field(default_factory=list)
     sent: bool = False
+    reason: str = ""  # why the certificate was or was not sent, in words
 
     def advertised_names(self) -> list[str]:
         return [_openssl.name_text(der) for der in self.advertised]
@@ -119,10 +120,26 @@ def client_context(
         notes.requested = True
         notes.advertised = advertised
         notes.sent = identity is not None and behavior.sends(advertised, issuers)
+        notes.reason = _choice_reason(identity, behavior, advertised, issuers, notes.sent)
         return notes.sent
 
     _openssl.install_certificate_choice(context, decide)
     return context
+
+
+def _choice_reason(
+    identity: ClientIdentity | None, behavior: ClientBehavior, advertised: list[bytes], issuers: set[bytes], sent: bool
+) -> str:
+    if identity is None:
+        return "no identity configured"
+    if behavior is ClientBehavior.OPENSSL:
+        return "an OpenSSL client sends its certificate whenever one is requested"
+    if not advertised:
+        return "the server named no CAs, so a Java client sends its certificate"
+    if sent:
+        return "the server named an issuer of our chain (Java model)"
+    ours = ", ".join(sorted(_openssl.name_text(n).split(",")[0] for n in issuers))
+    return f"none of the names the server gave issued our chain (our issuers: {ours}; Java model)"
 
 
 def _load_identity(context: ssl.SSLContext, identity: ClientIdentity) -> None:

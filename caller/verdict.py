@@ -90,6 +90,9 @@ class Verdict:
     server_reason: str | None = None
     model_note: str = JAVA_MODEL
     warnings: list[str] = field(default_factory=list)
+    handshake: list[dict[str, Any]] = field(default_factory=list)
+    request_line: str = ""
+    certificate_choice: str = ""
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

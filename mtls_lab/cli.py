@@ -20,6 +20,7 @@ from mtls_lab.errors import ExitCode, LabError
 
 if TYPE_CHECKING:
     from caller.tls import ClientBehavior, ClientIdentity
+    from caller.verdict import Verdict
     from certs.layout import LabPaths
 
 ENV_PREFIX = "MTLS_LAB_"
@@ -46,6 +47,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # output piped into `head` and the like: not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return ExitCode.OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -290,7 +294,12 @@ def _add_call(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--timeout", type=float, help="the journey's timeout in seconds, 1-30 (default: the action's, 30)")
     p.add_argument("--retries", type=int, default=3, help="retries after the first attempt (AJO: up to 3)")
-    p.add_argument("--json", action="store_true", help="print the verdict as one JSON object")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print the verdict as one JSON object (always with the observed handshake messages in `handshake`)",
+    )
+    p.add_argument("--trace", action="store_true", help="draw the TLS conversation that happened, message by message")
     p.set_defaults(handler=_run_call)
 
 
@@ -320,8 +329,19 @@ def _run_call(ns: argparse.Namespace) -> int:
         retries=ns.retries,
     )
     verdict = call(action, load_context(ns.context), options)
-    print(json.dumps(verdict.to_json(), indent=2) if ns.json else render(verdict, action.method))
+    if ns.json:
+        print(json.dumps(verdict.to_json(), indent=2))
+    else:
+        if ns.trace:
+            print(_ladder(verdict) + "\n")
+        print(render(verdict, action.method))
     return int(verdict.outcome.exit_code)
+
+
+def _ladder(verdict: Verdict, label: str = "") -> str:
+    from caller.ladder import render_ladder
+
+    return render_ladder(verdict, label, colour=sys.stdout.isatty())
 
 
 def _lab_pki(ns: argparse.Namespace) -> LabPaths | None:
@@ -373,6 +393,7 @@ def _add_matrix(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     out.add_argument("--list", action="store_true", help="list the scenario ids and exit")
     p.add_argument("--only", action="append", metavar="ID", help="run only this scenario id (repeatable)")
     p.add_argument("--filter", metavar="GLOB", help="run the scenarios whose id matches, e.g. 'mtls/tls1.3/*'")
+    p.add_argument("--trace", metavar="ID", help="run one scenario and draw its TLS conversation")
     p.set_defaults(handler=_run_matrix)
 
 
@@ -380,6 +401,8 @@ def _run_matrix(ns: argparse.Namespace) -> int:
     from mtls_lab import matrix
     from mtls_lab.scenarios import SCENARIOS
 
+    if ns.trace:
+        ns.only = [ns.trace]
     chosen = matrix.select(SCENARIOS, ns.only, ns.filter)
     if ns.only and len(chosen) < len(set(ns.only)):
         unknown = sorted(set(ns.only) - {s.id for s in SCENARIOS})
@@ -391,6 +414,8 @@ def _run_matrix(ns: argparse.Namespace) -> int:
         return ExitCode.OK
     pki = _ensure_pki(ns.certs)
     results = matrix.run(chosen, pki, progress=matrix.terminal_progress())
+    if ns.trace:
+        print(_ladder(results[0].verdict, matrix.server_label(results[0].scenario)) + "\n")
     render = matrix.render_json if ns.json else matrix.render_markdown if ns.markdown else matrix.render_text
     print(render(results))
     return ExitCode.OK if all(r.match for r in results) else ExitCode.MISMATCH
@@ -406,13 +431,14 @@ def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "versions. Exits 0 only if every step behaved as the story says (6 otherwise). No Docker needed.",
     )
     p.add_argument("--certs", type=Path, default=DEFAULT_CERTS_DIR, help="lab PKI directory (default ./certs)")
+    p.add_argument("--trace", action="store_true", help="draw each step's TLS conversation")
     p.set_defaults(handler=_run_demo)
 
 
 def _run_demo(ns: argparse.Namespace) -> int:
     from mtls_lab.demo import run_demo
 
-    text, good = run_demo(_ensure_pki(ns.certs))
+    text, good = run_demo(_ensure_pki(ns.certs), trace=ns.trace, colour=sys.stdout.isatty())
     print(text)
     return ExitCode.OK if good else ExitCode.MISMATCH
 

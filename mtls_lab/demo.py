@@ -5,8 +5,9 @@ from __future__ import annotations
 import textwrap
 from dataclasses import dataclass
 
+from caller.ladder import render_ladder
 from certs.layout import LabPaths
-from mtls_lab.matrix import Result, run, server_config
+from mtls_lab.matrix import Result, run, server_config, server_label
 from mtls_lab.scenarios import SCENARIOS, Scenario
 from server.config import load
 
@@ -83,7 +84,7 @@ STEPS = [
 ]
 
 
-def run_demo(pki: LabPaths) -> tuple[str, bool]:
+def run_demo(pki: LabPaths, trace: bool = False, colour: bool = False) -> tuple[str, bool]:
     """The story's text, and whether every step behaved as the story says."""
     results = run([step.scenario for step in STEPS], pki)
     lines = [
@@ -96,6 +97,8 @@ def run_demo(pki: LabPaths) -> tuple[str, bool]:
             chapter = step.chapter
             lines += ["", chapter, "=" * len(chapter)]
         lines += _step(step, result, pki)
+        if trace:
+            lines += ["", render_ladder(result.verdict, server_label(step.scenario), colour=colour)]
     good = all(r.match for r in results)
     lines += [
         "",

@@ -97,6 +97,13 @@ def server_config(scenario: Scenario, pki: LabPaths) -> ServerConfig:
     )
 
 
+def server_label(scenario: Scenario) -> str:
+    """The server's configuration in a few words, for ladder headers."""
+    trusts = ", ".join(c.value for c in scenario.trust)
+    advertise = scenario.advertise if isinstance(scenario.advertise, str) else f"only {scenario.advertise.value}"
+    return f"{scenario.mode}, TLS up to {scenario.tls_max}, trusts {trusts}, advertises {advertise}"
+
+
 def run_one(scenario: Scenario, pki: LabPaths, server: RunningServer) -> Result:
     started = time.perf_counter()
     action = parse({"name": "matrix_call", "url": server.url + "/custom-action", "method": "POST"})

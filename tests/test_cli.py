@@ -236,3 +236,20 @@ def test_call_with_any_pem_identity(pki: LabPaths, lab_server: ServerFactory) ->
         str(pki.client_key(Identity.IMPOSTOR)),
     )
     assert mismatched.returncode == ExitCode.USAGE and "must match" in mismatched.stderr
+
+
+def test_call_trace_draws_the_ladder(pki: LabPaths, lab_server: ServerFactory) -> None:
+    server = lab_server(mode=Mode.MTLS, advertise_ca=str(pki.ca(CA.IMPOSTOR_ROOT)))
+    done = _call(pki, "--url", server.url + "/x", "--tls", "1.3", "--trace")
+    assert done.returncode == ExitCode.TLS_REJECTED
+    ladder = done.stdout.split("AJO-like call:")[0]
+    for fact in (
+        "ClientHello",
+        "CertificateRequest  CA names: CN=MTLS LAB impostor root",
+        "Certificate  (empty:",
+        "certificate_required (fatal)",
+        "─▶",
+        "◀─",
+    ):
+        assert fact in ladder
+    assert "\033[" not in done.stdout  # piped: no colour

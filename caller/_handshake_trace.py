@@ -1,0 +1,251 @@
+"""Observe the TLS handshake message by message, through ``SSLContext._msg_callback``.
+
+Why: to show users what each side really sent (issue: the ladder diagram), and to know exactly
+whether our Certificate message was empty. Python's ``ssl`` has no public hook for handshake
+messages; ``SSLContext._msg_callback`` is private, but CPython's own test suite relies on it
+(``Lib/test/test_ssl.py``, ``TestSSLDebug``). OpenSSL hands it every handshake message and alert in
+plaintext, TLS 1.3's encrypted ones included. ``check_internals`` verifies the hook exists.
+
+The TLS framing of the few messages we read (ClientHello, ServerHello, CertificateRequest,
+Certificate) is decoded here; the DER inside them is decoded by libraries: certificates by
+cryptography, distinguished names by OpenSSL (``mtls_lab._openssl.name_text``).
+"""
+
+from __future__ import annotations
+
+import ssl
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography import x509
+
+from mtls_lab import _openssl
+from mtls_lab.alerts import Alert
+
+HANDSHAKE, ALERT = 22, 21
+_TYPES = {
+    1: "ClientHello",
+    2: "ServerHello",
+    4: "NewSessionTicket",
+    8: "EncryptedExtensions",
+    11: "Certificate",
+    12: "ServerKeyExchange",
+    13: "CertificateRequest",
+    14: "ServerHelloDone",
+    15: "CertificateVerify",
+    16: "ClientKeyExchange",
+    20: "Finished",
+    24: "KeyUpdate",
+}
+_VERSIONS = {0x0301: "TLS 1.0", 0x0302: "TLS 1.1", 0x0303: "TLS 1.2", 0x0304: "TLS 1.3"}
+SUPPORTED_VERSIONS, SERVER_NAME, CERTIFICATE_AUTHORITIES = 43, 0, 47
+
+
+def check_internals() -> None:
+    if not hasattr(ssl.SSLContext, "_msg_callback"):
+        raise RuntimeError("ssl.SSLContext._msg_callback is gone: update caller/_handshake_trace.py")
+
+
+check_internals()
+
+
+@dataclass
+class Message:
+    """One handshake message or alert, as observed on the caller's connection."""
+
+    sent: bool  # True: caller -> server
+    kind: str
+    details: dict[str, Any] = field(default_factory=dict)
+    after_our_finished: bool = False  # TLS 1.3: the server reacts after the client finished its handshake
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "direction": "caller->server" if self.sent else "server->caller",
+            "type": self.kind,
+            "details": self.details,
+            "after_client_finished": self.after_our_finished,
+        }
+
+
+@dataclass
+class HandshakeTrace:
+    """The messages of one connection (the last one if a client reconnects)."""
+
+    messages: list[Message] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _finished_sent: bool = False
+    _tls13: bool = False
+
+    def install(self, context: ssl.SSLContext) -> None:
+        context._msg_callback = self._observe  # type: ignore[attr-defined]
+
+    @property
+    def client_certificate_sent(self) -> bool | None:
+        """True/False once our Certificate message was seen (or could no longer come); None if unknown."""
+        ours = [m for m in self.messages if m.sent and m.kind == "Certificate"]
+        if ours:
+            return bool(ours[-1].details.get("chain"))
+        return False if self.messages else None
+
+    def _observe(self, _conn: Any, direction: str, version: Any, content_type: Any, msg_type: Any, data: bytes) -> None:
+        try:
+            self._record(direction == "write", int(content_type), data)
+        except Exception as exc:  # never break the handshake because of the trace
+            self.messages.append(Message(direction == "write", "unparsed", {"error": repr(exc)}))
+
+    def _record(self, sent: bool, content_type: int, data: bytes) -> None:
+        with self._lock:
+            if content_type == HANDSHAKE and data:
+                kind = _TYPES.get(data[0], f"handshake type {data[0]}")
+                if kind == "ClientHello":
+                    self.messages.clear()  # a new connection: trace the last one
+                    self._finished_sent = self._tls13 = False
+                message = Message(sent, kind, _details(kind, self._tls13, data[4:]))
+                if kind == "ServerHello":
+                    self._tls13 = message.details.get("version") == "TLS 1.3"
+                message.after_our_finished = (
+                    not sent and self._finished_sent and self._tls13 and kind != "NewSessionTicket"
+                )
+                self.messages.append(message)
+                if sent and kind == "Finished":
+                    self._finished_sent = True
+            elif content_type == ALERT and len(data) >= 2:
+                try:
+                    name = Alert(data[1]).label
+                except ValueError:
+                    name = f"alert {data[1]}"
+                level = "fatal" if data[0] == 2 else "warning"
+                self.messages.append(
+                    Message(
+                        sent,
+                        "Alert",
+                        {"alert": name, "level": level},
+                        after_our_finished=not sent and self._finished_sent and self._tls13,
+                    )
+                )
+            elif self._is_application_data(content_type, data) and not any(
+                m.kind == "ApplicationData" and m.sent == sent for m in self.messages
+            ):
+                self.messages.append(Message(sent, "ApplicationData"))
+
+    def _is_application_data(self, content_type: int, data: bytes) -> bool:
+        # TLS 1.3 reports the inner content type of each record; TLS 1.2 only record headers.
+        if self._tls13:
+            return content_type == 0x101 and data[:1] == b"\x17"
+        return content_type == 0x100 and data[:1] == b"\x17"
+
+
+# --- decoding the few messages whose facts matter --------------------------------------------------
+
+
+class _Reader:
+    def __init__(self, data: bytes) -> None:
+        self.data, self.at = data, 0
+
+    def take(self, size: int) -> bytes:
+        chunk = self.data[self.at : self.at + size]
+        if len(chunk) != size:
+            raise ValueError("truncated handshake message")
+        self.at += size
+        return chunk
+
+    def number(self, size: int) -> int:
+        return int.from_bytes(self.take(size), "big")
+
+    def vector(self, length_size: int) -> bytes:
+        return self.take(self.number(length_size))
+
+    def done(self) -> bool:
+        return self.at >= len(self.data)
+
+
+def _details(kind: str, tls13: bool, body: bytes) -> dict[str, Any]:
+    decoder = _DECODERS.get(kind)
+    return decoder(body, tls13) if decoder else {}
+
+
+def _extensions(reader: _Reader) -> dict[int, bytes]:
+    if reader.done():
+        return {}
+    block = _Reader(reader.vector(2))
+    found = {}
+    while not block.done():
+        ext_type = block.number(2)
+        found[ext_type] = block.vector(2)
+    return found
+
+
+def _client_hello(body: bytes, _tls13: bool) -> dict[str, Any]:
+    reader = _Reader(body)
+    legacy = reader.number(2)
+    reader.take(32)
+    reader.vector(1)  # session id
+    reader.vector(2)  # cipher suites
+    reader.vector(1)  # compression
+    ext = _extensions(reader)
+    details: dict[str, Any] = {"versions_offered": [_VERSIONS.get(legacy, hex(legacy))]}
+    if SUPPORTED_VERSIONS in ext:
+        versions = _Reader(ext[SUPPORTED_VERSIONS]).vector(1)
+        details["versions_offered"] = [
+            _VERSIONS.get(int.from_bytes(versions[i : i + 2], "big"), "other") for i in range(0, len(versions), 2)
+        ]
+    if SERVER_NAME in ext:
+        names = _Reader(_Reader(ext[SERVER_NAME]).vector(2))
+        names.take(1)
+        details["sni"] = names.vector(2).decode("ascii", errors="replace")
+    return details
+
+
+def _server_hello(body: bytes, _tls13: bool) -> dict[str, Any]:
+    reader = _Reader(body)
+    legacy = reader.number(2)
+    reader.take(32)
+    reader.vector(1)
+    cipher = reader.number(2)
+    reader.take(1)
+    ext = _extensions(reader)
+    version = int.from_bytes(ext[SUPPORTED_VERSIONS], "big") if SUPPORTED_VERSIONS in ext else legacy
+    return {"version": _VERSIONS.get(version, hex(version)), "cipher_suite": f"0x{cipher:04x}"}
+
+
+def _names(block: bytes) -> list[str]:
+    reader = _Reader(block)
+    names = []
+    while not reader.done():
+        names.append(_openssl.name_text(reader.vector(2)))
+    return names
+
+
+def _certificate_request(body: bytes, tls13: bool) -> dict[str, Any]:
+    reader = _Reader(body)
+    if tls13:  # RFC 8446 4.3.2: request context, then extensions (certificate_authorities)
+        reader.vector(1)
+        names = _extensions(reader).get(CERTIFICATE_AUTHORITIES)
+        return {"ca_names": _names(_Reader(names).vector(2)) if names else []}
+    reader.vector(1)  # RFC 5246 7.4.4: certificate types, signature algorithms, certificate_authorities
+    reader.vector(2)
+    return {"ca_names": _names(reader.vector(2))}
+
+
+def _certificate(body: bytes, tls13: bool) -> dict[str, Any]:
+    reader = _Reader(body)
+    if tls13:
+        reader.vector(1)  # request context
+    entries = _Reader(reader.vector(3))
+    chain = []
+    while not entries.done():
+        der = entries.vector(3)
+        if tls13:
+            entries.vector(2)  # per-certificate extensions
+        cert = x509.load_der_x509_certificate(der)
+        chain.append({"subject": cert.subject.rfc4514_string(), "issuer": cert.issuer.rfc4514_string()})
+    return {"chain": chain}
+
+
+_DECODERS = {
+    "ClientHello": _client_hello,
+    "ServerHello": _server_hello,
+    "CertificateRequest": _certificate_request,
+    "Certificate": _certificate,
+}

@@ -1,0 +1,166 @@
+"""The handshake trace and its ladder: what each side really sent, observed on the caller's connection."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from caller.ladder import render_ladder
+from certs.layout import CA, LabPaths
+from server.config import Mode
+from tests.callers import ajo_call
+from tests.clients import OPENSSL, needs_openssl
+from tests.conftest import ServerFactory
+
+ROOT_NAME = "CN=MTLS LAB stand-in for DigiCert Global Root G2,O=MTLS LAB (not a real CA),C=US"
+
+
+def _kinds(verdict, sent: bool | None = None) -> list[str]:  # type: ignore[no-untyped-def]
+    return [m["type"] for m in verdict.handshake if sent is None or (m["direction"] == "caller->server") == sent]
+
+
+def _ours(verdict, kind: str) -> dict:  # type: ignore[no-untyped-def,type-arg]
+    return next(m for m in verdict.handshake if m["direction"] == "caller->server" and m["type"] == kind)
+
+
+def _theirs(verdict, kind: str) -> dict | None:  # type: ignore[no-untyped-def,type-arg]
+    return next((m for m in verdict.handshake if m["direction"] == "server->caller" and m["type"] == kind), None)
+
+
+CASES = [(m, t, w) for m in Mode for t in ("1.2", "1.3") for w in ("adobe", "none", "impostor")]
+
+
+@pytest.mark.parametrize(("mode", "tls", "who"), CASES, ids=[f"{m.value}/tls{t}/{w}" for m, t, w in CASES])
+def test_trace_shows_what_each_side_sent(
+    mode: Mode, tls: str, who: str, pki: LabPaths, lab_server: ServerFactory
+) -> None:
+    verdict = ajo_call(pki, lab_server(mode=mode).url, who, tls=tls)
+    received = _kinds(verdict, sent=False)
+    assert _kinds(verdict)[0] == "ClientHello" and received[0] == "ServerHello"
+    assert _theirs(verdict, "ServerHello")["details"]["version"] == f"TLS {tls}"  # type: ignore[index]
+    request = _theirs(verdict, "CertificateRequest")
+    if mode is Mode.TLS:
+        assert request is None and "Certificate" not in _kinds(verdict, sent=True)
+        assert verdict.client_cert_sent is False
+        return
+    assert request is not None and request["details"]["ca_names"] == [ROOT_NAME]
+    chain = _ours(verdict, "Certificate")["details"]["chain"]
+    expect_sent = who == "adobe"  # impostor: its issuers are not named, so the Java model sends nothing
+    assert bool(chain) is expect_sent and verdict.client_cert_sent is expect_sent
+    if expect_sent:
+        assert [c["subject"].split(",")[0] for c in chain] == [
+            "CN=ajo-journeys.aep-mtls.adobe.com",
+            "CN=MTLS LAB stand-in for DigiCert Global G2 TLS RSA SHA256 2020 CA1",
+        ]
+    alert = _theirs(verdict, "Alert")
+    if mode is Mode.MTLS and not expect_sent:
+        assert alert is not None
+        assert alert["details"]["alert"] == ("handshake_failure" if tls == "1.2" else "certificate_required")
+        assert alert["after_client_finished"] is (tls == "1.3")
+    else:
+        assert alert is None
+
+
+def test_an_openssl_client_sends_the_impostor_chain_and_sees_the_late_alert(
+    pki: LabPaths, lab_server: ServerFactory
+) -> None:
+    verdict = ajo_call(pki, lab_server(mode=Mode.MTLS).url, "impostor", tls="1.3", behavior="openssl")
+    assert "impostor" in _ours(verdict, "Certificate")["details"]["chain"][1]["subject"]
+    assert _kinds(verdict, sent=True)[-2:] == ["Finished", "ApplicationData"]
+    alert = _theirs(verdict, "Alert")
+    assert alert is not None and alert["after_client_finished"] and alert["details"]["alert"] == "unknown_ca"
+    ladder = render_ladder(verdict, width=100)
+    assert ladder.index("the caller has finished its handshake") < ladder.index("unknown_ca (fatal)")
+
+
+@pytest.fixture(scope="module")
+def s_servers(pki: LabPaths) -> Iterator[dict[str, int]]:
+    from tests.test_caller_vs_openssl import _free_port, _wait
+
+    ports, processes = {}, []
+    for name, extra in (("names", []), ("no_names", ["-no_ca_names"])):
+        port = _free_port()
+        processes.append(
+            subprocess.Popen(
+                [
+                    str(OPENSSL),
+                    "s_server",
+                    "-accept",
+                    f"127.0.0.1:{port}",
+                    "-cert",
+                    str(pki.server_cert),
+                    "-key",
+                    str(pki.server_key),
+                    "-CAfile",
+                    str(pki.ca(CA.ADOBE_ROOT)),
+                    "-verify",
+                    "1",
+                    "-verify_return_error",
+                    "-www",
+                    "-quiet",
+                    *extra,
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        _wait(port)
+        ports[name] = port
+    yield ports
+    for process in processes:
+        process.terminate()
+        process.wait(5)
+
+
+@needs_openssl
+@pytest.mark.parametrize("tls", ["1.2", "1.3"])
+def test_trace_against_openssl_with_and_without_ca_names(tls: str, pki: LabPaths, s_servers: dict[str, int]) -> None:
+    named = ajo_call(pki, f"https://localhost:{s_servers['names']}", "impostor", tls=tls, method="GET")
+    assert _theirs(named, "CertificateRequest")["details"]["ca_names"] == [ROOT_NAME]  # type: ignore[index]
+    assert _ours(named, "Certificate")["details"]["chain"] == []  # Java: the names exclude its issuers
+    unnamed = ajo_call(pki, f"https://localhost:{s_servers['no_names']}", "impostor", tls=tls, method="GET")
+    assert _theirs(unnamed, "CertificateRequest")["details"]["ca_names"] == []  # type: ignore[index]
+    assert len(_ours(unnamed, "Certificate")["details"]["chain"]) == 2  # no names: Java sends it
+    assert unnamed.alert == "unknown_ca"
+    assert [m["details"]["alert"] for m in unnamed.handshake if m["type"] == "Alert"][0] == "unknown_ca"
+    assert _theirs(named, "ClientHello") is None and named.status == 200
+    assert _ours(named, "ClientHello")["details"]["sni"] == "localhost"
+
+
+def test_narrow_terminal_wraps_and_keeps_every_fact(pki: LabPaths, lab_server: ServerFactory) -> None:
+    verdict = ajo_call(pki, lab_server(mode=Mode.MIXED, advertise_ca=str(pki.ca(CA.IMPOSTOR_ROOT))).url, tls="1.3")
+    wide = render_ladder(verdict, width=200)
+    narrow = render_ladder(verdict, width=50)
+    assert len(narrow.splitlines()) > len(wide.splitlines())
+    assert all(len(line) <= 52 or " " not in line.strip() for line in narrow.splitlines() if "◀─" not in line)
+    words = lambda text: re.findall(r"[\w.:-]+", text)  # noqa: E731
+    assert words(wide) == words(narrow)  # same facts, only wrapped differently
+    assert "CN=MTLS LAB impostor root" in " ".join(narrow.split())
+    assert "HTTP 403" in narrow and "(empty:" in narrow
+
+
+def test_json_carries_the_handshake(pki: LabPaths, lab_server: ServerFactory) -> None:
+    data = ajo_call(pki, lab_server(mode=Mode.MTLS).url, tls="1.2").to_json()
+    first = data["handshake"][0]
+    assert (first["direction"], first["type"], first["details"]["versions_offered"]) == (
+        "caller->server",
+        "ClientHello",
+        ["TLS 1.2"],
+    )
+    assert {m["type"] for m in data["handshake"]} >= {"ServerHello", "CertificateRequest", "Certificate", "Finished"}
+
+
+def test_no_connection_no_messages(pki: LabPaths) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    time.sleep(0)
+    verdict = ajo_call(pki, f"https://127.0.0.1:{port}")
+    assert verdict.handshake == [] and "no TLS message" in render_ladder(verdict)
