@@ -127,7 +127,7 @@ def test_trace_against_openssl_with_and_without_ca_names(tls: str, pki: LabPaths
     assert _theirs(unnamed, "CertificateRequest")["details"]["ca_names"] == []  # type: ignore[index]
     assert len(_ours(unnamed, "Certificate")["details"]["chain"]) == 2  # no names: Java sends it
     assert unnamed.alert == "unknown_ca"
-    assert [m["details"]["alert"] for m in unnamed.handshake if m["type"] == "Alert"][0] == "unknown_ca"
+    assert next(m["details"]["alert"] for m in unnamed.handshake if m["type"] == "Alert") == "unknown_ca"
     assert _theirs(named, "ClientHello") is None and named.status == 200
     assert _ours(named, "ClientHello")["details"]["sni"] == "localhost"
 
