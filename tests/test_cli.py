@@ -242,11 +242,11 @@ def test_call_trace_draws_the_ladder(pki: LabPaths, lab_server: ServerFactory) -
     server = lab_server(mode=Mode.MTLS, advertise_ca=str(pki.ca(CA.IMPOSTOR_ROOT)))
     done = _call(pki, "--url", server.url + "/x", "--tls", "1.3", "--trace")
     assert done.returncode == ExitCode.TLS_REJECTED
-    ladder = done.stdout.split("AJO-like call:")[0]
+    ladder = " ".join(done.stdout.split("AJO-like call:")[0].split())  # unwrap
     for fact in (
         "ClientHello",
-        "CertificateRequest  CA names: CN=MTLS LAB impostor root",
-        "Certificate  (empty:",
+        "CertificateRequest CA names: CN=MTLS LAB impostor root",
+        "Certificate (empty:",
         "certificate_required (fatal)",
         "─▶",
         "◀─",
