@@ -18,8 +18,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from cryptography import x509
-
+from certs.inspect import CertFacts
 from mtls_lab import _openssl
 from mtls_lab.alerts import Alert
 
@@ -238,8 +237,16 @@ def _certificate(body: bytes, tls13: bool) -> dict[str, Any]:
         der = entries.vector(3)
         if tls13:
             entries.vector(2)  # per-certificate extensions
-        cert = x509.load_der_x509_certificate(der)
-        chain.append({"subject": cert.subject.rfc4514_string(), "issuer": cert.issuer.rfc4514_string()})
+        facts = CertFacts.from_der(der)
+        chain.append(
+            {
+                "subject": facts.subject,
+                "issuer": facts.issuer,
+                "dns_names": list(facts.dns_names),
+                "not_after": facts.not_after,
+                "sha256": facts.sha256,
+            }
+        )
     return {"chain": chain}
 
 

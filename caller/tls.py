@@ -25,6 +25,7 @@ from mtls_lab import _openssl
 from mtls_lab.errors import LabError
 
 SYSTEM = "system"
+UNVERIFIED = "unverified"  # the probe only, after it has reported that the server's chain did not validate
 
 
 class ClientBehavior(enum.Enum):
@@ -97,6 +98,10 @@ def client_context(
     """The one place the caller's SSLContext is made."""
     if server_ca == SYSTEM:
         context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)  # the system trust store
+    elif server_ca == UNVERIFIED:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
     else:
         ca = Path(server_ca) if server_ca else (pki.ca(CA.SERVER_ROOT) if pki else None)
         if ca is None:

@@ -10,11 +10,15 @@ class ExitCode(enum.IntEnum):
 
     OK = 0
     HTTP_ERROR = 1
+    PROBLEMS_FOUND = 1  # probe: the report lists fixes (an alias of 1)
     USAGE = 2
     TLS_REJECTED = 3
     SERVER_UNTRUSTED = 4
     CONNECTION = 5
     MISMATCH = 6  # matrix or demo: a verdict differed from the expectation
+    PLAIN_HTTP = 7  # probe: the port speaks plain HTTP, not TLS
+    NOT_TLS = 8  # probe: the port answers, but not with TLS
+    TIMEOUT = 9  # probe: the endpoint accepted the connection but never answered
 
 
 class LabError(Exception):

@@ -1,0 +1,323 @@
+"""``mtls-lab probe``: find out which case a real endpoint is in, the way AJO would meet it.
+
+The probe makes a few ordinary connections, each a TLS handshake plus one harmless ``GET`` of the
+URL's path, and reads the handshake from the caller's side (``caller/_handshake_trace.py``):
+
+1. AJO's default (TLS 1.3, falling back to 1.2), no client certificate, server chain validated against
+   the system trust store or ``--server-ca``;
+2. TLS 1.2 and TLS 1.3 each pinned, to see which versions the endpoint accepts;
+3. optionally, lab identities (``--try-identity``) or your own (``--cert/--key``), sent whatever the
+   endpoint advertises, to see whether it rejects untrusted certificates with an alert or over HTTP.
+
+What it cannot see: whether the endpoint trusts Adobe's real certificate (only Adobe holds its key),
+what the app behind a TLS-terminating proxy receives, and the endpoint's logs. It infers the first
+from the CA names the endpoint advertises, and says so.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import asdict, dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from caller.action import parse
+from caller.call import CallOptions, call
+from caller.tls import UNVERIFIED, ClientBehavior, ClientIdentity
+from caller.verdict import Outcome, Verdict
+from certs.layout import CA, LabPaths
+from mtls_lab.errors import ExitCode, LabError
+
+# Adobe's issuers (ajo-facts.md): today's chain, and the chain of the 2026-2027 migration.
+ADOBE_ISSUERS = ("DigiCert Global Root G2", "DigiCert Global G2 TLS RSA SHA256 2020 CA1")
+ADOBE_NEXT_ISSUERS = ("DigiCert Assured ID Root G2", "DigiCert Assured ID Client CA G2")
+LAB_STAND_INS = {
+    CA.ADOBE_ROOT: ADOBE_ISSUERS[0],
+    CA.ADOBE_INTERMEDIATE: ADOBE_ISSUERS[1],
+    CA.NEXT_ROOT: ADOBE_NEXT_ISSUERS[0],
+    CA.NEXT_INTERMEDIATE: ADOBE_NEXT_ISSUERS[1],
+}
+DOCS = "https://experienceleague.adobe.com/en/docs/experience-platform/landing/governance-privacy-security/encryption#mtls-protocol-support"
+
+
+class ProbeError(LabError):
+    """The endpoint could not be probed at all (unreachable, not TLS, silent)."""
+
+    def __init__(self, message: str, exit_code: ExitCode) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass
+class IdentityTry:
+    identity: str
+    outcome: str
+    answer: str  # "alert unknown_ca", "HTTP 403", "accepted"
+    rejected_at: str  # "TLS", "HTTP" or "-"
+
+
+@dataclass
+class ProbeReport:
+    url: str
+    server_chain: list[dict[str, Any]] = field(default_factory=list)
+    server_chain_valid: bool = False
+    server_chain_problem: str = ""
+    tls12: bool = False
+    tls13: bool = False
+    ajo_default_version: str | None = None
+    requests_client_cert: bool = False
+    without_cert: str = ""  # what happened without a certificate: "handshake completes", "alert ..."
+    advertised_ca_names: list[str] = field(default_factory=list)
+    names_adobe_today: bool = False
+    names_adobe_next: bool = False
+    names_lab_stand_ins: list[str] = field(default_factory=list)
+    java_sends_certificate: bool = False
+    configuration: str = ""  # tls-only, mixed, mtls-only
+    identities: list[IdentityTry] = field(default_factory=list)
+    likely_outcome: str = ""
+    fixes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def probe(
+    url: str, server_ca: str | None, pki: LabPaths | None, tries: list[ClientIdentity], timeout: float = 5.0
+) -> ProbeReport:
+    """Probe ``url``; raise ProbeError if it cannot be reached as a TLS endpoint at all."""
+    parts = urlsplit(url)
+    if parts.scheme != "https" or not parts.hostname:
+        raise LabError(f"probe {url!r}: give an https:// URL, like https://host[:port][/path]")
+    report = ProbeReport(url)
+    first = _connect(url, server_ca, pki, None, None, timeout)
+    if first.outcome is Outcome.SERVER_UNTRUSTED:
+        report.server_chain_problem = first.explanation
+        server_ca = UNVERIFIED
+        first = _connect(url, server_ca, pki, None, None, timeout)
+    else:
+        report.server_chain_valid = True
+    _check_reachable(first, url, timeout)
+    _read_handshake(report, first)
+    report.ajo_default_version = first.tls_version
+    for version in ("1.2", "1.3"):
+        pinned = _connect(url, server_ca, pki, None, version, timeout)
+        setattr(report, f"tls{version.replace('.', '')}", _handshake_reached(pinned))
+    _java_decision(report, pki)
+    for identity in tries:
+        report.identities.append(_try(url, server_ca, pki, identity, timeout))
+    _verdict(report)
+    return report
+
+
+def _connect(
+    url: str,
+    server_ca: str | None,
+    pki: LabPaths | None,
+    identity: ClientIdentity | None,
+    tls: str | None,
+    timeout: float,
+    behavior: ClientBehavior = ClientBehavior.JAVA,
+) -> Verdict:
+    action = parse({"name": "mtls_lab_probe", "url": url, "method": "GET", "timeout": max(1, min(timeout, 30))})
+    options = CallOptions(
+        pki=pki, identity=identity, behavior=behavior, tls=tls, server_ca=server_ca, timeout=timeout, retries=0
+    )
+    return call(action, {}, options)
+
+
+def _handshake_reached(verdict: Verdict) -> bool:
+    """The server answered our ClientHello with a ServerHello of the version we offered."""
+    return any(m["type"] == "ServerHello" for m in verdict.handshake) and verdict.alert != "protocol_version"
+
+
+def _check_reachable(verdict: Verdict, url: str, timeout: float) -> None:
+    if verdict.outcome is Outcome.TIMEOUT and not verdict.handshake[1:]:
+        raise ProbeError(
+            f"{url}: the endpoint accepted the connection but never answered the TLS handshake "
+            f"within {timeout:g} s: check that this port serves TLS",
+            ExitCode.TIMEOUT,
+        )
+    if any(m["type"] == "ServerHello" for m in verdict.handshake):
+        return
+    if verdict.phase.value == "connect":
+        why = verdict.explanation.removeprefix("No TCP connection: ").split(". Nothing")[0]
+        raise ProbeError(f"{url}: cannot connect ({why}): check the host name and port", ExitCode.CONNECTION)
+    parts = urlsplit(url)
+    first_bytes = _raw_answer(parts.hostname or "", parts.port or 443, timeout)
+    if first_bytes.startswith(b"HTTP/"):
+        raise ProbeError(
+            f"{url}: this port speaks plain HTTP, not TLS ({first_bytes.splitlines()[0].decode()!r}): "
+            "use the TLS port, or enable TLS on it",
+            ExitCode.PLAIN_HTTP,
+        )
+    raise ProbeError(
+        f"{url}: this port does not speak TLS (it answered {first_bytes[:24]!r}): check the port", ExitCode.NOT_TLS
+    )
+
+
+def _raw_answer(host: str, port: int, timeout: float) -> bytes:
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.sendall(b"HEAD / HTTP/1.0\r\nHost: " + host.encode() + b"\r\n\r\n")
+            return sock.recv(256)
+    except OSError:
+        return b""
+
+
+def _read_handshake(report: ProbeReport, verdict: Verdict) -> None:
+    received = [m for m in verdict.handshake if m["direction"] == "server->caller"]
+    for message in received:
+        if message["type"] == "Certificate":
+            report.server_chain = message["details"].get("chain", [])
+        if message["type"] == "CertificateRequest":
+            report.requests_client_cert = True
+            report.advertised_ca_names = message["details"].get("ca_names", [])
+    if verdict.alert:
+        when = "after the handshake (TLS 1.3)" if verdict.phase.value == "after_handshake" else "in the handshake"
+        report.without_cert = f"rejected {when} with alert {verdict.alert}"
+    elif verdict.status is not None:
+        report.without_cert = f"handshake completes; HTTP {verdict.status} to GET"
+    else:
+        report.without_cert = f"{verdict.outcome.value}: {verdict.explanation}"
+
+
+def _java_decision(report: ProbeReport, pki: LabPaths | None) -> None:
+    names = report.advertised_ca_names
+    report.names_adobe_today = any(_cn(n) in ADOBE_ISSUERS for n in names)
+    report.names_adobe_next = any(_cn(n) in ADOBE_NEXT_ISSUERS for n in names)
+    if pki is not None:
+        stand_ins = {_subject(pki, ca): real for ca, real in LAB_STAND_INS.items()}
+        standing = [stand_ins[n] for n in names if n in stand_ins]
+        report.names_lab_stand_ins = [f"lab stand-in for {real}" for real in standing]
+        report.names_adobe_today |= any(real in ADOBE_ISSUERS for real in standing)
+        report.names_adobe_next |= any(real in ADOBE_NEXT_ISSUERS for real in standing)
+    report.java_sends_certificate = report.requests_client_cert and (not names or report.names_adobe_today)
+
+
+def _cn(name: str) -> str:
+    first = name.split(",")[0]
+    return first.removeprefix("CN=") if first.startswith("CN=") else ""
+
+
+def _subject(pki: LabPaths, ca: CA) -> str:
+    from certs.inspect import load_pem_chain
+
+    return load_pem_chain(pki.ca(ca))[0].subject.rfc4514_string()
+
+
+def _try(
+    url: str, server_ca: str | None, pki: LabPaths | None, identity: ClientIdentity, timeout: float
+) -> IdentityTry:
+    # sent whatever the endpoint advertises: the point is to see how it treats this certificate
+    verdict = _connect(url, server_ca, pki, identity, None, timeout, ClientBehavior.OPENSSL)
+    if verdict.outcome is Outcome.ACCEPTED:
+        return IdentityTry(identity.label, verdict.outcome.value, f"accepted (HTTP {verdict.status})", "-")
+    if verdict.alert:
+        return IdentityTry(identity.label, verdict.outcome.value, f"alert {verdict.alert}", "TLS")
+    if verdict.status is not None:
+        reason = f" {verdict.server_reason}" if verdict.server_reason else ""
+        return IdentityTry(identity.label, verdict.outcome.value, f"HTTP {verdict.status}{reason}", "HTTP")
+    return IdentityTry(identity.label, verdict.outcome.value, verdict.explanation, "TLS")
+
+
+def _verdict(report: ProbeReport) -> None:
+    fixes = report.fixes
+    if not report.requests_client_cert:
+        report.configuration = "tls-only"
+        report.likely_outcome = (
+            "AJO's call carries NO certificate (the endpoint never asks for one). If the app "
+            "expects Adobe's identity, it answers 403: the seed's case."
+        )
+        fixes.append(
+            "Server side: require a client certificate (mTLS-only, as Adobe asks) and trust Adobe's chain "
+            f"({', '.join(ADOBE_ISSUERS)}). See {DOCS}"
+        )
+    else:
+        rejected = report.without_cert.startswith("rejected")
+        report.configuration = "mtls-only" if rejected else "mixed"
+        report.likely_outcome = _likely(report, rejected)
+        if not rejected:
+            fixes.append(
+                'Server side: Adobe asks for mTLS-only endpoints ("TLS protocols disabled and only mTLS '
+                f'enabled"): require the certificate instead of requesting it optionally. See {DOCS}'
+            )
+        if not report.java_sends_certificate:
+            fixes.append(
+                "Server side: put Adobe's CA chain in the trust store the endpoint advertises (nginx: "
+                f"ssl_client_certificate) so that its names include {ADOBE_ISSUERS[0]}, or advertise no "
+                "names."
+            )
+        if report.advertised_ca_names and not report.names_adobe_next:
+            fixes.append(
+                "Before Adobe's CA migration (mid-2026 to spring 2027): add "
+                f"{' and '.join(ADOBE_NEXT_ISSUERS)} to the trust store, or AJO will omit its new certificate."
+            )
+    if not report.server_chain_valid:
+        fixes.insert(
+            0,
+            "Server side: serve a certificate chain AJO can validate (public CA, full chain, right host "
+            f"name): {report.server_chain_problem}",
+        )
+    if not (report.tls12 or report.tls13):
+        fixes.append("Server side: enable TLS 1.3 (and TLS 1.2): AJO uses 1.3 by default and may fall back to 1.2.")
+
+
+def _likely(report: ProbeReport, required: bool) -> str:
+    if report.java_sends_certificate:
+        basis = "names none" if not report.advertised_ca_names else "names Adobe's issuer"
+        return (
+            f"AJO's call carries its certificate (the endpoint {basis}). It is accepted if the endpoint trusts "
+            f"{ADOBE_ISSUERS[0]} and allows CN ajo-journeys.aep-mtls.adobe.com; the probe cannot check that "
+            "without Adobe's key."
+        )
+    if required:
+        return (
+            "AJO omits its certificate (none of the advertised CA names issued Adobe's chain; Java model), so "
+            "the handshake fails: handshake_failure on TLS 1.2, certificate_required on TLS 1.3."
+        )
+    return (
+        "AJO omits its certificate (none of the advertised CA names issued Adobe's chain; Java model); the "
+        "handshake completes and an app that expects Adobe's identity answers 403."
+    )
+
+
+def render(report: ProbeReport) -> str:
+    """The report for people."""
+    out = [f"probe of {report.url}", "", "server certificate:"]
+    for index, cert in enumerate(report.server_chain):
+        names = ", ".join(cert.get("dns_names", [])) or "-"
+        out.append(
+            f"  [{index}] {cert['subject']}  (issuer {cert['issuer']}; names {names}; expires {cert['not_after']})"
+        )
+    out.append(f"  validates: {'yes' if report.server_chain_valid else 'NO: ' + report.server_chain_problem}")
+    versions = [v for v, ok in (("TLS 1.2", report.tls12), ("TLS 1.3", report.tls13)) if ok]
+    out += [
+        "",
+        f"TLS versions accepted: {', '.join(versions) or 'none of 1.2 and 1.3'}; AJO's default "
+        f"connects with {report.ajo_default_version or 'nothing'}",
+    ]
+    out.append(
+        f"client certificate requested: {'yes' if report.requests_client_cert else 'no'}; without one: "
+        f"{report.without_cert}"
+    )
+    names = "; ".join(report.advertised_ca_names) if report.advertised_ca_names else "none"
+    out.append(f"advertised CA names: {names}")
+    if report.requests_client_cert:
+        out.append(
+            f"  includes Adobe's current issuers: {'yes' if report.names_adobe_today else 'no'}; "
+            f"the migration's: {'yes' if report.names_adobe_next else 'no'}"
+            + (f"; lab stand-ins: {', '.join(report.names_lab_stand_ins)}" if report.names_lab_stand_ins else "")
+        )
+        out.append(
+            f"  a Java client such as AJO will {'SEND' if report.java_sends_certificate else 'OMIT'} "
+            "its certificate (model)"
+        )
+    for attempt in report.identities:
+        out.append(
+            f"identity {attempt.identity}: {attempt.answer} (rejected at {attempt.rejected_at} level)"
+            if attempt.rejected_at != "-"
+            else f"identity {attempt.identity}: {attempt.answer}"
+        )
+    out += ["", f"VERDICT: {report.configuration}. {report.likely_outcome}"]
+    out += [f"  fix: {fix}" for fix in report.fixes] or ["  nothing to fix that the probe can see"]
+    return "\n".join(out)
