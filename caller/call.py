@@ -25,6 +25,7 @@ from caller.verdict import (
     classify_response,
     classify_transport,
     jo_status_code,
+    rejection_style,
 )
 from certs.layout import LabPaths
 
@@ -266,6 +267,9 @@ def _verdict(
         server_requested_cert=notes.requested if (notes.requested or trace.handshake_done) else None,
         advertised_ca_names=notes.advertised_names(),
         server_reason=result.server_reason,
+        rejection_style=rejection_style(
+            result.outcome, result.alert.label if result.alert else None, result.status, result.server_reason
+        ),
         warnings=list(action.warnings),
         handshake=[m.to_json() for m in handshake.messages],
         request_line=f"{request.method} {httpx.URL(request.url).raw_path.decode()}",

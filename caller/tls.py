@@ -20,6 +20,7 @@ from pathlib import Path
 from cryptography import x509
 
 from certs.inspect import CertFacts, load_pem_chain
+from certs.keypair import PairFiles, diagnose, refuse_encrypted_without_password
 from certs.layout import CA, Identity, LabPaths
 from mtls_lab import _openssl
 from mtls_lab.errors import LabError
@@ -148,12 +149,11 @@ def _choice_reason(
 
 
 def _load_identity(context: ssl.SSLContext, identity: ClientIdentity) -> None:
+    pair = PairFiles(identity.cert_file, identity.key_file, identity.password)
+    refuse_encrypted_without_password(pair)  # OpenSSL would ask for the password on the terminal
     try:
         context.load_cert_chain(identity.cert_file, identity.key_file, password=identity.password)
     except FileNotFoundError as exc:
         raise LabError(f"{exc.filename}: no such file: check --cert/--key or --certs") from exc
-    except ssl.SSLError as exc:
-        raise LabError(
-            f"--cert {identity.cert_file} / --key {identity.key_file}: {exc.reason or exc}: the key must match "
-            "the certificate, and an encrypted key needs --key-password"
-        ) from exc
+    except (OSError, ssl.SSLError) as exc:
+        raise LabError(diagnose(pair)) from exc

@@ -92,6 +92,7 @@ class Verdict:
     warnings: list[str] = field(default_factory=list)
     handshake: list[dict[str, Any]] = field(default_factory=list)
     request_line: str = ""
+    rejection_style: str | None = None
     certificate_choice: str = ""
 
     def to_json(self) -> dict[str, Any]:
@@ -403,6 +404,12 @@ LAB_REASONS = {
     f"Adobe's chain ({ADOBE_CHAIN}); Adobe asks for mTLS-only endpoints.",
     "subject_not_allowed": "Server side: allow the CN ajo-journeys.aep-mtls.adobe.com.",
     "fingerprint_not_pinned": f"Server side: do not pin Adobe's leaf; trust the CA chain ({ADOBE_CHAIN}).",
+    "client_cert_not_forwarded": "Proxy side: forward the verified client certificate to the app in the header it "
+    "reads (nginx $ssl_client_escaped_cert, Envoy x-forwarded-client-cert, AWS ALB X-Amzn-Mtls-Clientcert).",
+}
+KONG = {
+    "No required TLS certificate was sent": "kong_no_certificate",
+    "TLS certificate failed verification": "kong_certificate_failed",
 }
 
 
@@ -445,6 +452,20 @@ def explain_http(status: int, body: str, facts: CallFacts) -> tuple[str, str, st
             f"Server side: put Adobe's chain ({ADOBE_CHAIN}) in ssl_client_certificate.",
             "nginx_certificate_error",
         )
+    if status == 403 and data.get("message") == "Forbidden":
+        return _gateway(data, facts)
+    if status == 401 and any(text in body for text in KONG):
+        code = next(code for text, code in KONG.items() if text in body)
+        return (
+            f"A gateway (Kong's mtls-auth style) answered 401 ({code}): "
+            + (
+                "no client certificate was sent." + _why_not_sent(facts)
+                if not facts.cert_sent
+                else "the certificate failed its verification (untrusted CA or expired)."
+            ),
+            f"Server side: add Adobe's chain ({ADOBE_CHAIN}) to the gateway's CA certificates.",
+            code,
+        )
     if status == 403:
         return (
             "HTTP 403: the endpoint refused the caller's identity. "
@@ -465,6 +486,43 @@ def explain_http(status: int, body: str, facts: CallFacts) -> tuple[str, str, st
             None,
         )
     return (f"The endpoint answered HTTP {status}.", "Server side: check the endpoint's application logs.", None)
+
+
+def _gateway(data: dict[str, Any], facts: CallFacts) -> tuple[str, str, str | None]:
+    """AWS API Gateway / Cloudflare: 403 {"message":"Forbidden"} before the app, whatever the cause."""
+    found = data.get("mtls_lab")
+    extra: dict[str, Any] = found if isinstance(found, dict) else {}
+    if not facts.cert_sent:
+        cause = "no client certificate was sent." + _why_not_sent(facts)
+    else:
+        detail = f" ({extra.get('ssl_client_verify')})" if extra.get("ssl_client_verify") else ""
+        cause = f"the certificate was sent but failed the gateway's truststore check{detail}."
+    return (
+        "A gateway in front of the app (AWS API Gateway or Cloudflare style) answered 403 Forbidden before the "
+        f"app saw the call: {cause} The gateway's access log names the reason.",
+        f"Server side: put Adobe's chain ({ADOBE_CHAIN}) in the gateway's mTLS truststore; for AWS API Gateway, "
+        "the truststore in S3 of the custom domain.",
+        "gateway_forbidden",
+    )
+
+
+def rejection_style(outcome: Outcome, alert: str | None, status: int | None, reason: str | None) -> str | None:
+    """Which face the rejection had: a TLS alert, an nginx page, a gateway, a proxy, the app, or a bare close."""
+    if outcome is Outcome.ACCEPTED:
+        return None
+    if alert:
+        return "tls_alert"
+    if reason and reason.startswith("nginx_"):
+        return "nginx_400"
+    if reason == "gateway_forbidden":
+        return "gateway_403"
+    if reason and reason.startswith("kong_"):
+        return "gateway_401"
+    if reason == "client_cert_not_forwarded":
+        return "proxy_header_missing"
+    if status is not None:
+        return f"http_{status}"
+    return "closed_without_alert" if outcome is Outcome.CONNECTION_ERROR else outcome.value
 
 
 def _why_not_sent(facts: CallFacts) -> str:

@@ -25,6 +25,8 @@ from collections.abc import Callable, Sequence
 
 _VERIFY_MODES = {ssl.CERT_NONE: 0, ssl.CERT_OPTIONAL: 1, ssl.CERT_REQUIRED: 3}
 _CERT_CB = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
+_VERIFY_CB = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_void_p)
+SSL_VERIFY_PEER = 0x01
 
 
 class OpenSSLUnavailable(RuntimeError):
@@ -58,6 +60,10 @@ def _lib() -> ctypes.CDLL:
             "BIO_new": (ctypes.c_void_p, [ctypes.c_void_p]),
             "BIO_read": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int]),
             "BIO_free": (ctypes.c_int, [ctypes.c_void_p]),
+            "SSL_CTX_set_verify": (None, [ctypes.c_void_p, ctypes.c_int, _VERIFY_CB]),
+            "SSL_get_SSL_CTX": (ctypes.c_void_p, [ctypes.c_void_p]),
+            "SSL_get_peer_cert_chain": (ctypes.c_void_p, [ctypes.c_void_p]),
+            "i2d_X509": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_void_p]),
         }
         for name, (restype, argtypes) in sigs.items():
             func = getattr(lib, name)
@@ -173,3 +179,51 @@ def install_certificate_choice(ctx: ssl.SSLContext, decide: CertDecision) -> Non
     lib.SSL_CTX_set_cert_cb(ctx_pointer(ctx), c_callback, None)
     # OpenSSL keeps a raw pointer to the callback: keep the ctypes object alive as long as the context.
     ctx._mtls_lab_cert_cb = c_callback  # type: ignore[attr-defined]
+
+
+# --- completing the handshake whatever the client's certificate (nginx's way) -------------------
+
+
+def accept_any_client_certificate(ctx: ssl.SSLContext) -> None:
+    """Request a client certificate and complete the handshake whether or not it verifies.
+
+    nginx does this (its verify callback returns 1) and checks the result per request. Python's
+    ``ssl`` offers no verify callback, so this one is installed with ``SSL_CTX_set_verify``. The app
+    must then verify the chain itself (``server/verify.py``). Call it after the last change to
+    ``ctx.verify_mode``: Python resets the callback when the mode is set.
+    """
+    callback = _VERIFY_CB(lambda _preverify_ok, _store_ctx: 1)
+    lib = _lib()
+    lib.SSL_CTX_set_verify(ctx_pointer(ctx), SSL_VERIFY_PEER, callback)
+    ctx._mtls_lab_verify_cb = callback  # type: ignore[attr-defined]  # OpenSSL holds a raw pointer
+
+
+def ssl_pointer(ssl_object: ssl.SSLObject) -> int:
+    """The ``SSL*`` behind an SSLObject, checked: its ``SSL_CTX`` must be the context's own."""
+    inner = ssl_object._sslobj  # type: ignore[attr-defined]  # the _ssl._SSLSocket
+    # PySSLSocket: PyObject_HEAD, PyObject *Socket, SSL *ssl (Modules/_ssl.c)
+    pointer = ctypes.c_void_p.from_address(id(inner) + object.__basicsize__ + ctypes.sizeof(ctypes.c_void_p)).value
+    if not pointer or _lib().SSL_get_SSL_CTX(pointer) != ctx_pointer(ssl_object.context):
+        raise OpenSSLUnavailable("unexpected SSLObject layout: its SSL does not belong to its SSLContext")
+    return pointer
+
+
+def peer_chain_der(ssl_object: ssl.SSLObject) -> list[bytes]:
+    """Every certificate the peer sent, leaf first, as DER (verified or not)."""
+    if hasattr(ssl_object, "get_unverified_chain"):  # Python 3.13+
+        return [cert.public_bytes(_ssl.ENCODING_DER) for cert in ssl_object.get_unverified_chain() or []]
+    leaf = ssl_object.getpeercert(binary_form=True)
+    if not leaf:
+        return []
+    lib = _lib()
+    stack = lib.SSL_get_peer_cert_chain(ssl_pointer(ssl_object))  # server side: the chain without the leaf
+    chain = [leaf]
+    for index in range(lib.OPENSSL_sk_num(stack) if stack else 0):
+        out = ctypes.c_void_p()
+        size = lib.i2d_X509(lib.OPENSSL_sk_value(stack, index), ctypes.byref(out))
+        if size > 0 and out.value:
+            der = ctypes.string_at(out.value, size)
+            lib.CRYPTO_free(out, None, 0)
+            if der != leaf:
+                chain.append(der)
+    return chain

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from certs.layout import ADOBE_CN, DEFAULT_CERTS_DIR
 from mtls_lab import __version__
 from mtls_lab.errors import ExitCode, LabError
+from mtls_lab.lifecycle_cli import add_adobe_api, add_trust_sync
 
 if TYPE_CHECKING:
     from caller.tls import ClientBehavior, ClientIdentity
@@ -66,6 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_call(sub)
     _add_matrix(sub)
     _add_demo(sub)
+    _add_probe(sub)
+    _add_nginx_conf(sub)
+    _add_health(sub)
+    add_adobe_api(sub)
+    add_trust_sync(sub)
     return parser
 
 
@@ -137,7 +143,7 @@ def _run_certs(ns: argparse.Namespace) -> int:
 
 
 def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from server.config import Mode, ServerConfig, TLSVersion
+    from server.config import Mode, RejectStyle, ServerConfig, TLSVersion
 
     d = ServerConfig()
     p = sub.add_parser(
@@ -212,12 +218,34 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         metavar="BYTES",
         help=f"answer 413 to larger request bodies (default {d.max_body}) {_env('max_body')}",
     )
+    p.add_argument(
+        "--reject-style",
+        choices=[r.value for r in RejectStyle],
+        default=d.reject_style.value,
+        help="who answers a missing or bad certificate: alert (TLS alerts, like OpenSSL), nginx (the "
+        "handshake completes, HTTP 400 pages), gateway (the handshake completes, HTTP 403 Forbidden) "
+        f"{_env('reject_style')}",
+    )
+    p.add_argument(
+        "--client-cert-header",
+        metavar="NAME",
+        help="a proxy in front terminates TLS: read the client certificate from this header (Envoy "
+        "x-forwarded-client-cert, nginx X-SSL-Client-Cert, X-Amzn-Mtls-Clientcert[-Leaf], "
+        f"X-ARR-ClientCert, RFC 9440 Client-Cert) {_env('client_cert_header')}",
+    )
+    p.add_argument(
+        "--trusted-proxy",
+        action="append",
+        metavar="ADDR",
+        help="address or CIDR whose certificate header counts, repeatable (default 127.0.0.1, ::1) "
+        f"{_env('trusted_proxy')}",
+    )
     p.add_argument("--quiet", action="store_true", help=f"log only rejected handshakes and errors {_env('quiet')}")
     p.set_defaults(handler=_run_serve)
 
 
 def _run_serve(ns: argparse.Namespace) -> int:
-    from server.config import Mode, ServerConfig, TLSVersion
+    from server.config import Mode, RejectStyle, ServerConfig, TLSVersion
     from server.run import serve
 
     config = ServerConfig(
@@ -234,6 +262,9 @@ def _run_serve(ns: argparse.Namespace) -> int:
         record=ns.record,
         handshake_timeout=ns.handshake_timeout,
         max_body=ns.max_body,
+        reject_style=RejectStyle(ns.reject_style),
+        client_cert_header=ns.client_cert_header,
+        trusted_proxies=tuple(ns.trusted_proxy or ServerConfig().trusted_proxies),
         quiet=ns.quiet,
     )
     serve(config)
@@ -374,6 +405,100 @@ def _behavior(name: str) -> ClientBehavior:
     return ClientBehavior(name)
 
 
+# --- nginx-conf ---------------------------------------------------------------------------------
+
+
+def _add_nginx_conf(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "nginx-conf",
+        help="write an nginx configuration that terminates mTLS in front of the lab server",
+        description="Generate, from the lab PKI, an nginx configuration that terminates mTLS (trusting and "
+        "advertising the Adobe-like root), answers certificate problems with nginx's own 400 pages, and forwards "
+        "the verified certificate to a lab server started with --client-cert-header X-SSL-Client-Cert.",
+    )
+    p.add_argument("--certs", type=Path, default=DEFAULT_CERTS_DIR, help="lab PKI directory (default ./certs)")
+    p.add_argument("--out", type=Path, help="write here (default: print); never overwritten without --force")
+    p.add_argument("--force", action="store_true", help="replace an existing --out file")
+    p.add_argument(
+        "--prefix", type=Path, default=Path("nginx-run"), help="nginx's runtime directory (default ./nginx-run)"
+    )
+    p.add_argument("--listen", type=int, default=8443, help="nginx's port on 127.0.0.1 (default 8443)")
+    p.add_argument("--upstream", default="127.0.0.1:9443", help="the lab server behind it (default 127.0.0.1:9443)")
+    p.add_argument("--verify", choices=["on", "optional"], default="on", help="ssl_verify_client (default on)")
+    p.add_argument(
+        "--trust", action="append", type=Path, metavar="PEM", help="client CAs (default the Adobe-like root)"
+    )
+    p.set_defaults(handler=_run_nginx_conf)
+
+
+def _run_nginx_conf(ns: argparse.Namespace) -> int:
+    from certs.pki import require
+    from mtls_lab.nginx_conf import NginxSettings, render, write
+
+    settings = NginxSettings(require(ns.certs), ns.prefix, ns.listen, ns.upstream, ns.verify, tuple(ns.trust or ()))
+    if ns.out is None:
+        print(render(settings), end="")
+        return ExitCode.OK
+    if ns.out.exists() and not ns.force:
+        raise LabError(f"{ns.out} exists: choose another --out, or replace it with --force")
+    write(settings, ns.out)
+    print(f"wrote {ns.out}; run: nginx -p {ns.prefix.resolve()} -c {ns.out.resolve()}")
+    return ExitCode.OK
+
+
+# --- probe --------------------------------------------------------------------------------------
+
+
+def _add_probe(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "probe",
+        help="diagnose a real endpoint the way AJO would meet it",
+        description="Connect to an endpoint as AJO would (each connection a TLS handshake and one harmless GET of "
+        "the URL's path) and report its server chain, TLS versions, whether it requests a client certificate, the "
+        "CA names it advertises and what AJO's Java client will do with them, and the likely outcome with fixes. "
+        "It cannot see whether the endpoint trusts Adobe's real certificate (only Adobe holds the key). Exit "
+        "codes: 0 nothing to fix, 1 fixes listed, 2 usage, 5 unreachable, 7 plain HTTP, 8 not TLS, 9 timeout.",
+    )
+    p.add_argument("url", help="https://host[:port][/path]")
+    p.add_argument("--server-ca", default="system", help="CA file for the server's chain, or 'system' (default)")
+    p.add_argument(
+        "--certs",
+        type=Path,
+        default=DEFAULT_CERTS_DIR,
+        help="lab PKI (default ./certs): for --try-identity and to recognise the lab's stand-in CAs",
+    )
+    p.add_argument(
+        "--try-identity",
+        action="append",
+        choices=IDENTITY_NAMES[:-1],
+        metavar="NAME",
+        help="also present this lab identity, repeatable, to see how the endpoint treats it",
+    )
+    p.add_argument("--cert", type=Path, help="also present this PEM certificate (chain)")
+    p.add_argument("--key", type=Path, help="its PEM private key")
+    p.add_argument("--key-password", help="password of an encrypted --key")
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds per connection (default 5)")
+    p.add_argument("--json", action="store_true", help="the report as one JSON object")
+    p.set_defaults(handler=_run_probe)
+
+
+def _run_probe(ns: argparse.Namespace) -> int:
+    import json
+
+    from caller.probe import probe, render
+    from caller.tls import Chain, ClientIdentity
+    from certs.layout import Identity
+    from certs.pki import require
+
+    pki = require(ns.certs) if (ns.try_identity or (ns.certs / "manifest.json").exists()) else None
+    tries = [ClientIdentity.from_lab(pki, Identity(name), Chain.FULL) for name in ns.try_identity or [] if pki]
+    if ns.cert is not None or ns.key is not None:
+        tries.append(_identity(ns) or ClientIdentity("?", ns.cert, ns.key))
+    report = probe(ns.url, ns.server_ca, pki, tries, ns.timeout)
+    print(json.dumps(report.to_json(), indent=2) if ns.json else render(report))
+    return ExitCode.PROBLEMS_FOUND if report.fixes else ExitCode.OK
+
+
 # --- matrix and demo ----------------------------------------------------------------------------
 
 
@@ -394,6 +519,14 @@ def _add_matrix(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--only", action="append", metavar="ID", help="run only this scenario id (repeatable)")
     p.add_argument("--filter", metavar="GLOB", help="run the scenarios whose id matches, e.g. 'mtls/tls1.3/*'")
     p.add_argument("--trace", metavar="ID", help="run one scenario and draw its TLS conversation")
+    p.add_argument(
+        "--against",
+        action="append",
+        metavar="MODE=URL",
+        help="call this already-running server instead of starting servers (repeatable, one per mode, e.g. "
+        "mtls=https://server-mtls:8443); runs the scenarios whose server is `serve --mode MODE` with its "
+        f"defaults {_env('against')}",
+    )
     p.set_defaults(handler=_run_matrix)
 
 
@@ -412,8 +545,13 @@ def _run_matrix(ns: argparse.Namespace) -> int:
     if ns.list:
         print("\n".join(s.id for s in chosen))
         return ExitCode.OK
-    pki = _ensure_pki(ns.certs)
-    results = matrix.run(chosen, pki, progress=matrix.terminal_progress())
+    if ns.against:
+        from certs.pki import require
+        from mtls_lab.against import run_against
+
+        results = run_against(chosen, ns.against, require(ns.certs), progress=matrix.terminal_progress())
+    else:
+        results = matrix.run(chosen, _ensure_pki(ns.certs), progress=matrix.terminal_progress())
     if ns.trace:
         print(_ladder(results[0].verdict, matrix.server_label(results[0].scenario)) + "\n")
     render = matrix.render_json if ns.json else matrix.render_markdown if ns.markdown else matrix.render_text
@@ -450,6 +588,37 @@ def _ensure_pki(root: Path) -> LabPaths:
     if not result.reused:
         print(f"(generated the lab PKI in {root} in {result.seconds:.2f} s)", file=sys.stderr)
     return require(root)
+
+
+# --- health -------------------------------------------------------------------------------------
+
+
+def _add_health(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "health",
+        help="is a lab server up and ready? (the compose healthcheck)",
+        description="GET the lab server's /_lab/health holding a lab identity, sent the way AJO's Java client "
+        "does (so it works in mtls mode too), and print one line. Exit codes: 0 ready, 1 HTTP error, 3 TLS rejected "
+        "(only with --strict: by default a TLS alert proves the server is up and counts as ready), "
+        "4 server certificate not from the lab PKI, 5 down.",
+    )
+    p.add_argument("--url", default="https://127.0.0.1:8443", help="the server (default https://127.0.0.1:8443)")
+    p.add_argument("--certs", type=Path, default=DEFAULT_CERTS_DIR, help="lab PKI directory (default ./certs)")
+    p.add_argument("--identity", choices=IDENTITY_NAMES, default="adobe", help="lab identity held (default adobe)")
+    p.add_argument("--timeout", type=float, default=3.0, help="seconds (default 3)")
+    p.add_argument("--strict", action="store_true", help="a TLS alert is not ready: exit 3")
+    p.set_defaults(handler=_run_health)
+
+
+def _run_health(ns: argparse.Namespace) -> int:
+    from certs.layout import Identity
+    from certs.pki import require
+    from mtls_lab.health import probe
+
+    identity = None if ns.identity == "none" else Identity(ns.identity)
+    found = probe(ns.url, require(ns.certs), identity, ns.timeout)
+    print(found.describe())
+    return int(found.state.exit_code(ns.strict))
 
 
 if __name__ == "__main__":

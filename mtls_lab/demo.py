@@ -42,6 +42,13 @@ STEPS = [
         "mtls/tls1.3/adobe/java/advertises-other-ca",
     ),
     Step(
+        "1. The endpoint as the customer configured it",
+        "Often the 403 does not come from the app at all: a gateway (AWS API Gateway, Cloudflare) terminates "
+        "TLS in front of a healthy app, and its truststore names the wrong CA. AJO sends no certificate and the "
+        "gateway answers 403 Forbidden before the app sees anything.",
+        "mtls/tls1.3/adobe/java/advertises-other-ca/gateway-style",
+    ),
+    Step(
         "2. What Adobe's advice changes",
         "mTLS only, trusting (and so advertising) Adobe's root. AJO sends its certificate; the call is accepted.",
         "mtls/tlsauto/adobe/java",
@@ -70,6 +77,13 @@ STEPS = [
         "3. The traps next to it: the CA migration",
         "Trust both roots before the switch, and the new certificate is accepted.",
         "mtls/tls1.3/adobe-next/java/trusts-both-roots",
+    ),
+    Step(
+        "3. The traps next to it: the CA migration",
+        "Or automate it, as Adobe asks: `mtls-lab trust-sync` reads Adobe's public-certificate API (here the lab's "
+        "`mtls-lab adobe-api`, in its migration phase) and adds the new hierarchy's root and intermediate to the "
+        "trust store, keeping today's. The new certificate is accepted.",
+        "mtls/tls1.3/adobe-next/java/trust-sync-migration",
     ),
     Step(
         "3. The traps next to it: TLS versions",

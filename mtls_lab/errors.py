@@ -19,6 +19,7 @@ class ExitCode(enum.IntEnum):
     PLAIN_HTTP = 7  # probe: the port speaks plain HTTP, not TLS
     NOT_TLS = 8  # probe: the port answers, but not with TLS
     TIMEOUT = 9  # probe: the endpoint accepted the connection but never answered
+    BAD_RESPONSE = 10  # trust-sync: the certificate API's answer is not in Adobe's documented format
 
 
 class LabError(Exception):

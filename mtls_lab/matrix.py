@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from fnmatch import fnmatch
+from pathlib import Path
 from typing import Any, TextIO
 
 from caller.action import parse
@@ -17,7 +18,9 @@ from caller.verdict import Verdict
 from certs.inspect import fingerprint, load_pem_chain
 from certs.layout import Identity, LabPaths
 from mtls_lab.scenarios import Scenario
-from server.config import Mode, ServerConfig, TLSVersion
+from mtls_lab.synced_trust import synced_bundle
+from server.adobe_api import Phase
+from server.config import Mode, RejectStyle, ServerConfig, TLSVersion
 from server.run import RunningServer
 
 Progress = Callable[[int, int, Scenario], None]
@@ -55,6 +58,7 @@ class Result:
                 "tls_max": s.tls_max,
                 "allow_cn": list(s.allow),
                 "pinned_leaf": s.pin,
+                "trust_sync_phase": s.trust_sync,
             },
             "caller": {"identity": s.identity, "chain": s.chain, "behavior": s.behavior, "tls": s.tls},
             "expected": {"verdict": s.expect, "client_cert_sent": s.sent},
@@ -88,25 +92,40 @@ def server_config(scenario: Scenario, pki: LabPaths) -> ServerConfig:
     return ServerConfig(
         mode=Mode(scenario.mode),
         certs=pki.root,
-        trust=tuple(pki.ca(c) for c in scenario.trust),
+        trust=_trust(scenario, pki),
         advertise_ca=advertise,
         tls_max=TLSVersion(scenario.tls_max),
         allow_cn=scenario.allow or ServerConfig().allow_cn,
+        reject_style=RejectStyle(scenario.style) if scenario.style != "proxy-no-header" else RejectStyle.ALERT,
+        client_cert_header="X-SSL-Client-Cert" if scenario.style == "proxy-no-header" else None,
         pins=pins,
         quiet=True,
     )
+
+
+def _trust(scenario: Scenario, pki: LabPaths) -> tuple[Path, ...]:
+    """The scenario's CA files, or the one bundle trust-sync made of them in the scenario's phase."""
+    if scenario.trust_sync is None:
+        return tuple(pki.ca(c) for c in scenario.trust)
+    return (synced_bundle(pki, scenario.trust, Phase(scenario.trust_sync)),)
 
 
 def server_label(scenario: Scenario) -> str:
     """The server's configuration in a few words, for ladder headers."""
     trusts = ", ".join(c.value for c in scenario.trust)
     advertise = scenario.advertise if isinstance(scenario.advertise, str) else f"only {scenario.advertise.value}"
-    return f"{scenario.mode}, TLS up to {scenario.tls_max}, trusts {trusts}, advertises {advertise}"
+    synced = f" as trust-sync keeps it in phase {scenario.trust_sync}" if scenario.trust_sync else ""
+    return f"{scenario.mode}, TLS up to {scenario.tls_max}, trusts {trusts}{synced}, advertises {advertise}"
 
 
 def run_one(scenario: Scenario, pki: LabPaths, server: RunningServer) -> Result:
+    return call_at(scenario, pki, server.url)
+
+
+def call_at(scenario: Scenario, pki: LabPaths, base_url: str) -> Result:
+    """Replay the scenario's caller against the server at ``base_url`` (e.g. ``https://127.0.0.1:8443``)."""
     started = time.perf_counter()
-    action = parse({"name": "matrix_call", "url": server.url + "/custom-action", "method": "POST"})
+    action = parse({"name": "matrix_call", "url": base_url + "/custom-action", "method": "POST"})
     options = CallOptions(
         pki=pki,
         identity=lab_identity(pki, scenario.identity, Chain(scenario.chain)),
@@ -180,7 +199,7 @@ def render_markdown(results: list[Result]) -> str:
         fix = r.verdict.fix.replace("|", "\\|") if r.verdict.outcome.value != "accepted" else ""
         expected = f"{r.scenario.expect} ({'sent' if r.scenario.sent else 'not sent'})"
         lines.append(f"| `{r.scenario.id}` | {expected} | {_words(r)} | {'yes' if r.match else '**NO**'} | {fix} |")
-    return "\n".join(lines) + "\n\n" + summary(results)
+    return "\n".join(lines) + "\n\n" + summary(results, timing=False)  # deterministic: the README embeds it
 
 
 def render_json(results: list[Result]) -> str:
@@ -193,10 +212,10 @@ def render_json(results: list[Result]) -> str:
     )
 
 
-def summary(results: list[Result]) -> str:
+def summary(results: list[Result], timing: bool = True) -> str:
     bad = [r for r in results if not r.match]
-    total = sum(r.seconds for r in results)
+    took = f" ({sum(r.seconds for r in results):.2f} s of calls)" if timing else ""
     return (
-        f"{len(results)} scenarios, {len(results) - len(bad)} as expected, {len(bad)} mismatched "
-        f"({total:.2f} s of calls). Single attempt per scenario (AJO would retry all but 401/403/404 up to 3 times)."
+        f"{len(results)} scenarios, {len(results) - len(bad)} as expected, {len(bad)} mismatched{took}. "
+        "Single attempt per scenario (AJO would retry all but 401/403/404 up to 3 times)."
     )

@@ -8,7 +8,9 @@ matrix runs the real caller against real servers and compares. Read one row as:
 - ``expect``: ``"accepted"``, ``"403 <reason>"`` or ``"alert <name>"``;
 - ``sent``: whether the client certificate goes out (AJO's Java model unless ``behavior="openssl"``);
 - settings: ``trust`` (CAs the server trusts), ``advertise`` (``trust``, ``none`` or a CA), ``tls_max``,
-  ``allow`` (allow-list), ``pin`` (pin the current Adobe leaf), ``chain``, ``behavior``, ``note``.
+  ``allow`` (allow-list), ``pin`` (pin the current Adobe leaf), ``chain``, ``behavior``, ``note``,
+  ``trust_sync`` (a lifecycle phase: the server's trust store starts as ``trust`` and is then kept by
+  ``mtls-lab trust-sync`` from the lab's Adobe API in that phase; see ``mtls_lab.synced_trust``).
 """
 
 from __future__ import annotations
@@ -42,6 +44,11 @@ class Scenario:
     expect: str
     sent: bool
     note: str = ""
+    # server side, continued: the trust store as trust-sync keeps it in this phase (None: ``trust`` as is)
+    trust_sync: str | None = None
+    # server side, continued: who answers a bad certificate ("alert", "nginx", "gateway"), or
+    # "proxy-no-header": TLS is terminated in front and the certificate header never arrives
+    style: str = "alert"
 
     @property
     def id(self) -> str:
@@ -63,11 +70,14 @@ class Scenario:
             "server-max-tls1.2": self.tls_max == "1.2",
             "not-on-allow-list": bool(self.allow),
             "pinned-leaf": self.pin,
+            f"trust-sync-{self.trust_sync}": self.trust_sync is not None,
+            f"{self.style}-style" if self.style != "proxy-no-header" else "behind-proxy-no-header": self.style
+            != "alert",
         }
 
     def server_key(self) -> tuple[Any, ...]:
         """Scenarios with the same key share one server."""
-        return (self.mode, self.trust, self.advertise, self.tls_max, self.allow, self.pin)
+        return (self.mode, self.trust, self.advertise, self.tls_max, self.allow, self.pin, self.trust_sync, self.style)
 
     def settings(self) -> dict[str, Any]:
         """Every field but the expectation: what a sibling may differ in."""
@@ -93,10 +103,28 @@ def row(
     chain: str = "full",
     behavior: str = "java",
     note: str = "",
+    trust_sync: str | None = None,
+    style: str = "alert",
 ) -> Scenario:
     if sent is None:
         sent = mode != "tls" and identity != "none"
-    return Scenario(mode, trust, advertise, tls_max, allow, pin, identity, chain, behavior, tls, expect, sent, note)
+    return Scenario(
+        mode,
+        trust,
+        advertise,
+        tls_max,
+        allow,
+        pin,
+        identity,
+        chain,
+        behavior,
+        tls,
+        expect,
+        sent,
+        note,
+        trust_sync,
+        style,
+    )
 
 
 def _grid() -> list[Scenario]:
@@ -152,6 +180,27 @@ def _grid() -> list[Scenario]:
     return rows
 
 
+def _synced(phase: str, tls: str, identity: str, expect: str, sent: bool | None = None, **settings: Any) -> Scenario:
+    return row("mtls", tls, identity, expect, sent, trust_sync=phase, **settings)
+
+
+def _lifecycle() -> list[Scenario]:
+    """mTLS servers whose trust store (today's root to start with) ``mtls-lab trust-sync`` keeps from the lab API."""
+    return [
+        # During the overlap the API lists both certificates: a store kept from it accepts both; a pin breaks.
+        _synced("overlap", "1.3", "adobe", "accepted", note="overlap: today's certificate"),
+        _synced("overlap", "1.3", "adobe-rotated", "accepted", note="overlap: next year's too"),
+        _synced("overlap", "1.3", "adobe", "accepted", pin=True, note="the pinned leaf passes today"),
+        _synced("overlap", "1.3", "adobe-rotated", "403 fingerprint_not_pinned", pin=True, note="fails after rotation"),
+        # The migration: the API lists the new hierarchy's certificate and trust-sync adds its CAs.
+        _synced("overlap", "1.3", "adobe-next", NO_CERT["1.3"], False, note="new chain not listed yet"),
+        _synced("overlap", "1.3", "adobe-next", "alert unknown_ca", behavior="openssl"),
+        _synced("migration", "1.3", "adobe-next", "accepted", behavior="openssl", note="trust-sync added the chain"),
+        _synced("migration", "1.3", "adobe-next", "accepted", note="and the server names it: Java sends"),
+        _synced("migration", "1.2", "adobe-next", "accepted"),
+    ]
+
+
 SCENARIOS: list[Scenario] = [
     *_grid(),
     # The endpoint names another CA: a Java client (AJO) omits its certificate.
@@ -177,4 +226,38 @@ SCENARIOS: list[Scenario] = [
     row("mtls", None, "adobe", "alert certificate_required", False, advertise=OTHER, note="AJO's default version"),
     row("mtls", None, "adobe", "accepted", tls_max="1.2", note="falls back to TLS 1.2: fine"),
     row("mtls", "1.3", "adobe", "alert protocol_version", False, tls_max="1.2", note="no common version"),
+    *_lifecycle(),
+    # The same root causes through other faces: nginx's 400 pages, a gateway's 403, a proxy that forwards nothing.
+    *(
+        row("mtls", "1.3", who, expect, sent, style=style, behavior=behavior, allow=allow)
+        for style, no_cert, bad in (
+            ("nginx", "400 nginx_no_certificate", "400 nginx_certificate_error"),
+            ("gateway", "403 gateway_forbidden", "403 gateway_forbidden"),
+        )
+        for who, expect, sent, behavior, allow in (
+            ("adobe", "accepted", True, "java", ()),
+            ("none", no_cert, False, "java", ()),
+            ("impostor", bad, True, "openssl", ()),
+            ("expired", bad, True, "java", ()),
+            ("adobe", "403 subject_not_allowed", True, "java", ("partner.example.com",)),
+        )
+    ),
+    row(
+        "mtls",
+        "1.3",
+        "adobe",
+        "403 gateway_forbidden",
+        False,
+        advertise=OTHER,
+        style="gateway",
+        note="the seed's 403, from a gateway in front of a healthy app",
+    ),
+    row(
+        "tls",
+        "1.3",
+        "adobe",
+        "403 client_cert_not_forwarded",
+        style="proxy-no-header",
+        note="the proxy terminates TLS and forwards no certificate",
+    ),
 ]

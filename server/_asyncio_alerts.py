@@ -29,7 +29,14 @@ logger = logging.getLogger("mtls_lab.server")
 
 RejectHook = Callable[[Any, BaseException], None]
 
-_REQUIRED = ("_on_handshake_complete", "_process_outgoing", "_set_state", "_wakeup_waiter", "buffer_updated")
+_REQUIRED = (
+    "_on_handshake_complete",
+    "_process_outgoing",
+    "_set_state",
+    "_wakeup_waiter",
+    "buffer_updated",
+    "_check_handshake_timeout",
+)
 
 
 def check_internals() -> None:
@@ -76,6 +83,14 @@ class AlertDeliveringSSLProtocol(sslproto.SSLProtocol):
             self._on_reject(inner._transport, handshake_exc)
         self._linger_close()
         inner._wakeup_waiter(handshake_exc)
+
+    def _check_handshake_timeout(self) -> None:
+        # asyncio aborts a slow handshake silently (an OSError is logged in debug mode only): say it once
+        inner: Any = self
+        if inner._state == sslproto.SSLProtocolState.DO_HANDSHAKE and self._on_reject is not None:
+            timeout = inner._ssl_handshake_timeout
+            self._on_reject(inner._transport, TimeoutError(f"no complete handshake within {timeout:g} s"))
+        super()._check_handshake_timeout()
 
     def _linger_close(self) -> None:
         transport: Any = self._transport

@@ -24,12 +24,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from certs.inspect import CertFacts
+from mtls_lab import _openssl
 from server._asyncio_alerts import AlertDeliveringSSLProtocol, RejectHook
-
-try:
-    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _BaseHTTP
-except ImportError:  # httptools missing: h11 is slower but equivalent
-    from uvicorn.protocols.http.h11_impl import H11Protocol as _BaseHTTP  # type: ignore[assignment]
+from server._uvicorn_limits import GuardedHTTPProtocol as _BaseHTTP  # uvicorn's httptools protocol, bounded
+from server._uvicorn_limits import HTTPLimits
+from server.verify import NONE, ClientVerification
 
 _TLS_VERSIONS = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
 
@@ -42,6 +41,7 @@ class TLSFacts:
     cipher: str | None
     client_cert: CertFacts | None
     client_cert_der: bytes | None
+    verification: ClientVerification = NONE  # nginx's $ssl_client_verify; SUCCESS whenever OpenSSL verified
 
     def to_json(self) -> dict[str, Any]:
         """Computed once per connection (the record writes it for every request)."""
@@ -52,6 +52,7 @@ class TLSFacts:
                 "cipher": self.cipher,
                 "client_certificate_presented": self.client_cert is not None,
                 "client_certificate": self.client_cert.to_json() if self.client_cert else None,
+                "ssl_client_verify": self.verification.nginx_variable,
             }
             object.__setattr__(self, "_json", cached)
         return cached
@@ -65,12 +66,25 @@ def check_internals() -> None:
 check_internals()
 
 
-def connection_facts(ssl_object: ssl.SSLObject | None) -> tuple[TLSFacts, dict[str, Any]]:
-    """The lab's facts and the ASGI TLS extension for one established connection."""
+Verifier = Callable[[list[bytes]], ClientVerification]
+
+
+def connection_facts(
+    ssl_object: ssl.SSLObject | None, verifier: Verifier | None = None
+) -> tuple[TLSFacts, dict[str, Any]]:
+    """The lab's facts and the ASGI TLS extension for one established connection.
+
+    ``verifier`` is given when the handshake accepted any certificate (nginx and gateway styles): the
+    chain the client sent is then verified here, once per connection.
+    """
     if ssl_object is None:
         return TLSFacts(None, None, None, None), {}
     der = ssl_object.getpeercert(binary_form=True)
     cert = CertFacts.from_der(der) if der else None
+    if verifier is not None:
+        verification = verifier(_openssl.peer_chain_der(ssl_object))
+    else:
+        verification = ClientVerification("SUCCESS") if der else NONE
     cipher = ssl_object.cipher()
     version = ssl_object.version()
     chain: list[str] = []
@@ -82,11 +96,12 @@ def connection_facts(ssl_object: ssl.SSLObject | None) -> tuple[TLSFacts, dict[s
         "server_cert": None,
         "client_cert_chain": chain,
         "client_cert_name": cert.subject if cert else None,
-        "client_cert_error": None,  # a certificate that fails verification aborts the handshake
+        "client_cert_error": verification.reason or None,
         "tls_version": _TLS_VERSIONS.get(version or ""),
         "cipher_suite": _cipher_id(ssl_object.context, cipher[0]) if cipher else None,
     }
-    return TLSFacts(version, cipher[0] if cipher else None, cert, der or None), extension
+    facts = TLSFacts(version, cipher[0] if cipher else None, cert, der or None, verification)
+    return facts, extension
 
 
 _CIPHER_IDS: dict[int, dict[str, int]] = {}
@@ -103,9 +118,11 @@ def _cipher_id(context: ssl.SSLContext, name: str) -> int | None:
 class _TLSScopeProtocol(_BaseHTTP):
     """uvicorn's HTTP protocol, with the connection's TLS facts added to each request's scope."""
 
+    verifier: Verifier | None = None
+
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        facts, extension = connection_facts(transport.get_extra_info("ssl_object"))
+        facts, extension = connection_facts(transport.get_extra_info("ssl_object"), self.verifier)
         app = self.app
 
         async def app_with_tls(scope: Any, receive: Any, send: Any) -> None:
@@ -122,11 +139,15 @@ def tls_protocol_factory(
     *,
     handshake_timeout: float,
     on_reject: RejectHook | None = None,
+    verifier: Verifier | None = None,
+    limits: HTTPLimits | None = None,
 ) -> Callable[..., asyncio.Protocol]:
     """A uvicorn ``http`` protocol factory that terminates TLS with the lab's alert-delivering protocol."""
 
     def create(**kwargs: Any) -> asyncio.Protocol:
         http = _TLSScopeProtocol(**kwargs)
+        http.verifier = verifier
+        http.limits = limits or HTTPLimits()
         return AlertDeliveringSSLProtocol(  # type: ignore[return-value]  # an SSLProtocol is a BufferedProtocol
             asyncio.get_running_loop(),
             http,

@@ -18,7 +18,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server._uvicorn_tls import TLSFacts, tls_facts
 from server.config import LoadedServer, Mode
+from server.forwarded import trusted
 from server.record import CallRecord
+from server.styles import forwarded_facts, gate
 
 logger = logging.getLogger("mtls_lab.server")
 
@@ -87,6 +89,7 @@ def seen(facts: TLSFacts, server: LoadedServer) -> dict[str, Any]:
         "tls_version": facts.version,
         "cipher": facts.cipher,
         "client_certificate_presented": cert is not None,
+        "ssl_client_verify": facts.verification.nginx_variable,
         "subject": cert.subject if cert else None,
         "issuer": cert.issuer if cert else None,
         "sha256": cert.sha256 if cert else None,
@@ -102,8 +105,13 @@ def create_app(server: LoadedServer, record: CallRecord) -> Starlette:
     tokens: set[str] = set()
 
     async def target(request: Request) -> Response:
-        facts = tls_facts(request.scope)
-        denial = authorize(facts, server)
+        facts = forwarded_facts(request, tls_facts(request.scope), server)
+        request.scope.setdefault("extensions", {})["mtls_lab"] = facts  # what the record keeps
+        answer = gate(request, facts, server)
+        if answer is not None:
+            return answer
+        denial = _not_forwarded(request, server) if facts.client_cert is None else None
+        denial = denial or authorize(facts, server)
         request.state.lab_reason = denial.reason if denial else None
         if denial is not None:
             body = {"reason": denial.reason, "message": denial.message, "fix": denial.fix}
@@ -183,6 +191,21 @@ async def _too_large(scope: Scope, receive: Receive, send: Send, limit: int) -> 
         {"reason": "body_too_large", "message": f"The request body exceeds {limit} bytes."}, status_code=413
     )
     await response(scope, receive, send)
+
+
+def _not_forwarded(request: Request, server: LoadedServer) -> Denial | None:
+    """The 403 of a proxy that terminates TLS but does not forward the client certificate."""
+    name = server.config.client_cert_header
+    client = request.client.host if request.client else None
+    if name is None or not trusted(client, server.config.trusted_proxies):
+        return None
+    return Denial(
+        "client_cert_not_forwarded",
+        f"The call came through the proxy {client}, which terminates TLS, but without the {name} header: the "
+        "proxy did not forward the client certificate (or did not get one), so the app cannot see who called.",
+        f"Proxy side: forward the verified client certificate in {name} (nginx: proxy_set_header {name} "
+        "$ssl_client_escaped_cert; Envoy: forward_client_cert_details; AWS ALB: mTLS verify or passthrough mode).",
+    )
 
 
 def _bearer(request: Request, tokens: set[str]) -> str | None:

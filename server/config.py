@@ -11,10 +11,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from certs.inspect import is_ca, load_pem_chain, normalize_fingerprint
+from certs.keypair import PairFiles, diagnose
 from certs.layout import ADOBE_CN, CA, DEFAULT_CERTS_DIR
 from certs.pki import require
 from mtls_lab import _openssl
 from mtls_lab.errors import LabError
+from server.guard import check_settings
 
 
 class Mode(enum.Enum):
@@ -34,6 +36,22 @@ class Mode(enum.Enum):
             Mode.TLS: "TLS only: never requests a client certificate",
             Mode.MTLS: "mTLS only: requires a trusted client certificate (handshake fails without one)",
             Mode.MIXED: "mixed: requests a client certificate optionally; a bad one still fails the handshake",
+        }[self]
+
+
+class RejectStyle(enum.Enum):
+    """Who answers a missing or bad client certificate, and how (tls-ground-truth.md)."""
+
+    ALERT = "alert"  # OpenSSL, Go, Envoy, Java servers: a TLS alert, the handshake fails
+    NGINX = "nginx"  # the handshake completes; HTTP 400 pages per request
+    GATEWAY = "gateway"  # AWS API Gateway, Cloudflare: the handshake completes; HTTP 403 {"message":"Forbidden"}
+
+    @property
+    def summary(self) -> str:
+        return {
+            RejectStyle.ALERT: "TLS alerts, like OpenSSL, Go, Envoy and Java servers",
+            RejectStyle.NGINX: "handshake completes, nginx's HTTP 400 pages",
+            RejectStyle.GATEWAY: "handshake completes, gateway HTTP 403 Forbidden",
         }[self]
 
 
@@ -66,8 +84,16 @@ class ServerConfig:
     pins: tuple[str, ...] = ()
     record: Path | None = None
     handshake_timeout: float = 10.0
+    header_timeout: float = 10.0  # the request line and headers, from the handshake or the request's first byte
+    body_timeout: float = 30.0  # the whole body, from the end of the headers
+    keep_alive_timeout: float = 5.0  # idle time between two requests on one connection
+    max_head_bytes: int = 32 * 1024  # request line and headers (431 beyond)
+    max_headers: int = 100  # header fields (431 beyond)
     record_body_limit: int = 64 * 1024
     max_body: int = 1024 * 1024
+    reject_style: RejectStyle = RejectStyle.ALERT
+    client_cert_header: str | None = None  # read the client certificate from this header (a proxy terminates TLS)
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")  # addresses whose client-certificate header counts
     quiet: bool = False
 
 
@@ -80,6 +106,7 @@ class LoadedServer:
     trusted: tuple[str, ...]
     advertised: tuple[str, ...]
     pins: frozenset[str] = field(default_factory=frozenset)
+    trusted_certs: tuple[x509.Certificate, ...] = ()
 
     def describe(self) -> str:
         cfg = self.config
@@ -87,7 +114,12 @@ class LoadedServer:
             f"mode={cfg.mode.value} ({cfg.mode.summary}); TLS {cfg.tls_min.value}-{cfg.tls_max.value}; "
             f"trusts: {_names(self.trusted)}; advertises: {_names(self.advertised)}; "
             f"allow-cn: {', '.join(cfg.allow_cn) or '(any)'}; pins: {len(self.pins) or 'none'}; "
-            f"record: {cfg.record or 'memory'}"
+            f"record: {cfg.record or 'memory'}; rejections: {cfg.reject_style.value} ({cfg.reject_style.summary})"
+            + (
+                f"; client certificate from header {cfg.client_cert_header} sent by {', '.join(cfg.trusted_proxies)}"
+                if cfg.client_cert_header
+                else ""
+            )
         )
 
 
@@ -97,6 +129,7 @@ def _names(names: tuple[str, ...]) -> str:
 
 def load(config: ServerConfig) -> LoadedServer:
     """Check the settings and build the server's SSLContext; LabError names what is wrong."""
+    check_settings(config)
     if config.tls_min.ssl > config.tls_max.ssl:
         raise LabError(f"--tls-min {config.tls_min.value} is above --tls-max {config.tls_max.value}: swap them")
     paths = require(config.certs)
@@ -119,6 +152,7 @@ def load(config: ServerConfig) -> LoadedServer:
         trusted=tuple(c.subject.rfc4514_string() for c in trusted),
         advertised=tuple(c.subject.rfc4514_string() for c in advertised) if config.mode is not Mode.TLS else (),
         pins=pins,
+        trusted_certs=tuple(trusted),
     )
 
 
@@ -133,7 +167,11 @@ def build_context(
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = config.tls_min.ssl
     context.maximum_version = config.tls_max.ssl
-    context.load_cert_chain(cert, key)
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        fix = f"regenerate the lab PKI with `mtls-lab certs --out {config.certs} --force`"
+        raise LabError(diagnose(PairFiles(cert, key, None, "server certificate", "server key", fix=fix))) from exc
     context.set_alpn_protocols(["http/1.1"])
     if config.mode is Mode.TLS:
         return context
@@ -145,6 +183,15 @@ def build_context(
     except _openssl.OpenSSLUnavailable as exc:
         if advertised:
             raise LabError(f"cannot advertise CA names on this Python ({exc}): use --advertise-ca none") from exc
+    if config.reject_style is not RejectStyle.ALERT:
+        try:  # request optionally and complete every handshake: the app verifies per request, as nginx does
+            context.verify_mode = ssl.CERT_OPTIONAL
+            _openssl.accept_any_client_certificate(context)
+        except _openssl.OpenSSLUnavailable as exc:
+            raise LabError(
+                f"--reject-style {config.reject_style.value} is not available on this Python ({exc}): "
+                "use --reject-style alert"
+            ) from exc
     return context
 
 

@@ -13,13 +13,16 @@ from types import TracebackType
 from typing import Any
 
 import uvicorn
+from cryptography import x509
 
 from mtls_lab.alerts import sent_alert
 from mtls_lab.errors import LabError
 from server._uvicorn_tls import tls_protocol_factory
 from server.app import create_app
-from server.config import LoadedServer, ServerConfig, load
+from server.config import LoadedServer, Mode, RejectStyle, ServerConfig, load
+from server.guard import LabUvicornServer, http_limits, log_handshake_abuse
 from server.record import CallRecord
+from server.verify import ClientVerification, verify_client_chain
 
 logger = logging.getLogger("mtls_lab.server")
 
@@ -37,6 +40,9 @@ def bind(host: str, port: int) -> socket.socket:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
         sock.listen(1024)
+    except OverflowError as exc:  # a port outside 0-65535
+        sock.close()
+        raise LabError(f"--port {port}: give a port from 1 to 65535 (0: any free port)") from exc
     except OSError as exc:
         sock.close()
         if exc.errno == errno.EADDRINUSE:
@@ -49,7 +55,7 @@ def log_rejected_handshake(transport: Any, exc: BaseException) -> None:
     """One concise line per rejected handshake, naming the alert sent."""
     peer = transport.get_extra_info("peername") if transport is not None else None
     where = f"{peer[0]}:{peer[1]}" if peer else "?"
-    if not isinstance(exc, ssl.SSLError):
+    if log_handshake_abuse(transport, exc, where) or not isinstance(exc, ssl.SSLError):
         return
     alert = sent_alert(exc)
     if getattr(exc, "reason", None) == "PEER_DID_NOT_RETURN_A_CERTIFICATE":
@@ -63,8 +69,19 @@ def log_rejected_handshake(transport: Any, exc: BaseException) -> None:
 
 def make_server(loaded: LoadedServer, record: CallRecord) -> uvicorn.Server:
     cfg = loaded.config
+    verifier = None
+    if cfg.reject_style is not RejectStyle.ALERT and cfg.mode is not Mode.TLS:
+        trusted = list(loaded.trusted_certs)
+
+        def verifier(chain: list[bytes]) -> ClientVerification:
+            return verify_client_chain([x509.load_der_x509_certificate(der) for der in chain], trusted)
+
     factory = tls_protocol_factory(
-        loaded.context, handshake_timeout=cfg.handshake_timeout, on_reject=log_rejected_handshake
+        loaded.context,
+        handshake_timeout=cfg.handshake_timeout,
+        on_reject=log_rejected_handshake,
+        verifier=verifier,
+        limits=http_limits(cfg),
     )
     config = uvicorn.Config(
         create_app(loaded, record),
@@ -73,8 +90,9 @@ def make_server(loaded: LoadedServer, record: CallRecord) -> uvicorn.Server:
         access_log=False,
         log_config=None,
         server_header=False,
+        timeout_keep_alive=cfg.keep_alive_timeout,
     )
-    return uvicorn.Server(config)
+    return LabUvicornServer(config)
 
 
 def configure_logging(quiet: bool) -> None:
@@ -115,7 +133,7 @@ class RunningServer:
 
     @property
     def url(self) -> str:
-        return f"https://127.0.0.1:{self.port}"
+        return f"https://localhost:{self.port}"  # a host name, as AJO requires: the caller sends SNI
 
     def _run(self) -> None:
         self._server.run(sockets=[self._sock])

@@ -253,3 +253,25 @@ def test_call_trace_draws_the_ladder(pki: LabPaths, lab_server: ServerFactory) -
     ):
         assert fact in ladder
     assert "\033[" not in done.stdout  # piped: no colour
+
+
+def test_probe_command_text_json_and_exit_codes(pki: LabPaths, lab_server: ServerFactory) -> None:
+    server = lab_server(mode=Mode.TLS)
+    done = _run("probe", server.url + "/hook", "--certs", str(pki.root), "--server-ca", str(pki.ca(CA.SERVER_ROOT)))
+    assert done.returncode == ExitCode.PROBLEMS_FOUND and "VERDICT: tls-only" in done.stdout
+    good = _run(
+        "probe",
+        lab_server(mode=Mode.MTLS).url,
+        "--certs",
+        str(pki.root),
+        "--server-ca",
+        str(pki.ca(CA.SERVER_ROOT)),
+        "--json",
+        "--try-identity",
+        "impostor",
+    )
+    report = json.loads(good.stdout)
+    assert report["configuration"] == "mtls-only" and report["identities"][0]["rejected_at"] == "TLS"
+    refused = _run("probe", "https://127.0.0.1:1/", "--timeout", "1")
+    assert refused.returncode == ExitCode.CONNECTION and refused.stderr.count("\n") == 1
+    assert "cannot connect (" in refused.stderr and "Traceback" not in refused.stderr

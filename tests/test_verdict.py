@@ -86,7 +86,8 @@ def test_a_gateway_json_403_after_sending_the_certificate(pki: LabPaths) -> None
     ) as url:
         verdict = ajo_call(pki, url)
     assert verdict.client_cert_sent is True
-    assert "did not trust or authorize" in verdict.explanation
+    assert verdict.server_reason == "gateway_forbidden" and verdict.rejection_style == "gateway_403"
+    assert "failed the gateway's truststore check" in verdict.explanation
 
 
 @pytest.fixture

@@ -1,0 +1,419 @@
+"""A local stand-in for Adobe's public-certificate API, serving the lab's Adobe-like certificates.
+
+Adobe asks customers not to pin its client certificate but to fetch it from the MTLS Service API and
+to automate that (ajo-facts.md). This service lets that automation meet a rotation and the CA
+migration on a laptop before it meets production.
+
+What follows Adobe's documentation (Experience Platform, "Public certificate endpoint" and the
+troubleshooting guide's request-header errors):
+
+- ``GET /data/core/mtls/v1/certificate/public-certificate`` with the optional query parameters
+  ``page`` and ``limit``;
+- the headers ``Authorization: Bearer {ACCESS_TOKEN}``, ``x-api-key`` and ``x-gw-ims-org-id``, and the
+  gateway's answers when one is missing or wrong: ``403010 Oauth token is missing.`` and
+  ``401013 Oauth token is not valid`` (HTTP 401, the status table's "access token missing or invalid"),
+  ``403000 Api Key is required`` and ``403003 Api Key is invalid`` (HTTP 403), and
+  ``400003 Missing header`` for the organization header (HTTP 400: the error code says 400, and the
+  status table's 400 is "missing key information");
+- the response: ``results[]`` of ``certCommonName``, ``publicCertificate`` (PEM) and ``expiryDate``
+  (ISO 8601, UTC, with milliseconds as in Adobe's sample), ``total``, ``count``, and ``_links`` with
+  ``next``, ``prev`` and ``page``.
+
+Lab choices, where Adobe documents nothing (labelled in the README too):
+
+- pages count from 0 (the ``_links`` shape is Spring HATEOAS's, whose pages count from 0), ``limit``
+  defaults to 20 and may be 1 to 100; anything else is a 400 with a problem-details body;
+- ``next``/``prev`` are ``{"href": ..., "templated": false}`` or ``{}`` when there is no such page;
+  ``page`` is the RFC 6570 template ``...{?page,limit}``;
+- the gateway checks the token, then the API key, then the organization; any non-empty value passes
+  unless ``--token`` or ``--api-key`` name the one value to accept;
+- ``--chain leaf`` (default) serves the certificate alone, as Adobe's sample shows; ``--chain full``
+  appends its intermediate and root to ``publicCertificate`` (a lab extension);
+- the response header ``x-mtls-lab-phase`` names the phase, and ``GET``/``PUT /_lab/phase`` read and
+  switch it while the service runs.
+
+The phases (Adobe reissues its certificate 60 days before expiry and revokes the old one 30 days
+before expiry; then migrates to the DigiCert Assured ID hierarchy):
+
+- ``current``: the ``adobe`` certificate;
+- ``overlap``: ``adobe`` and ``adobe-rotated``, both valid;
+- ``rotated``: ``adobe-rotated`` only: the old certificate is revoked and no longer listed;
+- ``migration``: ``adobe-next`` only, from the new hierarchy. The old hierarchy's certificate is still
+  valid; Adobe asks customers to keep trusting both hierarchies through the transition, which is
+  what ``mtls-lab trust-sync`` does (it remembers certificates it has seen).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import uvicorn
+from cryptography import x509
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from certs.inspect import common_name, load_pem_chain, pem_of
+from certs.layout import CA, DEFAULT_CERTS_DIR, Identity, LabPaths
+from certs.pki import require
+from mtls_lab.errors import LabError
+from server.run import bind, configure_logging
+
+logger = logging.getLogger("mtls_lab.adobe_api")
+
+API_PATH = "/data/core/mtls/v1/certificate/public-certificate"
+PHASE_PATH = "/_lab/phase"
+PHASE_HEADER = "x-mtls-lab-phase"
+DEFAULT_PORT = 8447
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 100
+
+
+class Phase(enum.Enum):
+    """A point in the lifecycle of Adobe's client certificate."""
+
+    CURRENT = "current"
+    OVERLAP = "overlap"
+    ROTATED = "rotated"
+    MIGRATION = "migration"
+
+    @property
+    def identities(self) -> tuple[Identity, ...]:
+        """The lab certificates the API lists in this phase, oldest first."""
+        return _SERVED[self]
+
+    @property
+    def summary(self) -> str:
+        return _SUMMARIES[self]
+
+
+_SERVED = {
+    Phase.CURRENT: (Identity.ADOBE,),
+    Phase.OVERLAP: (Identity.ADOBE, Identity.ADOBE_ROTATED),
+    Phase.ROTATED: (Identity.ADOBE_ROTATED,),
+    Phase.MIGRATION: (Identity.ADOBE_NEXT,),
+}
+_SUMMARIES = {
+    Phase.CURRENT: "today's certificate",
+    Phase.OVERLAP: "today's and next year's certificates, both valid",
+    Phase.ROTATED: "next year's certificate; the old one is revoked",
+    Phase.MIGRATION: "the certificate from the new DigiCert Assured ID hierarchy",
+}
+
+
+class ChainMode(enum.Enum):
+    """What ``publicCertificate`` holds."""
+
+    LEAF = "leaf"  # the certificate alone, as in Adobe's documented sample
+    FULL = "full"  # lab extension: the certificate, its intermediate and its root
+
+    @property
+    def summary(self) -> str:
+        if self is ChainMode.LEAF:
+            return "the certificate alone, as Adobe documents"
+        return "certificate + intermediate + root (a lab extension)"
+
+
+@dataclass(frozen=True)
+class AdobeApiConfig:
+    """Everything ``mtls-lab adobe-api`` can be told."""
+
+    phase: Phase = Phase.CURRENT
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    certs: Path = DEFAULT_CERTS_DIR
+    chain: ChainMode = ChainMode.LEAF
+    token: str | None = None  # None: any non-empty bearer token
+    api_key: str | None = None  # None: any non-empty API key
+    quiet: bool = False
+
+
+@dataclass(frozen=True)
+class GatewayError:
+    """One of the Adobe gateway's documented answers to a missing or invalid header."""
+
+    status: int
+    error_code: str
+    message: str
+    header: str
+
+    def response(self) -> JSONResponse:
+        return JSONResponse({"error_code": self.error_code, "message": self.message}, status_code=self.status)
+
+
+TOKEN_MISSING = GatewayError(401, "403010", "Oauth token is missing.", "Authorization")
+TOKEN_INVALID = GatewayError(401, "401013", "Oauth token is not valid", "Authorization")
+API_KEY_MISSING = GatewayError(403, "403000", "Api Key is required", "x-api-key")
+API_KEY_INVALID = GatewayError(403, "403003", "Api Key is invalid", "x-api-key")
+ORG_MISSING = GatewayError(400, "400003", "Missing header", "x-gw-ims-org-id")
+GATEWAY_ERRORS = (TOKEN_MISSING, TOKEN_INVALID, API_KEY_MISSING, API_KEY_INVALID, ORG_MISSING)
+
+
+def check_headers(request: Request, config: AdobeApiConfig) -> GatewayError | None:
+    """The gateway's answer to the request's credentials, or None when they pass."""
+    authorization = request.headers.get("authorization", "").strip()
+    if not authorization:
+        return TOKEN_MISSING
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip() or config.token not in (None, token.strip()):
+        return TOKEN_INVALID
+    api_key = request.headers.get("x-api-key", "").strip()
+    if not api_key:
+        return API_KEY_MISSING
+    if config.api_key not in (None, api_key):
+        return API_KEY_INVALID
+    if not request.headers.get("x-gw-ims-org-id", "").strip():
+        return ORG_MISSING
+    return None
+
+
+@dataclass(frozen=True)
+class Listing:
+    """One ``results[]`` entry, built once from the lab PKI."""
+
+    identity: Identity
+    common_name: str
+    pem: str
+    expiry: dt.datetime
+
+    def to_json(self) -> dict[str, str]:
+        return {
+            "certCommonName": self.common_name,
+            "publicCertificate": self.pem,
+            "expiryDate": self.expiry.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+        }
+
+
+def listings(paths: LabPaths, chain: ChainMode) -> dict[Identity, Listing]:
+    """The entry of every identity a phase can list."""
+    roots = {
+        Identity.ADOBE: CA.ADOBE_ROOT,
+        Identity.ADOBE_ROTATED: CA.ADOBE_ROOT,
+        Identity.ADOBE_NEXT: CA.NEXT_ROOT,
+    }
+    entries = {}
+    for identity, root in roots.items():
+        certs: list[x509.Certificate] = load_pem_chain(paths.client_leaf(identity))
+        if chain is ChainMode.FULL:
+            certs = load_pem_chain(paths.client_cert(identity)) + load_pem_chain(paths.ca(root))
+        leaf = certs[0]
+        name = common_name(leaf.subject) or ""
+        entries[identity] = Listing(identity, name, "".join(pem_of(c) for c in certs), leaf.not_valid_after_utc)
+    return entries
+
+
+@dataclass
+class PhaseSwitch:
+    """The phase being served; a lock because the CLI's and the tests' switches come from other threads."""
+
+    phase: Phase
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def get(self) -> Phase:
+        with self._lock:
+            return self.phase
+
+    def set(self, phase: Phase) -> None:
+        with self._lock:
+            self.phase = phase
+
+
+def create_api_app(config: AdobeApiConfig, switch: PhaseSwitch | None = None) -> Starlette:
+    """The Starlette app: the public-certificate endpoint and the lab's phase switch."""
+    entries = listings(require(config.certs), config.chain)
+    switch = switch or PhaseSwitch(config.phase)
+
+    async def certificates(request: Request) -> Response:
+        phase = switch.get()
+        refused = check_headers(request, config)
+        if refused is not None:
+            logger.info("GET %s -> %d %s %s", request.url.path, refused.status, refused.error_code, refused.message)
+            return _with_phase(refused.response(), phase)
+        paging = _paging(request)
+        if isinstance(paging, Response):
+            return _with_phase(paging, phase)
+        served = [entries[i] for i in phase.identities]
+        body = page_body(served, *paging, base=str(request.url.replace(query="")))
+        logger.info("GET %s page=%d limit=%d -> 200, %d of %d", API_PATH, *paging, body["count"], body["total"])
+        return _with_phase(JSONResponse(body), phase)
+
+    async def phase_route(request: Request) -> Response:
+        if request.method == "PUT":
+            refused = await _switch(request, switch)
+            if refused is not None:
+                return refused
+            logger.info("phase switched to %s", switch.get().value)
+        phase = switch.get()
+        return _with_phase(JSONResponse(_phase_json(phase, entries)), phase)
+
+    return Starlette(
+        routes=[
+            Route(API_PATH, certificates, methods=["GET"]),
+            Route(PHASE_PATH, phase_route, methods=["GET", "PUT"]),
+        ]
+    )
+
+
+def page_body(served: list[Listing], page: int, limit: int, base: str) -> dict[str, Any]:
+    """One page of results in Adobe's documented shape."""
+    chosen = served[page * limit : (page + 1) * limit]
+
+    def link(number: int) -> dict[str, Any]:
+        return {"href": f"{base}?page={number}&limit={limit}", "templated": False}
+
+    return {
+        "results": [entry.to_json() for entry in chosen],
+        "total": len(served),
+        "count": len(chosen),
+        "_links": {
+            "next": link(page + 1) if (page + 1) * limit < len(served) else {},
+            "prev": link(min(page - 1, max(0, (len(served) - 1) // limit))) if page > 0 else {},
+            "page": {"href": base + "{?page,limit}", "templated": True},
+        },
+    }
+
+
+def _paging(request: Request) -> tuple[int, int] | Response:
+    page = _integer(request, "page", 0, 0, None)
+    if isinstance(page, Response):
+        return page
+    limit = _integer(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+    if isinstance(limit, Response):
+        return limit
+    return page, limit
+
+
+def _integer(request: Request, name: str, default: int, low: int, high: int | None) -> int | Response:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if raw.strip().isdigit() and low <= int(raw) and (high is None or int(raw) <= high):
+        return int(raw)
+    allowed = f"an integer from {low} to {high}" if high is not None else f"an integer from {low}"
+    return _bad_request(f"{name} must be {allowed}: got {raw!r}")
+
+
+def _bad_request(detail: str) -> JSONResponse:
+    body = {"type": "about:blank", "status": 400, "title": "BadRequestError", "detail": detail}
+    logger.info("GET %s -> 400 %s", API_PATH, detail)
+    return JSONResponse(body, status_code=400)
+
+
+async def _switch(request: Request, switch: PhaseSwitch) -> Response | None:
+    try:
+        data = json.loads(await request.body())
+        switch.set(Phase(data["phase"]))
+    except (ValueError, KeyError, TypeError):
+        names = ", ".join(p.value for p in Phase)
+        return _bad_request(f'send {{"phase": NAME}} with NAME one of {names}')
+    return None
+
+
+def _phase_json(phase: Phase, entries: dict[Identity, Listing]) -> dict[str, Any]:
+    return {
+        "phase": phase.value,
+        "summary": phase.summary,
+        "serves": [{"identity": i.value, "expiryDate": entries[i].to_json()["expiryDate"]} for i in phase.identities],
+    }
+
+
+def _with_phase(response: Response, phase: Phase) -> Response:
+    response.headers[PHASE_HEADER] = phase.value
+    return response
+
+
+# --- running it -----------------------------------------------------------------------------------
+
+
+def make_api_server(config: AdobeApiConfig, switch: PhaseSwitch) -> uvicorn.Server:
+    """A uvicorn server for the API over HTTPS with the lab server's certificate (no client certificates)."""
+    paths = require(config.certs)
+    settings = uvicorn.Config(
+        create_api_app(config, switch),
+        ssl_certfile=str(paths.server_cert),
+        ssl_keyfile=str(paths.server_key),
+        lifespan="off",
+        access_log=False,
+        log_config=None,
+        server_header=False,
+    )
+    return uvicorn.Server(settings)
+
+
+def describe(config: AdobeApiConfig) -> str:
+    """One line: what the service lists and what it checks."""
+    served = ", ".join(i.value for i in config.phase.identities)
+    token = "the --token value" if config.token else "any bearer token"
+    key = "the --api-key value" if config.api_key else "any API key"
+    return (
+        f"phase {config.phase.value} ({config.phase.summary}: {served}); publicCertificate: {config.chain.summary}; "
+        f"accepts {token}, {key} and any x-gw-ims-org-id; switch phases with PUT {PHASE_PATH}"
+    )
+
+
+def serve_api(config: AdobeApiConfig) -> None:
+    """Serve until interrupted (the ``mtls-lab adobe-api`` command)."""
+    server = make_api_server(config, PhaseSwitch(config.phase))
+    sock = bind(config.host, config.port)
+    configure_logging(config.quiet)
+    host = f"[{config.host}]" if ":" in config.host else config.host
+    print(f"mtls-lab adobe-api on https://{host}:{sock.getsockname()[1]}{API_PATH} | {describe(config)}", flush=True)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+
+
+class RunningAdobeApi:
+    """The API in a background thread, on a free loopback port unless told otherwise."""
+
+    def __init__(self, config: AdobeApiConfig, port: int = 0) -> None:
+        self.switch = PhaseSwitch(config.phase)
+        self._server = make_api_server(config, self.switch)
+        self._sock = bind(config.host, port)
+        self.port: int = self._sock.getsockname()[1]
+        self._thread = threading.Thread(target=self._run, name=f"mtls-lab-adobe-api-{self.port}", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    @property
+    def endpoint(self) -> str:
+        return self.url + API_PATH
+
+    def set_phase(self, phase: Phase) -> None:
+        self.switch.set(phase)
+
+    def _run(self) -> None:
+        self._server.run(sockets=[self._sock])
+
+    def start(self) -> RunningAdobeApi:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise LabError(f"the lab's Adobe API on port {self.port} did not start: see the log above")
+            time.sleep(0.005)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._sock.close()
+
+    def __enter__(self) -> RunningAdobeApi:
+        return self.start()
+
+    def __exit__(self, *exc: tuple[type[BaseException] | None, BaseException | None, TracebackType | None]) -> None:
+        self.stop()

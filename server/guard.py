@@ -1,0 +1,120 @@
+"""What keeps the reference server up under bad input: settings checks, one line per bad connection.
+
+- ``check_settings``: numeric settings that would otherwise fail later, per connection, with a
+  traceback (asyncio refuses a handshake timeout of 0 only when a client connects);
+- ``log_handshake_abuse``: one line for a handshake timeout; plain HTTP sent to the TLS port gets
+  nginx's readable 400 (``answer_plain_http``), not a bare close;
+- ``concise_loop_errors``: a connection-level OSError that reaches asyncio's exception handler (a reset
+  while writing, ``accept()`` out of file descriptors) is logged as one line, not a traceback; anything
+  else (a bug) keeps asyncio's full report;
+- ``LabUvicornServer``: uvicorn's server with that handler installed on its loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import socket
+from typing import TYPE_CHECKING, Any
+
+import uvicorn
+
+from mtls_lab.errors import LabError
+from server._uvicorn_limits import HTTPLimits
+
+if TYPE_CHECKING:
+    from server.config import ServerConfig
+
+logger = logging.getLogger("mtls_lab.server")
+
+_PLAIN_HTTP_BODY = b"This port speaks HTTPS: plain HTTP was sent to it. Use https://.\n"
+PLAIN_HTTP_ANSWER = (
+    b"HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain; charset=utf-8\r\n"
+    b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(_PLAIN_HTTP_BODY), _PLAIN_HTTP_BODY)
+)
+
+_TIMEOUTS = {
+    "handshake_timeout": "--handshake-timeout",
+    "header_timeout": "--header-timeout",
+    "body_timeout": "--body-timeout",
+    "keep_alive_timeout": "--keep-alive-timeout",
+}
+_SIZES = {"max_body": "--max-body", "record_body_limit": "record_body_limit"}
+_COUNTS = {"max_head_bytes": "max_head_bytes", "max_headers": "max_headers"}
+
+
+def check_settings(config: ServerConfig) -> None:
+    """LabError for a timeout, size or port the server could not work with."""
+    for field, option in _TIMEOUTS.items():
+        value = getattr(config, field)
+        if not (math.isfinite(value) and value > 0):
+            raise LabError(f"{option} {value:g}: give a number of seconds above 0, e.g. 10")
+    for field, option in _SIZES.items():
+        if getattr(config, field) < 0:
+            raise LabError(f"{option} {getattr(config, field)}: give a number of bytes, 0 or more")
+    for field, option in _COUNTS.items():
+        if getattr(config, field) < 1:
+            raise LabError(f"{option} {getattr(config, field)}: give a number above 0")
+    if not 0 <= config.port <= 65535:
+        raise LabError(f"--port {config.port}: give a port from 1 to 65535 (0: any free port)")
+
+
+def http_limits(config: ServerConfig) -> HTTPLimits:
+    """The per-connection limits of the HTTP layer."""
+    return HTTPLimits(
+        header_timeout=config.header_timeout, max_head_bytes=config.max_head_bytes, max_headers=config.max_headers
+    )
+
+
+def answer_plain_http(transport: Any) -> None:
+    """Write nginx's kind of answer to plain HTTP on a TLS port, before the connection closes."""
+    if transport is not None and not transport.is_closing():
+        transport.write(PLAIN_HTTP_ANSWER)
+
+
+def log_handshake_abuse(transport: Any, exc: BaseException, where: str) -> bool:
+    """One line for a handshake that was not a TLS client's: a timeout or plain HTTP; False otherwise."""
+    if isinstance(exc, TimeoutError):
+        logger.warning("handshake timed out from %s: %s, closed", where, exc)
+        return True
+    if getattr(exc, "reason", None) == "HTTP_REQUEST":
+        answer_plain_http(transport)
+        logger.warning("handshake rejected from %s: plain HTTP sent to the TLS port, answered HTTP 400", where)
+        return True
+    return False
+
+
+def concise_loop_errors(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """asyncio's exception handler: one line for connection-level OSErrors, the full report for the rest."""
+    exc = context.get("exception")
+    if isinstance(exc, OSError):
+        peer = _peer(context)
+        logger.warning("connection error%s: %s: %s", peer, context.get("message", "error"), exc)
+        return
+    loop.default_exception_handler(context)
+
+
+def _peer(context: dict[str, Any]) -> str:
+    transport = context.get("transport")
+    address = transport.get_extra_info("peername") if transport is not None else None
+    if not address:
+        sock = context.get("socket")
+        address = sock.getpeername() if isinstance(sock, socket.socket) and _connected(sock) else None
+    return f" from {address[0]}:{address[1]}" if address else ""
+
+
+def _connected(sock: socket.socket) -> bool:
+    try:
+        sock.getpeername()
+    except OSError:
+        return False
+    return True
+
+
+class LabUvicornServer(uvicorn.Server):
+    """uvicorn's server, with connection-level errors logged in one line."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        asyncio.get_running_loop().set_exception_handler(concise_loop_errors)
+        await super().startup(sockets)

@@ -1,0 +1,201 @@
+"""The lab's public-certificate API over real HTTPS: Adobe's format, paging, the gateway's header errors."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import ssl
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from cryptography import x509
+
+from certs.inspect import fingerprint, load_pem_chain
+from certs.layout import ADOBE_CN, CA, Identity, LabPaths
+from server.adobe_api import API_PATH, AdobeApiConfig, ChainMode, Phase, RunningAdobeApi
+
+HEADERS = {"Authorization": "Bearer lab-token", "x-api-key": "lab-key", "x-gw-ims-org-id": "LAB@AdobeOrg"}
+ISO_MILLIS_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+# Written by hand from the issue: what each phase lists.
+EXPECTED = {
+    "current": [Identity.ADOBE],
+    "overlap": [Identity.ADOBE, Identity.ADOBE_ROTATED],
+    "rotated": [Identity.ADOBE_ROTATED],
+    "migration": [Identity.ADOBE_NEXT],
+}
+
+
+@pytest.fixture(scope="module")
+def api(pki: LabPaths) -> Iterator[RunningAdobeApi]:
+    with RunningAdobeApi(AdobeApiConfig(certs=pki.root, quiet=True)) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def verify(pki: LabPaths) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(pki.ca(CA.SERVER_ROOT)))
+
+
+def get(
+    api: RunningAdobeApi, verify: ssl.SSLContext, headers: dict[str, str] = HEADERS, **params: Any
+) -> httpx.Response:
+    return httpx.get(api.endpoint, headers=headers, params=params, verify=verify)
+
+
+def leaf_sha(pki: LabPaths, identity: Identity) -> str:
+    return fingerprint(load_pem_chain(pki.client_leaf(identity))[0])
+
+
+@pytest.mark.parametrize("phase", list(EXPECTED))
+def test_each_phase_lists_its_certificates_in_adobes_format(
+    phase: str, api: RunningAdobeApi, verify: ssl.SSLContext, pki: LabPaths
+) -> None:
+    api.set_phase(Phase(phase))
+    response = get(api, verify)
+    assert response.status_code == 200 and response.headers["content-type"] == "application/json"
+    assert response.headers["x-mtls-lab-phase"] == phase
+    body = response.json()
+    assert set(body) == {"results", "total", "count", "_links"}
+    assert body["total"] == body["count"] == len(EXPECTED[phase])
+    assert set(body["_links"]) == {"next", "prev", "page"} and body["_links"]["next"] == {}
+    listed = []
+    for entry in body["results"]:
+        assert set(entry) == {"certCommonName", "publicCertificate", "expiryDate"}
+        assert entry["certCommonName"] == ADOBE_CN
+        certs = x509.load_pem_x509_certificates(entry["publicCertificate"].encode())
+        assert len(certs) == 1, "Adobe's documented shape: the certificate alone"
+        assert ISO_MILLIS_UTC.match(entry["expiryDate"])
+        expiry = dt.datetime.fromisoformat(entry["expiryDate"])
+        assert expiry == certs[0].not_valid_after_utc
+        listed.append(fingerprint(certs[0]))
+    assert listed == [leaf_sha(pki, i) for i in EXPECTED[phase]]
+
+
+def test_full_chain_is_a_lab_extension(pki: LabPaths, verify: ssl.SSLContext) -> None:
+    config = AdobeApiConfig(phase=Phase.MIGRATION, certs=pki.root, chain=ChainMode.FULL, quiet=True)
+    with RunningAdobeApi(config) as full:
+        entry = get(full, verify).json()["results"][0]
+    certs = x509.load_pem_x509_certificates(entry["publicCertificate"].encode())
+    expected = [pki.client_leaf(Identity.ADOBE_NEXT), pki.ca(CA.NEXT_INTERMEDIATE), pki.ca(CA.NEXT_ROOT)]
+    assert [fingerprint(c) for c in certs] == [fingerprint(load_pem_chain(p)[0]) for p in expected]
+
+
+def test_paging_walks_every_certificate_once(api: RunningAdobeApi, verify: ssl.SSLContext, pki: LabPaths) -> None:
+    api.set_phase(Phase.OVERLAP)
+    first = get(api, verify, limit=1).json()
+    assert (first["total"], first["count"], first["_links"]["prev"]) == (2, 1, {})
+    assert first["_links"]["page"] == {"href": api.endpoint + "{?page,limit}", "templated": True}
+    next_link = first["_links"]["next"]
+    assert next_link == {"href": api.endpoint + "?page=1&limit=1", "templated": False}
+    second = httpx.get(next_link["href"], headers=HEADERS, verify=verify).json()
+    assert (second["total"], second["count"], second["_links"]["next"]) == (2, 1, {})
+    assert second["_links"]["prev"]["href"] == api.endpoint + "?page=0&limit=1"
+    shas = [
+        fingerprint(x509.load_pem_x509_certificate(p["results"][0]["publicCertificate"].encode()))
+        for p in (first, second)
+    ]
+    assert shas == [leaf_sha(pki, Identity.ADOBE), leaf_sha(pki, Identity.ADOBE_ROTATED)]
+    beyond = get(api, verify, page=5, limit=1).json()
+    assert (beyond["results"], beyond["count"], beyond["total"], beyond["_links"]["next"]) == ([], 0, 2, {})
+
+
+@pytest.mark.parametrize(
+    ("params", "name"),
+    [({"page": "-1"}, "page"), ({"page": "x"}, "page"), ({"limit": "0"}, "limit"), ({"limit": "101"}, "limit")],
+    ids=["page=-1", "page=x", "limit=0", "limit=101"],
+)
+def test_invalid_paging_is_a_400(
+    params: dict[str, str], name: str, api: RunningAdobeApi, verify: ssl.SSLContext
+) -> None:
+    response = get(api, verify, **params)
+    assert response.status_code == 400
+    body = response.json()
+    assert body["status"] == 400 and body["title"] == "BadRequestError" and body["detail"].startswith(name)
+
+
+def test_paging_limits_are_inclusive(api: RunningAdobeApi, verify: ssl.SSLContext) -> None:
+    assert get(api, verify, page=0, limit=100).status_code == 200
+    assert get(api, verify, limit=1).status_code == 200
+
+
+def _without(name: str) -> dict[str, str]:
+    return {k: v for k, v in HEADERS.items() if k != name}
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "code", "message"),
+    [
+        (_without("Authorization"), 401, "403010", "Oauth token is missing."),
+        ({**HEADERS, "Authorization": "Basic bGFiOmxhYg=="}, 401, "401013", "Oauth token is not valid"),
+        ({**HEADERS, "Authorization": "Bearer"}, 401, "401013", "Oauth token is not valid"),
+        (_without("x-api-key"), 403, "403000", "Api Key is required"),
+        (_without("x-gw-ims-org-id"), 400, "400003", "Missing header"),
+        ({}, 401, "403010", "Oauth token is missing."),
+    ],
+    ids=["no-token", "basic-auth", "empty-bearer", "no-api-key", "no-org-id", "nothing"],
+)
+def test_missing_headers_get_the_gateways_documented_answers(
+    headers: dict[str, str], status: int, code: str, message: str, api: RunningAdobeApi, verify: ssl.SSLContext
+) -> None:
+    response = get(api, verify, headers)
+    assert response.status_code == status
+    assert response.json() == {"error_code": code, "message": message}
+    assert get(api, verify).status_code == 200  # the sibling: every header present
+
+
+def test_token_and_api_key_can_be_required(pki: LabPaths, verify: ssl.SSLContext) -> None:
+    config = AdobeApiConfig(certs=pki.root, token="right-token", api_key="right-key", quiet=True)
+    with RunningAdobeApi(config) as strict:
+        good = {**HEADERS, "Authorization": "Bearer right-token", "x-api-key": "right-key"}
+        assert get(strict, verify, good).status_code == 200
+        wrong_token = get(strict, verify, {**good, "Authorization": "Bearer other"})
+        assert (wrong_token.status_code, wrong_token.json()["error_code"]) == (401, "401013")
+        wrong_key = get(strict, verify, {**good, "x-api-key": "other"})
+        assert (wrong_key.status_code, wrong_key.json()["error_code"]) == (403, "403003")
+
+
+def test_the_phase_switches_while_running(api: RunningAdobeApi, verify: ssl.SSLContext, pki: LabPaths) -> None:
+    api.set_phase(Phase.CURRENT)
+    switched = httpx.put(api.url + "/_lab/phase", json={"phase": "rotated"}, verify=verify)
+    assert switched.status_code == 200 and switched.json()["phase"] == "rotated"
+    assert [s["identity"] for s in switched.json()["serves"]] == ["adobe-rotated"]
+    body = get(api, verify).json()
+    listed = [fingerprint(x509.load_pem_x509_certificate(r["publicCertificate"].encode())) for r in body["results"]]
+    assert listed == [leaf_sha(pki, Identity.ADOBE_ROTATED)]
+    refused = httpx.put(api.url + "/_lab/phase", json={"phase": "someday"}, verify=verify)
+    assert refused.status_code == 400 and "current, overlap, rotated, migration" in refused.json()["detail"]
+    assert httpx.get(api.url + "/_lab/phase", verify=verify).json()["phase"] == "rotated"
+
+
+def test_the_api_is_https_with_the_lab_server_certificate(api: RunningAdobeApi) -> None:
+    with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+        httpx.get(api.endpoint, headers=HEADERS, verify=ssl.create_default_context())
+
+
+def test_adobe_api_command_serves_the_endpoint(pki: LabPaths, verify: ssl.SSLContext) -> None:
+    args = ["-m", "mtls_lab.cli", "adobe-api", "--certs", str(pki.root), "--port", "0", "--phase", "migration"]
+    with subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        try:
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            assert "phase migration" in line and "the certificate alone, as Adobe documents" in line
+            url = re.search(r"https://\S+" + re.escape(API_PATH), line)
+            assert url is not None, line
+            body = httpx.get(url.group(0), headers=HEADERS, verify=verify).json()
+            assert body["count"] == 1
+        finally:
+            proc.terminate()
+            proc.wait(10)
+
+
+def test_the_cli_knows_the_phases_and_the_port_without_importing_the_server() -> None:
+    from mtls_lab import lifecycle_cli
+    from server import adobe_api
+
+    assert [p.value for p in Phase] == lifecycle_cli.PHASES
+    assert lifecycle_cli.DEFAULT_PORT == adobe_api.DEFAULT_PORT == AdobeApiConfig().port
