@@ -517,7 +517,12 @@ def _add_matrix(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     out.add_argument("--markdown", action="store_true", help="a Markdown table to paste into a ticket")
     out.add_argument("--list", action="store_true", help="list the scenario ids and exit")
     p.add_argument("--only", action="append", metavar="ID", help="run only this scenario id (repeatable)")
-    p.add_argument("--filter", metavar="GLOB", help="run the scenarios whose id matches, e.g. 'mtls/tls1.3/*'")
+    p.add_argument(
+        "--filter",
+        action="append",
+        metavar="GLOB",
+        help="run the scenarios whose id matches, e.g. 'mtls/tls1.3/*' (repeatable: any of them)",
+    )
     p.add_argument("--trace", metavar="ID", help="run one scenario and draw its TLS conversation")
     p.add_argument(
         "--against",
@@ -541,7 +546,9 @@ def _run_matrix(ns: argparse.Namespace) -> int:
         unknown = sorted(set(ns.only) - {s.id for s in SCENARIOS})
         raise LabError(f"--only {unknown[0]}: no such scenario: `mtls-lab matrix --list` shows the ids")
     if not chosen:
-        raise LabError(f"--filter {ns.filter}: matches no scenario: `mtls-lab matrix --list` shows the ids")
+        raise LabError(
+            f"--filter {' '.join(ns.filter or [])}: matches no scenario: `mtls-lab matrix --list` shows the ids"
+        )
     if ns.list:
         print("\n".join(s.id for s in chosen))
         return ExitCode.OK

@@ -77,12 +77,17 @@ class Result:
         }
 
 
-def select(scenarios: Iterable[Scenario], only: list[str] | None = None, pattern: str | None = None) -> list[Scenario]:
-    """Scenarios whose id is in ``only`` and matches the glob ``pattern`` (substring if no wildcard)."""
+def select(
+    scenarios: Iterable[Scenario], only: list[str] | None = None, patterns: str | list[str] | None = None
+) -> list[Scenario]:
+    """Scenarios whose id is in ``only`` and matches any glob of ``patterns`` (substring if no wildcard)."""
     chosen = [s for s in scenarios if not only or s.id in only]
-    if pattern:
-        glob = pattern if any(c in pattern for c in "*?[") else f"*{pattern}*"
-        chosen = [s for s in chosen if fnmatch(s.id, glob)]
+    if patterns:
+        globs = [
+            p if any(c in p for c in "*?[") else f"*{p}*"
+            for p in ([patterns] if isinstance(patterns, str) else patterns)
+        ]
+        chosen = [s for s in chosen if any(fnmatch(s.id, glob) for glob in globs)]
     return chosen
 
 

@@ -1,0 +1,81 @@
+"""The README is the contract: its commands run, its outputs are real, its matrix is the real matrix."""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+from pathlib import Path
+
+import pytest
+
+from certs.layout import LabPaths
+from mtls_lab import matrix
+from mtls_lab.cli import build_parser
+from mtls_lab.scenarios import SCENARIOS
+from tests.docs_check import Scratch, blocks, matches, steps
+
+REPO = Path(__file__).resolve().parent.parent
+README = (REPO / "README.md").read_text()
+BLOCKS = blocks(README)
+RUNNABLE = [b for b in BLOCKS if b.kind in ("sh", "console") and b.skip is None]
+
+
+def test_the_readme_has_runnable_blocks_and_every_skip_says_why() -> None:
+    assert len(RUNNABLE) >= 5
+    for block in BLOCKS:
+        if block.skip is not None:
+            assert len(block.skip) > 10, f"README line {block.line}: say what runs this block instead"
+
+
+@pytest.mark.parametrize("block", RUNNABLE, ids=[f"README:{b.line}" for b in RUNNABLE])
+def test_readme_block_runs_as_shown(block, pki: LabPaths, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    if any("nginx " in step.command.split("#")[0] for step in steps(block)) and shutil.which("nginx") is None:
+        pytest.skip("nginx is not installed")
+    scratch = Scratch(tmp_path / "scratch", pki.root, REPO)
+    shown = steps(block)
+    for step, outcome in zip(shown, scratch.run_block([s.command for s in shown]), strict=True):
+        where = f"README:{block.line}: `{step.command}`"
+        assert "Traceback" not in outcome.output, f"{where}\n{outcome.output}"
+        expects_error = any("mtls-lab: error" in line for line in step.expected)
+        assert outcome.code != 2 or expects_error, f"{where}: usage error\n{outcome.output}"
+        if block.kind == "console":
+            expected = [*step.expected, "..."] if step.background else step.expected  # servers go on logging
+            assert matches(expected, outcome.output), (
+                f"{where} printed:\n{outcome.output}\n--- the README shows:\n" + "\n".join(step.expected)
+            )
+
+
+def _mtls_lab_commands() -> list[tuple[int, str]]:
+    found = []
+    for block in BLOCKS:
+        for step in steps(block) if block.kind in ("sh", "console") else []:
+            command = step.command.rstrip("&").strip()
+            for part in command.split("&&"):
+                try:
+                    words = shlex.split(part.split("|")[0].strip(), comments=True)
+                except ValueError:
+                    continue
+                while words and "=" in words[0]:
+                    words = words[1:]  # VAR=value prefixes
+                if words and words[0] == "mtls-lab":
+                    found.append((block.line, part.strip()))
+    return found
+
+
+@pytest.mark.parametrize(("line", "command"), _mtls_lab_commands(), ids=lambda v: str(v)[:60])
+def test_every_mtls_lab_command_in_the_readme_parses(line: int, command: str) -> None:
+    words = shlex.split(command.split("|")[0], comments=True)
+    words = words[next(i for i, w in enumerate(words) if w == "mtls-lab") + 1 :]
+    try:
+        build_parser().parse_args(words)
+    except SystemExit as exc:
+        if exc.code not in (0, None):
+            pytest.fail(f"README:{line}: `{command}` does not parse")
+
+
+def test_the_readme_matrix_is_the_real_matrix(pki: LabPaths) -> None:
+    start, end = "<!-- matrix:start -->", "<!-- matrix:end -->"
+    assert start in README and end in README, "the README must embed `mtls-lab matrix --markdown`"
+    shown = README.split(start, 1)[1].split(end, 1)[0].strip()
+    real = matrix.render_markdown(matrix.run(SCENARIOS, pki)).strip()
+    assert shown == real, "the README's matrix differs from the real run: regenerate with `mtls-lab matrix --markdown`"
