@@ -79,3 +79,16 @@ def test_the_readme_matrix_is_the_real_matrix(pki: LabPaths) -> None:
     shown = README.split(start, 1)[1].split(end, 1)[0].strip()
     real = matrix.render_markdown(matrix.run(SCENARIOS, pki)).strip()
     assert shown == real, "the README's matrix differs from the real run: regenerate with `mtls-lab matrix --markdown`"
+
+
+def test_scenario_ids_the_readme_names_exist() -> None:
+    """Ids quoted in the prose and tables (``mtls/tls1.3/...``; ``*`` allowed) name real scenarios."""
+    import fnmatch
+    import re
+
+    ids = {s.id for s in SCENARIOS}
+    quoted = set(re.findall(r"`((?:tls|mtls|mixed)/tls[^`\s]*)`", README))
+    assert quoted, "the README should point readers at matrix rows"
+    for text in quoted:
+        pattern = text.replace("...", "*")
+        assert any(fnmatch.fnmatch(i, pattern) or fnmatch.fnmatch(i, pattern + "*") for i in ids), text
