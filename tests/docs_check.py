@@ -17,6 +17,7 @@ import re
 import shutil
 import socket
 import subprocess
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -97,10 +98,20 @@ def _strip_comment(command: str) -> str:
     return command.split("  #")[0].strip()
 
 
+_HANDED: set[int] = set()
+_HANDING = threading.Lock()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A free loopback port, never the same twice in this process (blocks run in parallel)."""
+    with _HANDING:
+        while True:
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = int(sock.getsockname()[1])
+            if port not in _HANDED:
+                _HANDED.add(port)
+                return port
 
 
 @dataclass

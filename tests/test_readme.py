@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from certs.layout import LabPaths
 from mtls_lab import matrix
 from mtls_lab.cli import build_parser
 from mtls_lab.scenarios import SCENARIOS
-from tests.docs_check import Scratch, blocks, matches, steps
+from tests.docs_check import Block, Outcome, Scratch, blocks, matches, steps
 
 REPO = Path(__file__).resolve().parent.parent
 README = (REPO / "README.md").read_text()
@@ -27,13 +28,31 @@ def test_the_readme_has_runnable_blocks_and_every_skip_says_why() -> None:
             assert len(block.skip) > 10, f"README line {block.line}: say what runs this block instead"
 
 
+@pytest.fixture(scope="module")
+def block_runs(pki: LabPaths, tmp_path_factory: pytest.TempPathFactory) -> dict[int, list[Outcome]]:
+    """Every runnable block, run once, several at a time (they mostly wait on their own processes)."""
+    root = tmp_path_factory.mktemp("readme")
+
+    def run(block: Block) -> tuple[int, list[Outcome]]:
+        if _needs_missing_nginx(block):
+            return block.line, []
+        scratch = Scratch(root / f"block{block.line}", pki.root, REPO)
+        return block.line, scratch.run_block([s.command for s in steps(block)])
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return dict(pool.map(run, RUNNABLE))
+
+
+def _needs_missing_nginx(block: Block) -> bool:
+    return any("nginx " in s.command.split("#")[0] for s in steps(block)) and shutil.which("nginx") is None
+
+
 @pytest.mark.parametrize("block", RUNNABLE, ids=[f"README:{b.line}" for b in RUNNABLE])
-def test_readme_block_runs_as_shown(block, pki: LabPaths, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    if any("nginx " in step.command.split("#")[0] for step in steps(block)) and shutil.which("nginx") is None:
+def test_readme_block_runs_as_shown(block: Block, block_runs: dict[int, list[Outcome]]) -> None:
+    if _needs_missing_nginx(block):
         pytest.skip("nginx is not installed")
-    scratch = Scratch(tmp_path / "scratch", pki.root, REPO)
     shown = steps(block)
-    for step, outcome in zip(shown, scratch.run_block([s.command for s in shown]), strict=True):
+    for step, outcome in zip(shown, block_runs[block.line], strict=True):
         where = f"README:{block.line}: `{step.command}`"
         assert "Traceback" not in outcome.output, f"{where}\n{outcome.output}"
         expects_error = any("mtls-lab: error" in line for line in step.expected)
