@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -49,17 +50,28 @@ class CertFacts:
 
     @classmethod
     def from_der(cls, der: bytes) -> CertFacts:
-        return cls.of(x509.load_der_x509_certificate(der))
+        """Cached: a server sees the same client certificate on connection after connection."""
+        return _facts_of_der(der)
 
     def names(self) -> set[str]:
         """The CN and every DNS SAN: the names an allow-list can match."""
         return {*self.dns_names, *([self.common_name] if self.common_name else [])}
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["dns_names"] = list(self.dns_names)
-        data["extended_key_usage"] = list(self.extended_key_usage)
-        return data
+        """A fresh dict each call (callers may change it); built once per certificate."""
+        cached: dict[str, Any] | None = self.__dict__.get("_json")
+        if cached is None:
+            cached = asdict(self)
+            cached["dns_names"] = list(self.dns_names)
+            cached["extended_key_usage"] = list(self.extended_key_usage)
+            object.__setattr__(self, "_json", cached)
+        return {**cached, "dns_names": list(cached["dns_names"]),
+                "extended_key_usage": list(cached["extended_key_usage"])}
+
+
+@functools.lru_cache(maxsize=512)
+def _facts_of_der(der: bytes) -> CertFacts:
+    return CertFacts.of(x509.load_der_x509_certificate(der))
 
 
 def fingerprint(cert: x509.Certificate) -> str:
