@@ -164,3 +164,14 @@ def test_no_connection_no_messages(pki: LabPaths) -> None:
     time.sleep(0)
     verdict = ajo_call(pki, f"https://127.0.0.1:{port}")
     assert verdict.handshake == [] and "no TLS message" in render_ladder(verdict)
+
+
+def test_check_internals_notices_a_missing_message_hook(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ssl
+
+    from caller import _handshake_trace
+
+    _handshake_trace.check_internals()
+    monkeypatch.delattr(ssl.SSLContext, "_msg_callback")
+    with pytest.raises(RuntimeError, match="_msg_callback"):
+        _handshake_trace.check_internals()
