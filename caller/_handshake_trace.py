@@ -41,8 +41,8 @@ _VERSIONS = {0x0301: "TLS 1.0", 0x0302: "TLS 1.1", 0x0303: "TLS 1.2", 0x0304: "T
 SUPPORTED_VERSIONS, SERVER_NAME, CERTIFICATE_AUTHORITIES = 43, 0, 47
 
 
-def check_internals() -> None:
-    if not hasattr(ssl.SSLContext, "_msg_callback"):
+def check_internals(context_class: type = ssl.SSLContext) -> None:
+    if not hasattr(context_class, "_msg_callback"):
         raise RuntimeError("ssl.SSLContext._msg_callback is gone: update caller/_handshake_trace.py")
 
 

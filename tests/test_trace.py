@@ -166,12 +166,13 @@ def test_no_connection_no_messages(pki: LabPaths) -> None:
     assert verdict.handshake == [] and "no TLS message" in render_ladder(verdict)
 
 
-def test_check_internals_notices_a_missing_message_hook(monkeypatch: pytest.MonkeyPatch) -> None:
-    import ssl
-
+def test_check_internals_notices_a_missing_message_hook() -> None:
     from caller import _handshake_trace
 
-    _handshake_trace.check_internals()
-    monkeypatch.delattr(ssl.SSLContext, "_msg_callback")
+    _handshake_trace.check_internals()  # this Python has the hook
+
+    class WithoutHook:  # a future Python whose SSLContext lost it
+        pass
+
     with pytest.raises(RuntimeError, match="_msg_callback"):
-        _handshake_trace.check_internals()
+        _handshake_trace.check_internals(WithoutHook)
