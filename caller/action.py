@@ -191,7 +191,12 @@ def parse(data: Any, source: str = "action") -> CustomAction:
 
 def check_url(url: str, source: str) -> list[str]:
     """Errors for URLs nothing can call; warnings for what AJO would refuse but the lab allows."""
-    parts = urlsplit(url)
+    if not url or any(c.isspace() or not c.isprintable() for c in url):
+        raise ActionError(f"{source}: url {url!r}: spaces and control characters are not allowed: encode them")
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # e.g. an unclosed IPv6 bracket
+        raise ActionError(f"{source}: url {url!r}: not a valid URL ({exc}): give one like https://host/path") from exc
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ActionError(f"{source}: url {url!r}: give an absolute URL like https://host/path")
     try:

@@ -65,8 +65,11 @@ class CertFacts:
             cached["dns_names"] = list(self.dns_names)
             cached["extended_key_usage"] = list(self.extended_key_usage)
             object.__setattr__(self, "_json", cached)
-        return {**cached, "dns_names": list(cached["dns_names"]),
-                "extended_key_usage": list(cached["extended_key_usage"])}
+        return {
+            **cached,
+            "dns_names": list(cached["dns_names"]),
+            "extended_key_usage": list(cached["extended_key_usage"]),
+        }
 
 
 @functools.lru_cache(maxsize=512)

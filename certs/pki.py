@@ -321,7 +321,13 @@ def require(root: Path, now: dt.datetime | None = None) -> LabPaths:
     if missing:
         raise LabError(f"no complete lab PKI in {root} (missing {missing[0]}): run `mtls-lab certs --out {root}`")
     moment = now or dt.datetime.now(dt.UTC)
-    leaf = load_pem_chain(paths.client_leaf(Identity.ADOBE))[0]
+    try:
+        leaf = load_pem_chain(paths.client_leaf(Identity.ADOBE))[0]
+    except (OSError, ValueError, IndexError) as exc:
+        raise LabError(
+            f"the lab PKI in {root} is damaged ({paths.client_leaf(Identity.ADOBE)} is not a PEM certificate): "
+            f"regenerate it with `mtls-lab certs --out {root} --force`"
+        ) from exc
     if not leaf.not_valid_before_utc <= moment <= leaf.not_valid_after_utc:
         raise LabError(
             f"the lab PKI in {root} is stale (the adobe certificate expired {leaf.not_valid_after_utc:%Y-%m-%d}): "

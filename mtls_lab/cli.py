@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from caller.tls import ClientBehavior, ClientIdentity
     from caller.verdict import Verdict
     from certs.layout import LabPaths
+    from server.config import ServerConfig
 
 ENV_PREFIX = "MTLS_LAB_"
 Handler = Callable[[argparse.Namespace], int]
@@ -211,6 +212,7 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         metavar="SECONDS",
         help=f"abort handshakes slower than this (default {d.handshake_timeout:g}) {_env('handshake_timeout')}",
     )
+    _add_timeouts(p, d)
     p.add_argument(
         "--max-body",
         type=int,
@@ -244,6 +246,28 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.set_defaults(handler=_run_serve)
 
 
+def _add_timeouts(p: argparse.ArgumentParser, d: ServerConfig) -> None:
+    timeouts = (
+        (
+            "header",
+            d.header_timeout,
+            "close a connection whose request line and headers take longer, counted "
+            "from the handshake or the request's first byte (408 if part of it arrived)",
+        ),
+        ("body", d.body_timeout, "answer 408 and close when a request body takes longer after its headers"),
+        ("keep-alive", d.keep_alive_timeout, "close a kept-alive connection idle for longer"),
+    )
+    for name, default, what in timeouts:
+        dest = f"{name.replace('-', '_')}_timeout"
+        p.add_argument(
+            f"--{name}-timeout",
+            type=float,
+            default=default,
+            metavar="SECONDS",
+            help=f"{what} (default {default:g}) {_env(dest)}",
+        )
+
+
 def _run_serve(ns: argparse.Namespace) -> int:
     from server.config import Mode, RejectStyle, ServerConfig, TLSVersion
     from server.run import serve
@@ -261,6 +285,9 @@ def _run_serve(ns: argparse.Namespace) -> int:
         pins=tuple(ns.pin_sha256 or ()),
         record=ns.record,
         handshake_timeout=ns.handshake_timeout,
+        header_timeout=ns.header_timeout,
+        body_timeout=ns.body_timeout,
+        keep_alive_timeout=ns.keep_alive_timeout,
         max_body=ns.max_body,
         reject_style=RejectStyle(ns.reject_style),
         client_cert_header=ns.client_cert_header,
@@ -345,9 +372,9 @@ def _run_call(ns: argparse.Namespace) -> int:
         raise LabError(f"--timeout {ns.timeout:g}: AJO's timeout is 1 to 30 seconds")
     if not 0 <= ns.retries <= 3:
         raise LabError(f"--retries {ns.retries}: AJO retries at most 3 times")
-    url = ns.url or ("https://localhost:8443/custom-action" if ns.action is None else None)
+    url = ns.url if ns.url is not None else ("https://localhost:8443/custom-action" if ns.action is None else None)
     action = load(ns.action) if ns.action else parse({"name": "lab_call", "url": url, "method": "POST"}, "--url")
-    if ns.url:
+    if ns.url is not None:  # an empty --url is an error, not the default
         action = action.with_url(ns.url)
     options = CallOptions(
         pki=_lab_pki(ns),
@@ -392,7 +419,8 @@ def _identity(ns: argparse.Namespace) -> ClientIdentity | None:
             raise LabError("--cert and --key go together: give both PEM files")
         for path in (ns.cert, ns.key):
             if not path.is_file():
-                raise LabError(f"{path}: no such file: check --cert/--key")
+                what = "a directory, not a file" if path.is_dir() else "no such file"
+                raise LabError(f"{path}: {what}: check --cert/--key")
         return ClientIdentity(ns.cert.name, ns.cert, ns.key, ns.key_password)
     if ns.identity == "none":
         return None

@@ -49,7 +49,10 @@ _REQUIRED = (
     "_should_upgrade",
     "handle_websocket_upgrade",
 )
-LINGER = 2.0  # seconds to read and discard after a refusal, so that the answer is not destroyed by a reset
+# After a refusal, read and discard until the client has been quiet for LINGER_QUIET seconds (at most
+# LINGER): closing with unread input sends a TCP reset, which destroys the answer at the client.
+LINGER = 2.0
+LINGER_QUIET = 0.2
 
 
 def check_internals() -> None:
@@ -84,6 +87,7 @@ class GuardedHTTPProtocol(HttpToolsProtocol):
         self._head_timer: asyncio.TimerHandle | None = None
         self._refused = False
         self._linger: asyncio.TimerHandle | None = None
+        self._linger_until = 0.0
 
     # --- connection -----------------------------------------------------------------------------
 
@@ -99,7 +103,8 @@ class GuardedHTTPProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
-            return  # lingering: read and discard
+            self._linger_on()  # lingering: discard, and wait for the client to fall quiet
+            return
         self._unset_keepalive_if_required()
         while data and not self._refused:
             if not self._in_head:
@@ -184,7 +189,15 @@ class GuardedHTTPProtocol(HttpToolsProtocol):
             + b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body)
             + body
         )
-        self._linger = self.loop.call_later(LINGER, self.transport.close)
+        self._linger_until = self.loop.time() + LINGER
+        self._linger_on()
+
+    def _linger_on(self) -> None:
+        if self._linger_until == 0.0 or self.transport.is_closing():
+            return
+        self._cancel(self._linger)
+        wait = min(LINGER_QUIET, self._linger_until - self.loop.time())
+        self._linger = self.loop.call_later(max(wait, 0.0), self.transport.close)
 
     @staticmethod
     def _cancel(handle: asyncio.TimerHandle | None) -> None:

@@ -17,6 +17,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server._uvicorn_tls import TLSFacts, tls_facts
+from server.body import BodyEnd, answer_timed_out, note_disconnected, read_body
 from server.config import LoadedServer, Mode
 from server.forwarded import trusted
 from server.record import CallRecord
@@ -26,6 +27,7 @@ logger = logging.getLogger("mtls_lab.server")
 
 LAB_PREFIX = "/_lab/"
 UNRECORDED = {"/_lab/health", "/_lab/calls"}
+RECORD_FAILED = (b"x-lab-record", b"failed")  # the call was answered but could not be written to the record
 ADOBE_ROOTS = "DigiCert Global Root G2 (and, for the 2026-2027 migration, DigiCert Assured ID Root G2)"
 
 
@@ -168,23 +170,6 @@ def create_app(server: LoadedServer, record: CallRecord) -> Starlette:
     return Starlette(routes=routes, middleware=middleware)
 
 
-async def _read_body(receive: Receive, limit: int) -> tuple[bytes, int]:
-    """The request body up to ``limit`` bytes, and its real size (the rest is read and counted)."""
-    kept = bytearray()
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if len(kept) < limit:
-            kept.extend(chunk[: limit - len(kept)])
-        if not message.get("more_body"):
-            break
-    return bytes(kept), size
-
-
 async def _too_large(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
     scope.setdefault("state", {})["lab_reason"] = "body_too_large"
     response = JSONResponse(
@@ -233,8 +218,10 @@ class RecordMiddleware:
         if scope["type"] != "http" or scope["path"] in UNRECORDED:
             await self.app(scope, receive, send)
             return
-        payload, size = await _read_body(receive, self.server.config.max_body)
-        kept = payload[: self.server.config.record_body_limit]
+        cfg = self.server.config
+        body = await read_body(receive, cfg.max_body, cfg.body_timeout)
+        payload, size = body.kept, body.size
+        kept = payload[: cfg.record_body_limit]
         status = 0
         written = False
         replayed = False
@@ -249,16 +236,20 @@ class RecordMiddleware:
 
         async def send_and_note(message: Message) -> None:
             nonlocal status, written
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            elif message["type"] == "http.response.body" and not message.get("more_body") and not written:
-                # record before the last byte leaves, so a client that has its answer finds the call recorded
-                written = True
-                self._write(scope, kept, size, status)
+            if message["type"] == "http.response.start" and not written:
+                # record before the answer leaves, so a client that has its answer finds the call recorded,
+                # and a record that could not be written shows in the answer (and in /_lab/health)
+                status, written = message["status"], True
+                if not self._write(scope, kept, size, status):
+                    message = {**message, "headers": [*message.get("headers", []), RECORD_FAILED]}
             await send(message)
 
         try:
-            if size > len(payload):
+            if body.end is BodyEnd.DISCONNECTED:
+                status = note_disconnected(scope)
+            elif body.end is BodyEnd.TIMED_OUT:
+                await answer_timed_out(scope, replay, send_and_note, cfg.body_timeout, size)
+            elif size > len(payload):
                 await _too_large(scope, replay, send_and_note, self.server.config.max_body)
             else:
                 await self.app(scope, replay, send_and_note)
@@ -266,7 +257,7 @@ class RecordMiddleware:
             if not written:  # the app failed or the client left: the call is still recorded
                 self._write(scope, kept, size, status)
 
-    def _write(self, scope: Scope, body: bytes, size: int, status: int) -> None:
+    def _write(self, scope: Scope, body: bytes, size: int, status: int) -> bool:
         facts = tls_facts(scope)
         reason = scope.get("state", {}).get("lab_reason")
         client = scope.get("client")
@@ -285,7 +276,7 @@ class RecordMiddleware:
             "status": status or 500,
             "reason": reason,
         }
-        self.record.append(entry)
+        ok = self.record.append(entry)
         if not self.server.config.quiet:
             subject = facts.client_cert.subject if facts.client_cert else "no client certificate"
             logger.info(
@@ -297,6 +288,7 @@ class RecordMiddleware:
                 facts.version,
                 subject,
             )
+        return ok
 
 
 __all__ = ["Denial", "authorize", "create_app"]

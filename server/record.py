@@ -2,16 +2,24 @@
 
 With a path, lines are appended to a JSON-lines file opened with O_APPEND, each line in a single
 ``write`` call, so concurrent writers (even other processes) never interleave or truncate lines and a
-restart never truncates the file. Without a path, calls are kept in memory for the server's lifetime.
+restart never truncates the file. Without a path, the newest ``MEMORY_LIMIT`` calls are kept in memory.
 A write that fails (disk full, read-only file) is logged and counted, never silently dropped.
+
+There is no built-in rotation or size limit; a line is bounded (a body is kept up to 64 KiB, a request
+head up to 32 KiB). External rotation is safe both ways: ``logrotate copytruncate`` (O_APPEND writes go
+to the new end), and rename-and-create (each write checks that the path still names the open file and
+reopens it if not, as ``logging.handlers.WatchedFileHandler`` does).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import stat
 import threading
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -20,23 +28,45 @@ from mtls_lab.errors import LabError
 logger = logging.getLogger("mtls_lab.server")
 
 TAIL_CHUNK = 64 * 1024
+MEMORY_LIMIT = 10_000  # calls kept without --record: a long-running server must not grow for ever
 
 
 class CallRecord:
     def __init__(self, path: Path | None = None) -> None:
         self.path = path
         self.write_errors = 0
-        self._memory: list[str] = []
+        self._memory: deque[str] = deque(maxlen=MEMORY_LIMIT)
         self._lock = threading.Lock()
         self._fd: int | None = None
+        self._identity: tuple[int, int] | None = None  # (st_dev, st_ino) of the open file
         if path is not None:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+                self._open(path)
             except OSError as exc:
                 raise LabError(
                     f"cannot open the record file {path}: {exc.strerror}: choose a writable --record path"
                 ) from exc
+
+    def _open(self, path: Path) -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        info = os.fstat(fd)
+        if info.st_size and stat.S_ISREG(info.st_mode) and _last_byte(path) != b"\n":
+            _end_line(fd)  # a previous run was cut mid-line (crash, full disk): start on a line of our own
+        if self._fd is not None:
+            os.close(self._fd)
+        self._fd, self._identity = fd, (info.st_dev, info.st_ino)
+
+    def _follow_rotation(self) -> None:
+        """Reopen the path if it was renamed or removed since it was opened (rename-based rotation)."""
+        assert self.path is not None
+        try:
+            info = os.stat(self.path)
+            moved = (info.st_dev, info.st_ino) != self._identity
+        except FileNotFoundError:
+            moved = True
+        if moved:
+            self._open(self.path)
 
     def append(self, entry: dict[str, Any]) -> bool:
         """Add one call; False (and a logged error) if it could not be written."""
@@ -48,8 +78,11 @@ class CallRecord:
         data = line.encode()
         try:
             with self._lock:
+                self._follow_rotation()
+                assert self._fd is not None
                 written = os.write(self._fd, data)
                 if written != len(data):  # a short write on a regular file means the disk is full
+                    _end_line(self._fd)
                     raise OSError(28, f"short write ({written} of {len(data)} bytes)")
         except OSError as exc:
             self.write_errors += 1
@@ -61,10 +94,10 @@ class CallRecord:
         """Up to ``limit`` recorded calls, newest first."""
         if self._fd is None:
             with self._lock:
-                lines = self._memory[-limit:] if limit else []
+                lines = list(self._memory)[-limit:] if limit else []
         else:
             lines = _tail_lines(self.path, limit) if self.path else []
-        return [json.loads(line) for line in reversed(lines)]
+        return [entry for entry in map(_parse, reversed(lines)) if entry is not None]
 
     def close(self) -> None:
         if self._fd is not None:
@@ -72,10 +105,31 @@ class CallRecord:
             self._fd = None
 
 
+def _last_byte(path: Path) -> bytes:
+    with path.open("rb") as handle:
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1)
+
+
+def _end_line(fd: int) -> None:
+    """After a short write, end the partial line so that the next call starts on a line of its own."""
+    with contextlib.suppress(OSError):
+        os.write(fd, b"\n")
+
+
+def _parse(line: str) -> dict[str, Any] | None:
+    """A recorded call, or None for a line cut short by a full disk."""
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return None
+    return entry if isinstance(entry, dict) else None
+
+
 def _tail_lines(path: Path, limit: int) -> list[str]:
     """The last ``limit`` complete lines of a file, read backwards in chunks."""
-    if limit <= 0:
-        return []
+    if limit <= 0 or not path.is_file():
+        return []  # rotated away and not written since
     with path.open("rb") as handle:
         handle.seek(0, os.SEEK_END)
         position = handle.tell()

@@ -90,7 +90,7 @@ def make_server(loaded: LoadedServer, record: CallRecord) -> uvicorn.Server:
         access_log=False,
         log_config=None,
         server_header=False,
-        timeout_keep_alive=cfg.keep_alive_timeout,
+        timeout_keep_alive=cfg.keep_alive_timeout,  # type: ignore[arg-type]  # a float: it goes to call_later
     )
     return LabUvicornServer(config)
 
