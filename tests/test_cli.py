@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import socket
 import subprocess
 import sys
 from pathlib import Path
+from unittest import mock
 
 import httpx
 import pytest
@@ -23,18 +26,28 @@ SUBCOMMANDS = ["certs", "serve", "call"]
 
 
 def _run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mtls_lab.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, **(env or {})},
-        cwd=cwd,
-    )
+    """`mtls-lab ARGS` in this process (fast); what a user would see on stdout and stderr, and the exit code."""
+    out, err = io.StringIO(), io.StringIO()
+    with (
+        mock.patch.dict(os.environ, env or {}),
+        contextlib.chdir(cwd or Path.cwd()),
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(err),
+    ):
+        try:
+            code = int(main(list(args)))
+        except SystemExit as exc:  # argparse: --help, usage errors
+            code = exc.code if isinstance(exc.code, int) else 0
+    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
+
+
+def _run_process(*args: str) -> subprocess.CompletedProcess[str]:
+    """The real console entry point, in its own process."""
+    return subprocess.run([sys.executable, "-m", "mtls_lab.cli", *args], capture_output=True, text=True, timeout=60)
 
 
 def test_top_level_help_lists_the_commands() -> None:
-    done = _run("--help")
+    done = _run_process("--help")
     assert done.returncode == 0
     for name in SUBCOMMANDS:
         assert name in done.stdout
