@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 
 from mtls_lab.alerts import Alert, received_alert
-from mtls_lab.errors import ExitCode
+from mtls_lab.errors import ExitCode, cause_of
 
 ADOBE_CHAIN = "DigiCert Global Root G2 and the intermediate DigiCert Global G2 TLS RSA SHA256 2020 CA1"
 NEXT_CHAIN = "DigiCert Assured ID Root G2 and DigiCert Assured ID Client CA G2"
@@ -166,7 +166,7 @@ TRANSPORT_TABLE: dict[tuple[type[httpx.TransportError], bool], tuple[Outcome, Ph
 
 def classify_transport(exc: httpx.TransportError, facts: CallFacts) -> Classification:
     """Classify an exception raised while calling; never raises."""
-    verify_error = _find(exc, ssl.SSLCertVerificationError)
+    verify_error = cause_of(exc, ssl.SSLCertVerificationError)
     if verify_error is not None:
         return Classification(
             Outcome.SERVER_UNTRUSTED,
@@ -192,7 +192,7 @@ def classify_transport(exc: httpx.TransportError, facts: CallFacts) -> Classific
             "does not retry a first call that timed out.",
             "Server side: answer faster than the timeout (1 to 30 s, set on the journey).",
         )
-    if _find(exc, ConnectionRefusedError) is not None or phase is Phase.CONNECT:
+    if cause_of(exc, ConnectionRefusedError) is not None or phase is Phase.CONNECT:
         return Classification(
             Outcome.CONNECTION_ERROR,
             Phase.CONNECT,
@@ -239,17 +239,6 @@ def _table_lookup(exc: httpx.TransportError, handshake_done: bool) -> tuple[Outc
         if (cls, handshake_done) in TRANSPORT_TABLE:
             return TRANSPORT_TABLE[(cls, handshake_done)]
     return Outcome.CONNECTION_ERROR, Phase.HANDSHAKE
-
-
-def _find(exc: BaseException, kind: type[BaseException]) -> Any:
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        if isinstance(current, kind):
-            return current
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return None
 
 
 def _short(exc: BaseException) -> str:

@@ -6,6 +6,8 @@ import enum
 import re
 import ssl
 
+from mtls_lab.errors import causes
+
 
 class Alert(enum.Enum):
     """TLS alert descriptions (RFC 8446 6.2), by name; ``number`` is the wire value."""
@@ -56,17 +58,13 @@ _REASON_FIXES = {"USER_CANCELLED": "USER_CANCELED", "BAD_CERTIFICATE_STATUS_RESP
 
 def received_alert(exc: BaseException) -> Alert | None:
     """The alert the peer sent, if ``exc`` (or an exception it was raised from) reports one."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
+    for current in causes(exc):
         text = getattr(current, "reason", None) or ""
         match = _REASON.search(str(text)) or _REASON.search(str(current).upper().replace(" ", "_"))
         if match:
             name = _REASON_FIXES.get(match.group(1), match.group(1))
             if name in Alert.__members__:
                 return Alert[name]
-        current = current.__cause__ or current.__context__
     return None
 
 

@@ -24,7 +24,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 from cryptography import x509
 
-from mtls_lab.errors import ExitCode, LabError
+from mtls_lab.errors import ExitCode, LabError, cause_of
 
 API_PATH = "/data/core/mtls/v1/certificate/public-certificate"
 MAX_PAGES = 1000
@@ -150,7 +150,7 @@ def _get(client: httpx.Client, url: str) -> httpx.Response:
 
 
 def _transport_error(url: str, exc: httpx.HTTPError) -> CertApiError:
-    verify = _find(exc, ssl.SSLCertVerificationError)
+    verify = cause_of(exc, ssl.SSLCertVerificationError)
     if verify is not None:
         return CertApiError(
             f"{url}: the API's certificate is not trusted ({verify.verify_message}): pass --server-ca PEM "
@@ -248,17 +248,6 @@ def _next(body: dict[str, Any], current: str) -> str | None:
             ExitCode.BAD_RESPONSE,
         )
     return target
-
-
-def _find(exc: BaseException, kind: type[ssl.SSLCertVerificationError]) -> ssl.SSLCertVerificationError | None:
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        if isinstance(current, kind):
-            return current
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return None
 
 
 def _first_line(text: object) -> str:

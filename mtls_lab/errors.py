@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterator
+from typing import TypeVar
+
+E = TypeVar("E", bound=BaseException)
 
 
 class ExitCode(enum.IntEnum):
@@ -26,3 +30,18 @@ class LabError(Exception):
     """A mistake the user can fix: the message says what is wrong and how to fix it, on one line."""
 
     exit_code = ExitCode.USAGE
+
+
+def causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and every exception it was raised from or during, innermost last, each once."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def cause_of(exc: BaseException, kind: type[E]) -> E | None:
+    """The first exception of type ``kind`` in ``exc``'s chain (httpx wraps ssl's errors), or None."""
+    return next((c for c in causes(exc) if isinstance(c, kind)), None)

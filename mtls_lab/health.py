@@ -23,7 +23,7 @@ import httpx
 from caller.tls import Chain, ClientBehavior, ClientIdentity, HandshakeNotes, client_context
 from certs.layout import Identity, LabPaths
 from mtls_lab.alerts import received_alert
-from mtls_lab.errors import ExitCode, LabError
+from mtls_lab.errors import ExitCode, LabError, cause_of, causes
 
 HEALTH_PATH = "/_lab/health"
 
@@ -102,7 +102,7 @@ def _transport_failure(url: str, exc: httpx.TransportError, identity: Identity |
             url,
             f"up (ready): its TLS layer rejected {who} with alert {alert.label}, so the route was not reached",
         )
-    if _find(exc, ssl.SSLCertVerificationError) is not None:
+    if cause_of(exc, ssl.SSLCertVerificationError) is not None:
         return Probe(Health.SERVER_UNTRUSTED, url, "its certificate is not issued by the lab PKI given with --certs")
     if isinstance(exc, httpx.TimeoutException):
         return Probe(Health.DOWN, url, "no answer in time")
@@ -118,22 +118,7 @@ def _mode(response: httpx.Response) -> str | None:
     return mode if isinstance(mode, str) else None
 
 
-def _find(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        if isinstance(current, kind):
-            return current
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return None
-
-
 def _short(exc: BaseException) -> str:
     """The innermost cause's message: "[Errno 111] Connection refused" rather than httpx's wrapper."""
-    seen: set[int] = set()
-    root = exc
-    while id(root) not in seen and (root.__cause__ or root.__context__) is not None:
-        seen.add(id(root))
-        root = root.__cause__ or root.__context__ or root
+    root = list(causes(exc))[-1]
     return str(root) or type(root).__name__

@@ -55,6 +55,18 @@ def fresh_server(pki: LabPaths) -> Iterator[ServerFactory]:
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def s_server(pki: LabPaths) -> Iterator[Callable[..., int]]:
+    """``s_server(*flags)``: the port of an ``openssl s_server -www`` trusting the Adobe-like root."""
+    from tests.clients import OPENSSL, OpenSSLServers
+
+    if OPENSSL is None:
+        pytest.skip("the openssl binary is not installed")
+    servers = OpenSSLServers(pki)
+    yield servers.start
+    servers.stop()
+
+
 @pytest.fixture
 def tmp_certs(tmp_path: Path) -> Path:
     return tmp_path / "certs"

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
-from certs.layout import CA, LabPaths
+from certs.layout import LabPaths
 from tests.callers import ajo_call
-from tests.clients import OPENSSL, needs_openssl
+from tests.clients import needs_openssl
 
 pytestmark = needs_openssl
 
@@ -25,65 +22,6 @@ IF_SENT = {
     "adobe-leaf": "alert:unknown_ca",
 }
 JAVA_SENDS = {"adobe", "expired", "not-yet-valid", "no-client-auth"}  # s_server names its -CAfile roots
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def s_server(pki: LabPaths) -> Iterator[Callable[[str, str], int]]:
-    """``openssl s_server -www`` trusting the Adobe-like root; ``required`` is -Verify, else -verify."""
-    running: dict[tuple[str, str], tuple[subprocess.Popen[bytes], int]] = {}
-
-    def get(strictness: str, tls: str) -> int:
-        if (strictness, tls) not in running:
-            port = _free_port()
-            flag = "-Verify" if strictness == "required" else "-verify"
-            process = subprocess.Popen(
-                [
-                    str(OPENSSL),
-                    "s_server",
-                    "-accept",
-                    f"127.0.0.1:{port}",
-                    "-cert",
-                    str(pki.server_cert),
-                    "-key",
-                    str(pki.server_key),
-                    "-CAfile",
-                    str(pki.ca(CA.ADOBE_ROOT)),
-                    flag,
-                    "1",
-                    "-verify_return_error",
-                    "-www",
-                    f"-tls{tls.replace('.', '_')}",
-                    "-quiet",
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            _wait(port)
-            running[(strictness, tls)] = (process, port)
-        return running[(strictness, tls)][1]
-
-    yield get
-    for process, _ in running.values():
-        process.terminate()
-        process.wait(5)
-
-
-def _wait(port: int) -> None:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.02)
-    raise RuntimeError("openssl s_server did not start")
 
 
 CASES = [
@@ -108,9 +46,14 @@ def _expected(strictness: str, tls: str, who: str, behavior: str) -> str:
     ("strictness", "tls", "who", "behavior"), CASES, ids=[f"{s}/tls{t}/{w}/{b}" for s, t, w, b in CASES]
 )
 def test_caller_reads_openssl_alerts(
-    strictness: str, tls: str, who: str, behavior: str, pki: LabPaths, s_server: Callable[[str, str], int]
+    strictness: str, tls: str, who: str, behavior: str, pki: LabPaths, s_server: Callable[..., int]
 ) -> None:
-    port = s_server(strictness, tls)
+    port = s_server(
+        "-Verify" if strictness == "required" else "-verify",
+        "1",
+        "-verify_return_error",
+        f"-tls{tls.replace('.', '_')}",
+    )
     identity, chain = ("adobe", "leaf") if who == "adobe-leaf" else (who, "full")
     verdict = ajo_call(
         pki, f"https://localhost:{port}", identity, behavior=behavior, tls=tls, chain=chain, method="GET"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import subprocess
 import threading
 from collections.abc import Callable, Iterator
 
@@ -14,9 +13,8 @@ from caller.tls import Chain, ClientIdentity
 from certs.layout import CA, Identity, LabPaths
 from mtls_lab.errors import ExitCode
 from server.config import ADVERTISE_NONE, Mode, TLSVersion
-from tests.clients import OPENSSL, needs_openssl
+from tests.clients import free_port, needs_openssl
 from tests.conftest import ServerFactory
-from tests.test_caller_vs_openssl import _free_port, _wait
 
 
 def _probe(pki: LabPaths, url: str, tries: list[ClientIdentity] | None = None):  # type: ignore[no-untyped-def]
@@ -86,43 +84,6 @@ def test_probe_reports_an_untrusted_server_chain_and_carries_on(pki: LabPaths, l
     report = probe(lab_server(mode=Mode.MTLS).url, str(pki.ca(CA.ADOBE_ROOT)), pki, [], timeout=3)
     assert not report.server_chain_valid and "rejected the endpoint's certificate" in report.server_chain_problem
     assert report.requests_client_cert and report.configuration == "mtls-only"
-
-
-@pytest.fixture(scope="module")
-def s_server(pki: LabPaths) -> Iterator[Callable[..., int]]:
-    processes: list[subprocess.Popen[bytes]] = []
-
-    def start(*flags: str) -> int:
-        port = _free_port()
-        processes.append(
-            subprocess.Popen(
-                [
-                    str(OPENSSL),
-                    "s_server",
-                    "-accept",
-                    f"127.0.0.1:{port}",
-                    "-cert",
-                    str(pki.server_cert),
-                    "-key",
-                    str(pki.server_key),
-                    "-CAfile",
-                    str(pki.ca(CA.ADOBE_ROOT)),
-                    "-www",
-                    "-quiet",
-                    *flags,
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        )
-        _wait(port)
-        return port
-
-    yield start
-    for process in processes:
-        process.terminate()
-        process.wait(5)
 
 
 @needs_openssl
@@ -198,7 +159,7 @@ def test_probe_errors_are_one_line_with_distinct_codes(
 
 
 def test_probe_of_nothing_listening(pki: LabPaths) -> None:
-    port = _free_port()
+    port = free_port()
     with pytest.raises(ProbeError) as error:
         probe(f"https://127.0.0.1:{port}/", "system", pki, [], timeout=1)
     assert error.value.exit_code == ExitCode.CONNECTION and "cannot connect" in str(error.value)

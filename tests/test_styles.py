@@ -222,13 +222,13 @@ def real_nginx(pki: LabPaths, tmp_path_factory: pytest.TempPathFactory) -> Itera
     from mtls_lab.nginx_conf import NginxSettings, write
     from server.config import ServerConfig
     from server.run import RunningServer
-    from tests.test_caller_vs_openssl import _free_port, _wait
+    from tests.clients import free_port, wait_for_port
 
     backend = RunningServer(
         ServerConfig(mode=Mode.TLS, certs=pki.root, client_cert_header="X-SSL-Client-Cert", quiet=True)
     ).start()
     prefix = tmp_path_factory.mktemp("nginx")
-    port = _free_port()
+    port = free_port()
     conf = write(NginxSettings(pki, prefix, port, f"127.0.0.1:{backend.port}"), prefix / "nginx.conf")
     subprocess.run([NGINX, "-p", str(prefix), "-c", str(conf), "-t"], check=True, capture_output=True)
     process = subprocess.Popen(
@@ -236,7 +236,7 @@ def real_nginx(pki: LabPaths, tmp_path_factory: pytest.TempPathFactory) -> Itera
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    _wait(port)
+    wait_for_port(port)
     yield f"https://localhost:{port}"
     process.terminate()
     process.wait(10)

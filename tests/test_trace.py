@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import re
-import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -13,7 +12,7 @@ from caller.ladder import render_ladder
 from certs.layout import CA, LabPaths
 from server.config import Mode
 from tests.callers import ajo_call
-from tests.clients import OPENSSL, needs_openssl
+from tests.clients import needs_openssl
 from tests.conftest import ServerFactory
 
 ROOT_NAME = "CN=MTLS LAB stand-in for DigiCert Global Root G2,O=MTLS LAB (not a real CA),C=US"
@@ -78,43 +77,9 @@ def test_an_openssl_client_sends_the_impostor_chain_and_sees_the_late_alert(
 
 
 @pytest.fixture(scope="module")
-def s_servers(pki: LabPaths) -> Iterator[dict[str, int]]:
-    from tests.test_caller_vs_openssl import _free_port, _wait
-
-    ports, processes = {}, []
-    for name, extra in (("names", []), ("no_names", ["-no_ca_names"])):
-        port = _free_port()
-        processes.append(
-            subprocess.Popen(
-                [
-                    str(OPENSSL),
-                    "s_server",
-                    "-accept",
-                    f"127.0.0.1:{port}",
-                    "-cert",
-                    str(pki.server_cert),
-                    "-key",
-                    str(pki.server_key),
-                    "-CAfile",
-                    str(pki.ca(CA.ADOBE_ROOT)),
-                    "-verify",
-                    "1",
-                    "-verify_return_error",
-                    "-www",
-                    "-quiet",
-                    *extra,
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        )
-        _wait(port)
-        ports[name] = port
-    yield ports
-    for process in processes:
-        process.terminate()
-        process.wait(5)
+def s_servers(s_server: Callable[..., int]) -> dict[str, int]:
+    base = ("-verify", "1", "-verify_return_error")
+    return {"names": s_server(*base), "no_names": s_server(*base, "-no_ca_names")}
 
 
 @needs_openssl

@@ -143,3 +143,17 @@ def test_nothing_listening_is_a_connection_error(pki: LabPaths) -> None:
     verdict = ajo_call(pki, f"https://127.0.0.1:{port}")
     assert verdict.outcome is Outcome.CONNECTION_ERROR and verdict.phase.value == "connect"
     assert verdict.client_cert_sent is None and verdict.outcome.exit_code == 5
+
+
+def test_cause_chain_helpers_walk_wrapped_errors_once() -> None:
+    from mtls_lab.errors import cause_of, causes
+
+    inner = ssl.SSLCertVerificationError("verify failed")
+    middle = httpx.ConnectError("connect failed")
+    middle.__cause__ = inner
+    outer = httpx.ConnectError("again")
+    outer.__context__ = middle
+    inner.__context__ = outer  # a cycle must not loop
+    assert list(causes(outer)) == [outer, middle, inner]
+    assert cause_of(outer, ssl.SSLCertVerificationError) is inner
+    assert cause_of(outer, KeyError) is None
