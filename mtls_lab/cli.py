@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from certs.layout import ADOBE_CN, DEFAULT_CERTS_DIR
+from certs.layout import ADOBE_CN, DEFAULT_CERTS_DIR, Identity
 from mtls_lab import __version__
 from mtls_lab.errors import ExitCode, LabError
 from mtls_lab.lifecycle_cli import add_adobe_api, add_trust_sync
@@ -300,17 +300,7 @@ def _run_serve(ns: argparse.Namespace) -> int:
 
 # --- call ---------------------------------------------------------------------------------------
 
-IDENTITY_NAMES = [
-    "adobe",
-    "adobe-rotated",
-    "adobe-next",
-    "impostor",
-    "expired",
-    "not-yet-valid",
-    "no-client-auth",
-    "self-signed",
-    "none",
-]
+IDENTITY_NAMES = [identity.value for identity in Identity] + ["none"]
 
 
 def _add_call(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
