@@ -17,6 +17,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -128,7 +129,9 @@ class Scratch:
         self.root = root
         shutil.copytree(pki, root / "certs")
         shutil.copytree(repo / "examples", root / "examples")
-        self.env = {**os.environ, "COLUMNS": "100", "PYTHONUNBUFFERED": "1"}
+        # `mtls-lab` from this very environment, whether or not it is activated (CI runs .venv/bin/pytest)
+        path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+        self.env = {**os.environ, "PATH": path, "COLUMNS": "100", "PYTHONUNBUFFERED": "1"}
         self.ports: dict[str, str] = {}
 
     def remap(self, command: str) -> str:
