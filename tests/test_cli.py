@@ -22,7 +22,7 @@ from server.config import Mode
 from tests.clients import client_context, identity_files
 from tests.conftest import ServerFactory
 
-SUBCOMMANDS = ["certs", "serve", "call"]
+SUBCOMMANDS = sorted(build_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
 
 
 def _run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
