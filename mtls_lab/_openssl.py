@@ -208,22 +208,31 @@ def ssl_pointer(ssl_object: ssl.SSLObject) -> int:
     return pointer
 
 
+def der_of(cert: object) -> bytes:
+    """DER of an entry of ``get_(un)verified_chain()``: bytes on CPython 3.13, ``_ssl.Certificate`` on others."""
+    if isinstance(cert, bytes):
+        return cert
+    return bytes(cert.public_bytes(_ssl.ENCODING_DER))  # type: ignore[attr-defined]
+
+
 def peer_chain_der(ssl_object: ssl.SSLObject) -> list[bytes]:
     """Every certificate the peer sent, leaf first, as DER (verified or not)."""
-    if hasattr(ssl_object, "get_unverified_chain"):  # Python 3.13+
-        return [cert.public_bytes(_ssl.ENCODING_DER) for cert in ssl_object.get_unverified_chain() or []]
     leaf = ssl_object.getpeercert(binary_form=True)
     if not leaf:
         return []
-    lib = _lib()
-    stack = lib.SSL_get_peer_cert_chain(ssl_pointer(ssl_object))  # server side: the chain without the leaf
-    chain = [leaf]
-    for index in range(lib.OPENSSL_sk_num(stack) if stack else 0):
-        out = ctypes.c_void_p()
-        size = lib.i2d_X509(lib.OPENSSL_sk_value(stack, index), ctypes.byref(out))
-        if size > 0 and out.value:
-            der = ctypes.string_at(out.value, size)
-            lib.CRYPTO_free(out, None, 0)
-            if der != leaf:
-                chain.append(der)
-    return chain
+    chain: list[bytes] = []
+    if hasattr(ssl_object, "get_unverified_chain"):  # Python 3.13+
+        try:
+            chain = [der_of(cert) for cert in ssl_object.get_unverified_chain() or []]
+        except AttributeError:  # CPython 3.13.0 fails on some chains (a None entry): use OpenSSL directly
+            chain = []
+    if not chain:
+        lib = _lib()
+        stack = lib.SSL_get_peer_cert_chain(ssl_pointer(ssl_object))  # server side: without the leaf
+        for index in range(lib.OPENSSL_sk_num(stack) if stack else 0):
+            out = ctypes.c_void_p()
+            size = lib.i2d_X509(lib.OPENSSL_sk_value(stack, index), ctypes.byref(out))
+            if size > 0 and out.value:
+                chain.append(ctypes.string_at(out.value, size))
+                lib.CRYPTO_free(out, None, 0)
+    return [leaf, *(der for der in chain if der != leaf)]

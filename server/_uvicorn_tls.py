@@ -90,8 +90,8 @@ def connection_facts(
     chain: list[str] = []
     if der:
         chain = [ssl.DER_cert_to_PEM_cert(der)]
-        if hasattr(ssl_object, "get_verified_chain"):  # Python 3.13+
-            chain = [c.public_bytes() for c in ssl_object.get_verified_chain()]
+        if hasattr(ssl_object, "get_verified_chain"):  # Python 3.13+: DER bytes, leaf first
+            chain = [ssl.DER_cert_to_PEM_cert(_openssl.der_of(c)) for c in ssl_object.get_verified_chain()]
     extension = {
         "server_cert": None,
         "client_cert_chain": chain,
