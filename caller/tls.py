@@ -13,6 +13,7 @@ measured with JDK 17 in tls-ground-truth.md (tested in tests/test_java_model.py)
 from __future__ import annotations
 
 import enum
+import functools
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,8 +63,13 @@ class ClientIdentity:
         return cls(identity.value + suffix, cert, pki.client_key(identity))
 
     def certificates(self) -> list[x509.Certificate]:
+        """The key store's certificates, leaf first (read once: every attempt of a call asks again)."""
+        return list(self._chain)
+
+    @functools.cached_property
+    def _chain(self) -> tuple[x509.Certificate, ...]:
         try:
-            return load_pem_chain(self.cert_file)
+            return tuple(load_pem_chain(self.cert_file))
         except (OSError, ValueError) as exc:
             raise LabError(f"--cert {self.cert_file}: not a readable PEM certificate file: give a PEM file") from exc
 
