@@ -6,7 +6,6 @@ import dataclasses
 import datetime as dt
 import json
 import os
-import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +20,7 @@ from mtls_lab.cert_api import Credentials
 from mtls_lab.errors import ExitCode, LabError
 from mtls_lab.trust_sync import Change, SyncOptions, SyncReport, sync
 from server.adobe_api import AdobeApiConfig, ChainMode, Phase, RunningAdobeApi
-from tests.clients import OPENSSL, needs_openssl
+from tests.clients import OPENSSL, free_port, needs_openssl
 from tests.scripted import Script, json_body, scripted_endpoint
 
 CREDENTIALS = Credentials(token="lab-token", api_key="lab-key", org_id="LAB@AdobeOrg")
@@ -256,12 +255,6 @@ def test_credentials_come_from_the_environment(
     assert cli.main(_cli(api.url, pki, tmp_path / "b.pem")) == ExitCode.OK
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _error(capsys: pytest.CaptureFixture[str]) -> str:
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("mtls-lab: error: ") and "Traceback" not in err
@@ -272,7 +265,7 @@ def test_unreachable_and_untrusted_apis(
     api: RunningAdobeApi, pki: LabPaths, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "b.pem"
-    assert cli.main(_cli(f"https://127.0.0.1:{_free_port()}", pki, out, *CREDS)) == ExitCode.CONNECTION
+    assert cli.main(_cli(f"https://127.0.0.1:{free_port()}", pki, out, *CREDS)) == ExitCode.CONNECTION
     assert "cannot reach the API" in _error(capsys)
     wrong_ca = _cli(api.url, pki, out, *CREDS, "--server-ca", str(pki.ca(CA.IMPOSTOR_ROOT)))
     assert cli.main(wrong_ca) == ExitCode.SERVER_UNTRUSTED
