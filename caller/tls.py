@@ -20,10 +20,10 @@ from pathlib import Path
 
 from cryptography import x509
 
-from certs.inspect import CertFacts, load_pem_chain
-from certs.keypair import PairFiles, diagnose, refuse_encrypted_without_password
-from certs.layout import CA, Identity, LabPaths
 from mtls_lab import _openssl
+from mtls_lab.certs.inspect import CertFacts, load_pem_chain
+from mtls_lab.certs.keypair import PairFiles, diagnose, refuse_encrypted_without_password
+from mtls_lab.certs.layout import CA, Identity, LabPaths
 from mtls_lab.errors import LabError
 
 SYSTEM = "system"

@@ -22,9 +22,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from certs.inspect import CertFacts, load_pem_chain, pem_of
-from certs.layout import ADOBE_CN, CA, Identity, LabPaths
 from mtls_lab import __version__
+from mtls_lab.certs.inspect import CertFacts, load_pem_chain, pem_of
+from mtls_lab.certs.layout import ADOBE_CN, CA, Identity, LabPaths
 from mtls_lab.errors import LabError
 
 DAY = dt.timedelta(days=1)

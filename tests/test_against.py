@@ -6,12 +6,12 @@ import socket
 
 import pytest
 
-from certs.layout import LabPaths
-from mtls_lab.against import pair, parse_target, run_against
+from mtls_lab.certs.layout import LabPaths
 from mtls_lab.cli import main
 from mtls_lab.errors import ExitCode, LabError
-from mtls_lab.scenarios import OTHER, ROOT, SCENARIOS
-from server.config import Mode
+from mtls_lab.matrix.against import pair, parse_target, run_against
+from mtls_lab.matrix.scenarios import OTHER, ROOT, SCENARIOS
+from mtls_lab.server.settings import Mode
 from tests.conftest import ServerFactory
 
 

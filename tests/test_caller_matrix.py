@@ -9,11 +9,11 @@ from dataclasses import dataclass
 
 import pytest
 
-from certs.layout import LabPaths
+from mtls_lab.certs.layout import LabPaths
 from mtls_lab.errors import ExitCode
-from server.config import Mode
-from tests.callers import ajo_call
+from mtls_lab.server.settings import Mode
 from tests.conftest import ServerFactory
+from tests.support.ajo_call import ajo_call
 
 IDENTITIES = [
     "adobe",

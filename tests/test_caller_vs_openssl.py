@@ -6,9 +6,9 @@ from collections.abc import Callable
 
 import pytest
 
-from certs.layout import LabPaths
-from tests.callers import ajo_call
-from tests.clients import needs_openssl
+from mtls_lab.certs.layout import LabPaths
+from tests.support.ajo_call import ajo_call
+from tests.support.tls_clients import needs_openssl
 
 pytestmark = needs_openssl
 

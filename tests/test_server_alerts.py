@@ -10,10 +10,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from certs.layout import Identity, LabPaths
-from server.config import Mode, TLSVersion
-from tests.clients import httpx_call, identity_files, needs_openssl, s_client
+from mtls_lab.certs.layout import Identity, LabPaths
+from mtls_lab.server.settings import Mode, TLSVersion
 from tests.conftest import ServerFactory
+from tests.support.tls_clients import httpx_call, identity_files, needs_openssl, s_client
 
 LEAF_ONLY = "adobe-leaf-only"
 NONE = "none"
@@ -95,7 +95,7 @@ def test_tls13_only_client_against_tls12_server_gets_protocol_version(pki: LabPa
 def test_the_adobe_next_identity_is_accepted_when_the_next_root_is_trusted(
     pki: LabPaths, lab_server: ServerFactory
 ) -> None:
-    from certs.layout import CA
+    from mtls_lab.certs.layout import CA
 
     server = lab_server(mode=Mode.MTLS, trust=(pki.ca(CA.ADOBE_ROOT), pki.ca(CA.NEXT_ROOT)))
     for tls in ("1.2", "1.3"):

@@ -10,7 +10,7 @@ matrix runs the real caller against real servers and compares. Read one row as:
 - settings: ``trust`` (CAs the server trusts), ``advertise`` (``trust``, ``none`` or a CA), ``tls_max``,
   ``allow`` (allow-list), ``pin`` (pin the current Adobe leaf), ``chain``, ``behavior``, ``note``,
   ``trust_sync`` (a lifecycle phase: the server's trust store starts as ``trust`` and is then kept by
-  ``mtls-lab trust-sync`` from the lab's Adobe API in that phase; see ``mtls_lab.synced_trust``).
+  ``mtls-lab trust-sync`` from the lab's Adobe API in that phase; see ``mtls_lab.lifecycle.synced``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
-from certs.layout import CA
+from mtls_lab.certs.layout import CA
 
 ROOT = (CA.ADOBE_ROOT,)
 BOTH_ROOTS = (CA.ADOBE_ROOT, CA.NEXT_ROOT)
@@ -133,7 +133,7 @@ def _grid() -> list[Scenario]:
     for tls in ("1.2", "1.3"):
         missing = NO_CERT[tls]
         rows += [
-            row("tls", tls, "adobe", "403 no_client_certificate", note="never asked: the seed's 403"),
+            row("tls", tls, "adobe", "403 no_client_certificate", note="never asked: the community question's 403"),
             row("tls", tls, "none", "403 no_client_certificate"),
             *(
                 row("tls", tls, who, "403 no_client_certificate")
@@ -250,7 +250,7 @@ SCENARIOS: list[Scenario] = [
         False,
         advertise=OTHER,
         style="gateway",
-        note="the seed's 403, from a gateway in front of a healthy app",
+        note="the community question's 403, from a gateway in front of a healthy app",
     ),
     row(
         "tls",

@@ -11,17 +11,17 @@ from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any, TextIO
 
-from caller.action import parse
-from caller.call import CallOptions, call, lab_identity
-from caller.tls import Chain, ClientBehavior
-from caller.verdict import Verdict
-from certs.inspect import fingerprint, load_pem_chain
-from certs.layout import Identity, LabPaths
-from mtls_lab.scenarios import Scenario
-from mtls_lab.synced_trust import synced_bundle
-from server.adobe_api import Phase
-from server.config import Mode, RejectStyle, ServerConfig, TLSVersion
-from server.run import RunningServer
+from mtls_lab.caller.action import parse
+from mtls_lab.caller.call import CallOptions, call, lab_identity
+from mtls_lab.caller.tls import Chain, ClientBehavior
+from mtls_lab.caller.verdict import Verdict
+from mtls_lab.certs.inspect import fingerprint, load_pem_chain
+from mtls_lab.certs.layout import Identity, LabPaths
+from mtls_lab.lifecycle.phases import Phase
+from mtls_lab.lifecycle.synced import synced_bundle
+from mtls_lab.matrix.scenarios import Scenario
+from mtls_lab.server.run import RunningServer
+from mtls_lab.server.settings import Mode, RejectStyle, ServerConfig, TLSVersion
 
 Progress = Callable[[int, int, Scenario], None]
 

@@ -1,15 +1,15 @@
-"""``mtls-lab demo``: the seed's story told with live calls, step by step."""
+"""``mtls-lab demo``: the community question's story told with live calls, step by step."""
 
 from __future__ import annotations
 
 import textwrap
 from dataclasses import dataclass
 
-from caller.ladder import render_ladder
-from certs.layout import LabPaths
-from mtls_lab.matrix import Result, run, server_config, server_label
-from mtls_lab.scenarios import SCENARIOS, Scenario
-from server.config import load
+from mtls_lab.caller.ladder import render_ladder
+from mtls_lab.certs.layout import LabPaths
+from mtls_lab.matrix.runner import Result, run, server_config, server_label
+from mtls_lab.matrix.scenarios import SCENARIOS, Scenario
+from mtls_lab.server.config import load
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,8 @@ STEPS = [
     ),
     Step(
         "3. The traps next to it: TLS versions",
-        "The seed asked whether TLS 1.2 must go. No: a TLS 1.2-only endpoint still works, AJO falls back.",
+        "The community question asked whether TLS 1.2 must go. No: a TLS 1.2-only endpoint still works,"
+        " AJO falls back.",
         "mtls/tlsauto/adobe/java/server-max-tls1.2",
     ),
     Step(
