@@ -14,33 +14,15 @@ from mtls_lab.errors import ExitCode
 from mtls_lab.server.settings import Mode
 from tests.conftest import ServerFactory
 from tests.support.ajo_call import ajo_call
+from tests.support.expectations import (
+    JAVA_SENDS_WHEN_ROOT_NAMED,
+    NO_CERTIFICATE,
+    OPENSSL_SERVER_ANSWERS,
+    PRESENTED,
+    lab_identity,
+)
 
-IDENTITIES = [
-    "adobe",
-    "adobe-rotated",
-    "adobe-next",
-    "impostor",
-    "expired",
-    "not-yet-valid",
-    "no-client-auth",
-    "self-signed",
-    "adobe-leaf",
-    "none",
-]
-# What an OpenSSL server that trusts (and names) the Adobe-like root does with each identity, if sent.
-IF_SENT = {
-    "adobe": "http:200",
-    "adobe-rotated": "http:200",
-    "adobe-next": "alert:unknown_ca",
-    "impostor": "alert:unknown_ca",
-    "expired": "alert:certificate_expired",
-    "not-yet-valid": "alert:bad_certificate",
-    "no-client-auth": "alert:unsupported_certificate",
-    "self-signed": "alert:unknown_ca",
-    "adobe-leaf": "alert:unknown_ca",
-}
-# Whose chain a JDK finds an advertised name (the Adobe-like root) for: the intermediate's issuer is the root.
-JAVA_SENDS = {"adobe", "adobe-rotated", "expired", "not-yet-valid", "no-client-auth"}
+IDENTITIES = [*PRESENTED, "none"]
 
 
 @dataclass(frozen=True)
@@ -57,7 +39,7 @@ class Row:
     def sent(self) -> bool:
         if self.mode is Mode.TLS or self.who == "none":
             return False
-        return self.behavior == "openssl" or self.who in JAVA_SENDS
+        return self.behavior == "openssl" or self.who in JAVA_SENDS_WHEN_ROOT_NAMED
 
     def expected(self) -> str:
         if self.mode is Mode.TLS:
@@ -65,8 +47,8 @@ class Row:
         if not self.sent():
             if self.mode is Mode.MIXED:
                 return "http:403"
-            return "alert:handshake_failure" if self.tls == "1.2" else "alert:certificate_required"
-        return IF_SENT[self.who]
+            return NO_CERTIFICATE[self.tls]
+        return OPENSSL_SERVER_ANSWERS[self.who]
 
 
 ROWS = [Row(m, t, w, b) for m in Mode for t in ("1.2", "1.3") for w in IDENTITIES for b in ("java", "openssl")]
@@ -75,7 +57,7 @@ ROWS = [Row(m, t, w, b) for m in Mode for t in ("1.2", "1.3") for w in IDENTITIE
 @pytest.mark.parametrize("row", ROWS, ids=lambda r: r.id)
 def test_caller_verdict(row: Row, pki: LabPaths, lab_server: ServerFactory) -> None:
     server = lab_server(mode=row.mode)
-    who, chain = ("adobe", "leaf") if row.who == "adobe-leaf" else (row.who, "full")
+    who, chain = lab_identity(row.who)
     verdict = ajo_call(pki, server.url, who, behavior=row.behavior, tls=row.tls, chain=chain)
     seen = f"alert:{verdict.alert}" if verdict.alert else f"http:{verdict.status}"
     assert seen == row.expected(), verdict.explanation

@@ -10,11 +10,13 @@ from typing import Any
 import pytest
 
 from mtls_lab import cli
-from mtls_lab.certs.layout import LabPaths
+from mtls_lab.caller.tls import Chain, ClientBehavior
+from mtls_lab.certs.layout import Identity, LabPaths
 from mtls_lab.errors import ExitCode
 from mtls_lab.matrix import runner
 from mtls_lab.matrix.scenarios import SCENARIOS, Scenario
 from mtls_lab.server.run import RunningServer
+from mtls_lab.server.settings import Mode, TLSVersion
 
 
 @pytest.fixture(scope="module")
@@ -59,13 +61,14 @@ def test_every_accepted_row_has_a_rejected_sibling_differing_in_one_setting() ->
 
 
 def test_the_matrix_covers_what_the_issue_asks() -> None:
-    grid = {(s.mode, s.tls, s.identity, s.chain) for s in SCENARIOS if s.behavior == "java"}
-    for mode in ("tls", "mixed", "mtls"):
-        for tls in ("1.2", "1.3"):
-            for identity in ("adobe", "none", "impostor", "expired", "no-client-auth", "self-signed"):
-                assert (mode, tls, identity, "full") in grid, (mode, tls, identity)
-            if mode != "tls":
-                assert (mode, tls, "adobe", "leaf") in grid
+    grid = {(s.mode, s.tls, s.identity, s.chain) for s in SCENARIOS if s.behavior is ClientBehavior.JAVA}
+    core = (Identity.ADOBE, None, Identity.IMPOSTOR, Identity.EXPIRED, Identity.NO_CLIENT_AUTH, Identity.SELF_SIGNED)
+    for mode in Mode:
+        for tls in TLSVersion:
+            for identity in core:
+                assert (mode, tls, identity, Chain.FULL) in grid, (mode, tls, identity)
+            if mode is not Mode.TLS:
+                assert (mode, tls, Identity.ADOBE, Chain.LEAF) in grid
     expects = {s.expect for s in SCENARIOS}
     assert {"403 subject_not_allowed", "403 fingerprint_not_pinned", "alert protocol_version"} <= expects
 

@@ -13,23 +13,10 @@ import pytest
 from mtls_lab.certs.layout import Identity, LabPaths
 from mtls_lab.server.settings import Mode, TLSVersion
 from tests.conftest import ServerFactory
+from tests.support.expectations import NO_CERTIFICATE, OPENSSL_SERVER_ANSWERS, PRESENTED, lab_identity
 from tests.support.tls_clients import httpx_call, identity_files, needs_openssl, s_client
 
-LEAF_ONLY = "adobe-leaf-only"
 NONE = "none"
-
-# identity -> what an OpenSSL server that requests a certificate answers (TLS 1.2, TLS 1.3)
-REJECTS = {
-    Identity.ADOBE.value: ("http:200", "http:200"),
-    Identity.ADOBE_ROTATED.value: ("http:200", "http:200"),
-    Identity.ADOBE_NEXT.value: ("alert:unknown_ca", "alert:unknown_ca"),
-    Identity.IMPOSTOR.value: ("alert:unknown_ca", "alert:unknown_ca"),
-    Identity.EXPIRED.value: ("alert:certificate_expired", "alert:certificate_expired"),
-    Identity.NOT_YET_VALID.value: ("alert:bad_certificate", "alert:bad_certificate"),
-    Identity.NO_CLIENT_AUTH.value: ("alert:unsupported_certificate", "alert:unsupported_certificate"),
-    Identity.SELF_SIGNED.value: ("alert:unknown_ca", "alert:unknown_ca"),
-    LEAF_ONLY: ("alert:unknown_ca", "alert:unknown_ca"),
-}
 
 
 @dataclass(frozen=True)
@@ -48,19 +35,18 @@ class Case:
         if self.who == NONE:
             if self.mode is Mode.MIXED:
                 return "http:403"
-            return "alert:handshake_failure" if self.tls == "1.2" else "alert:certificate_required"
-        return REJECTS[self.who][0 if self.tls == "1.2" else 1]
+            return NO_CERTIFICATE[self.tls]
+        return OPENSSL_SERVER_ANSWERS[self.who]
 
 
-CASES = [Case(m, t, w) for m in Mode for t in ("1.2", "1.3") for w in [*REJECTS, NONE]]
+CASES = [Case(m, t, w) for m in Mode for t in ("1.2", "1.3") for w in [*PRESENTED, NONE]]
 
 
 def _identity(pki: LabPaths, who: str) -> tuple | None:
     if who == NONE:
         return None
-    if who == LEAF_ONLY:
-        return identity_files(pki, Identity.ADOBE, leaf_only=True)
-    return identity_files(pki, Identity(who))
+    identity, chain = lab_identity(who)
+    return identity_files(pki, Identity(identity), leaf_only=chain == "leaf")
 
 
 @needs_openssl

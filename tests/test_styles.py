@@ -21,19 +21,10 @@ from mtls_lab.server.settings import Mode, RejectStyle
 from mtls_lab.server.verify import verify_client_chain
 from tests.conftest import ServerFactory
 from tests.support.ajo_call import ajo_call
+from tests.support.expectations import PRESENTED
 from tests.support.tls_clients import OPENSSL, client_context, identity_files, needs_openssl
 
-WHO = [
-    "adobe",
-    "adobe-rotated",
-    "adobe-next",
-    "impostor",
-    "expired",
-    "not-yet-valid",
-    "no-client-auth",
-    "self-signed",
-    "adobe-leaf",
-]
+WHO = PRESENTED
 
 
 def _chain(pki: LabPaths, who: str) -> tuple[Path, list[x509.Certificate]]:

@@ -56,15 +56,15 @@ def pair(scenarios: list[Scenario], targets: list[Target], pki: LabPaths) -> lis
     by_mode = {t.mode: t for t in targets}
     if len(by_mode) < len(targets):
         raise LabError("--against: one URL per mode: the same mode was given twice")
-    return [(s, by_mode[Mode(s.mode)]) for s in scenarios if Mode(s.mode) in by_mode and _on_default_server(s, pki)]
+    return [(s, by_mode[s.mode]) for s in scenarios if s.mode in by_mode and _on_default_server(s, pki)]
 
 
 def _on_default_server(scenario: Scenario, pki: LabPaths) -> bool:
     # Both: the scenario table's own server defaults (a row given no server settings, so a server-side
     # field added later counts too), and the ServerConfig the matrix would start, compared with `serve`'s.
-    plain = row(scenario.mode, None, "none", "accepted")
+    plain = row(scenario.mode, None, None, "accepted")
     same_row = scenario.server_key() == plain.server_key()
-    return same_row and runner.server_config(scenario, pki) == default_server(Mode(scenario.mode), pki)
+    return same_row and runner.server_config(scenario, pki) == default_server(scenario.mode, pki)
 
 
 def check(target: Target, pki: LabPaths) -> None:
