@@ -28,7 +28,7 @@ from mtls_lab.caller.verdict import Outcome, Verdict
 from mtls_lab.certs.layout import CA, LabPaths
 from mtls_lab.errors import ExitCode, LabError
 
-# Adobe's issuers (ajo-facts.md): today's chain, and the chain of the 2026-2027 migration.
+# Adobe's issuers (docs/adobe-facts.md): today's chain, and the chain of the 2026-2027 migration.
 ADOBE_ISSUERS = ("DigiCert Global Root G2", "DigiCert Global G2 TLS RSA SHA256 2020 CA1")
 ADOBE_NEXT_ISSUERS = ("DigiCert Assured ID Root G2", "DigiCert Assured ID Client CA G2")
 LAB_STAND_INS = {

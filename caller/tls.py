@@ -7,7 +7,7 @@ Certificate message. Python's ``ssl`` cannot choose a certificate during the han
 installs OpenSSL's cert callback (``mtls_lab._openssl.install_certificate_choice``): when the server's
 CertificateRequest arrives, the callback compares its CA names with the issuers of the key store and
 removes the certificate from the connection when a JDK would not send it. The outcomes match the table
-measured with JDK 17 in tls-ground-truth.md (tested in tests/test_java_model.py).
+measured with JDK 17 in docs/ground-truth.md (tested in tests/test_java_model.py).
 """
 
 from __future__ import annotations

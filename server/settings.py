@@ -37,7 +37,7 @@ class Mode(enum.Enum):
 
 
 class RejectStyle(enum.Enum):
-    """Who answers a missing or bad client certificate, and how (tls-ground-truth.md)."""
+    """Who answers a missing or bad client certificate, and how (docs/ground-truth.md)."""
 
     ALERT = "alert"  # OpenSSL, Go, Envoy, Java servers: a TLS alert, the handshake fails
     NGINX = "nginx"  # the handshake completes; HTTP 400 pages per request

@@ -2,7 +2,7 @@
 
 ``gate`` runs before authorization. With the ``alert`` style it has nothing to do (OpenSSL already
 refused bad certificates in the handshake). With ``nginx`` and ``gateway`` the handshake accepted any
-certificate, and ``gate`` answers as those systems do (tls-ground-truth.md). ``forwarded_facts``
+certificate, and ``gate`` answers as those systems do (docs/ground-truth.md). ``forwarded_facts``
 replaces the TLS facts with the certificate a trusted front proxy forwarded in a header.
 """
 

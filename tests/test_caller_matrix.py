@@ -1,6 +1,6 @@
 """The caller against the reference server: every mode, identity, TLS version and client behaviour.
 
-The expectations are written down here, from tls-ground-truth.md, not computed by the code under test.
+The expectations are written down here, from docs/ground-truth.md, not computed by the code under test.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The Java model reproduces tls-ground-truth.md's table measured with a JDK 17 client."""
+"""The Java model reproduces docs/ground-truth.md's table measured with a JDK 17 client."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Every mode against every identity on TLS 1.2 and 1.3, seen by openssl s_client and by httpx.
 
-The expectations are tls-ground-truth.md's table for an OpenSSL server that trusts the Adobe-like
+The expectations are docs/ground-truth.md's table for an OpenSSL server that trusts the Adobe-like
 root only: the lab server must answer exactly like it.
 """
 

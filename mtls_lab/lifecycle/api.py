@@ -1,7 +1,7 @@
 """A local stand-in for Adobe's public-certificate API, serving the lab's Adobe-like certificates.
 
 Adobe asks customers not to pin its client certificate but to fetch it from the MTLS Service API and
-to automate that (ajo-facts.md). This service lets that automation meet a rotation and the CA
+to automate that (docs/adobe-facts.md). This service lets that automation meet a rotation and the CA
 migration on a laptop before it meets production.
 
 What follows Adobe's documentation (Experience Platform, "Public certificate endpoint" and the
