@@ -125,10 +125,16 @@ class Connection:
     def failed_after_handshake(self, exc: ssl.SSLError) -> None:
         if self.recorded:
             return
-        alert = self.watch.sent if self.watch else None
-        why = _why(exc)
-        self._write(Outcome.PROTOCOL_ERROR, alert, True, why, exc)
-        self._log(Outcome.PROTOCOL_ERROR, alert, True, why)
+        watch = self.watch
+        if watch is not None and watch.sent is None and watch.received is not None:
+            # the client's fatal alert (TLS 1.3 ignores the level: RFC 8446 6), answered with none
+            outcome, why = Outcome.CLIENT_ABORTED, f"the client sent alert {watch.received.name}"
+        else:
+            outcome, why = Outcome.PROTOCOL_ERROR, _why(exc)
+        alert = watch.sent if watch else sent_alert(exc, None)
+        observed = watch is not None
+        self._write(outcome, alert, observed, why, exc)
+        self._log(outcome, alert, observed, why)
 
     def closed(self) -> None:
         if self.recorded:
@@ -169,7 +175,8 @@ class Connection:
             logger.warning("handshake timed out from %s: %s, closed", where, why)
             return
         if outcome is Outcome.CLIENT_ABORTED:
-            logger.warning("handshake ended by the client from %s: %s; sent no alert", where, why)
+            ended = "connection" if self.facts is not None else "handshake"
+            logger.warning("%s ended by the client from %s: %s; sent no alert", ended, where, why)
             return
         said = "sent no alert"
         if alert is not None:
