@@ -219,6 +219,7 @@ class Connection:
             "ssl_client_verify": _verification(outcome, facts, exc, watch),
             "outcome": outcome.value,
             "error": why,
+            "reason": getattr(exc, "reason", None) if isinstance(exc, ssl.SSLError) else None,
             "alert_sent": _alert_json(alert, observed, watch),
             "alert_received": _alert_json(watch.received, True, watch),
             "requests": self.requests,

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from mtls_lab.alerts import Alert, sent_alert
 from mtls_lab.certs.layout import CA, Identity, LabPaths
 from mtls_lab.server.record import CONNECTIONS
 from mtls_lab.server.run import RunningServer
@@ -177,6 +178,9 @@ def test_the_alert_received_is_the_alert_the_server_says_it_sent(
     assert sent["after_client_finished"] is (case.after_handshake or tls == "1.3")
     assert line.endswith(f"sent alert {expected}") and "client" not in line.split(":", 1)[1]
     assert entry["client_certificate"] == "presented" and entry["tls_version"] == f"TLSv{tls}"
+    error = ssl.SSLError(1, entry["error"])
+    error.reason = entry["reason"]
+    assert sent_alert(error) == Alert.from_label(expected)  # the fallback table agrees where it is used
 
 
 @pytest.mark.parametrize("tls", ["1.2", "1.3"])
