@@ -41,13 +41,19 @@ class Reader:
 
 
 def extensions(reader: Reader) -> dict[int, bytes]:
+    """The extensions block that ends a hello or a TLS 1.3 CertificateRequest, by type."""
     if reader.done():
         return {}
-    block = Reader(reader.vector(2))
-    found = {}
-    while not block.done():
-        ext_type = block.number(2)
-        found[ext_type] = block.vector(2)
+    block = reader.vector(2)
+    found, at, end = {}, 0, len(block)
+    while at < end:  # a plain loop: a server decodes one ClientHello per connection
+        if at + 4 > end:
+            raise ValueError("truncated extension")
+        size = int.from_bytes(block[at + 2 : at + 4], "big")
+        found[int.from_bytes(block[at : at + 2], "big")] = block[at + 4 : at + 4 + size]
+        at += 4 + size
+    if at != end:
+        raise ValueError("truncated extension")
     return found
 
 

@@ -48,6 +48,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("mtls_lab.server")
 
+SentAlert = _tls_watch.SeenAlert | Alert  # seen written, or (not watched) expected from the reason table
+
 _PROCESS = secrets.token_hex(4)  # ids stay unique across restarts and processes that share a record file
 _COUNTER = itertools.count(1)
 
@@ -57,7 +59,7 @@ class Outcome(enum.Enum):
 
     ACCEPTED = "accepted"  # the handshake completed
     REJECTED = "rejected"  # the server failed the handshake (with an alert, or with none it could send)
-    CLIENT_ABORTED = "client_aborted"  # the client's alert or EOF ended the handshake
+    CLIENT_ABORTED = "client_aborted"  # the client's alert or EOF ended the handshake (or its fatal alert, after)
     TIMED_OUT = "timed_out"  # no complete handshake within --handshake-timeout
     PROTOCOL_ERROR = "protocol_error"  # the handshake completed, then a fatal TLS error (the server's alert)
 
@@ -149,7 +151,7 @@ class Connection:
 
     # --- judging a failure --------------------------------------------------------------------------
 
-    def _judge(self, exc: BaseException) -> tuple[Outcome, Any, bool, str]:
+    def _judge(self, exc: BaseException) -> tuple[Outcome, SentAlert | None, bool, str]:
         """(outcome, alert sent, whether that alert was observed, why) for a failed handshake."""
         watch = self.watch
         if isinstance(exc, TimeoutError):
@@ -169,7 +171,7 @@ class Connection:
 
     # --- the log line -------------------------------------------------------------------------------
 
-    def _log(self, outcome: Outcome, alert: Any, observed: bool, why: str) -> None:
+    def _log(self, outcome: Outcome, alert: SentAlert | None, observed: bool, why: str) -> None:
         where = f"{self.peer or '?'} [{self.id}]"
         if outcome is Outcome.TIMED_OUT:
             logger.warning("handshake timed out from %s: %s, closed", where, why)
@@ -186,20 +188,21 @@ class Connection:
 
     # --- the record entry ---------------------------------------------------------------------------
 
-    def _write(self, outcome: Outcome, alert: Any, observed: bool, why: str | None, exc: BaseException | None) -> None:
+    def _write(
+        self, outcome: Outcome, alert: SentAlert | None, observed: bool, why: str | None, exc: BaseException | None
+    ) -> None:
         self.recorded = True
         self.log.record.append(self.entry(outcome, alert, observed, why, exc))
 
     def entry(
-        self, outcome: Outcome, alert: Any, observed: bool, why: str | None, exc: BaseException | None
+        self, outcome: Outcome, alert: SentAlert | None, observed: bool, why: str | None, exc: BaseException | None
     ) -> dict[str, Any]:
         """The record entry (docs/reference/record.md): computed once, when the connection is recorded."""
         watch = self.watch or _tls_watch.Watch()
-        hello = _decoded(tls_wire.client_hello, watch.client_hello, False)
-        chosen = _decoded(tls_wire.server_hello, watch.server_hello, False)
-        request = _decoded(tls_wire.certificate_request, watch.certificate_request, watch.tls13)
-        chain = _chain(watch.client_certificate, watch.tls13)
         facts = self.facts
+        hello = _decoded(tls_wire.client_hello, watch.client_hello, False)
+        chosen = {} if facts else _decoded(tls_wire.server_hello, watch.server_hello, False)
+        chain = _chain(watch.client_certificate, watch.tls13)
         return {
             "record_version": RECORD_VERSION,
             "kind": "connection",
@@ -213,7 +216,7 @@ class Connection:
             "tls_version": facts.version if facts else _ssl_version(chosen.get("version")),
             "cipher": facts.cipher if facts else self._cipher(chosen.get("cipher_suite")),
             "certificate_requested": watch.certificate_request is not None,
-            "ca_names_advertised": request.get("ca_names", []),
+            "ca_names_advertised": _ca_names(watch.certificate_request, watch.tls13),
             "client_certificate": _sent(watch, chain).value,
             "client_chain": chain,
             "ssl_client_verify": _verification(outcome, facts, exc, watch),
@@ -230,7 +233,7 @@ class Connection:
         return self.log.ciphers.get(int(suite, 16), suite) if suite else None
 
 
-_EOF_REASONS = {"UNEXPECTED_EOF_WHILE_READING", "EOF occurred in violation of protocol"}
+_EOF_REASONS = {"UNEXPECTED_EOF_WHILE_READING"}
 
 
 def _why(exc: BaseException) -> str:
@@ -244,11 +247,11 @@ def _why(exc: BaseException) -> str:
     return match.group(1) if match else (str(exc) or type(exc).__name__)
 
 
-def _name(alert: Any) -> str:
-    return alert.label if isinstance(alert, Alert) else str(alert.name)
+def _name(alert: SentAlert) -> str:
+    return alert.label if isinstance(alert, Alert) else alert.name
 
 
-def _alert_json(alert: Any, observed: bool, watch: _tls_watch.Watch) -> dict[str, Any] | None:
+def _alert_json(alert: SentAlert | None, observed: bool, watch: _tls_watch.Watch) -> dict[str, Any] | None:
     if alert is None:
         return None
     if isinstance(alert, Alert):  # expected from the reason table: not seen on the wire
@@ -294,6 +297,16 @@ def _decoded(decoder: Any, body: bytes | None, tls13: bool) -> dict[str, Any]:
         return dict(decoder(body, tls13))
     except (ValueError, IndexError):  # a malformed message: its facts are unknown
         return {}
+
+
+@functools.lru_cache(maxsize=64)
+def _ca_names_cached(body: bytes, tls13: bool) -> tuple[str, ...]:
+    return tuple(_decoded(tls_wire.certificate_request, body, tls13).get("ca_names", []))
+
+
+def _ca_names(body: bytes | None, tls13: bool) -> list[str]:
+    """The CA names of a CertificateRequest: the same bytes on every connection of a server, decoded once."""
+    return list(_ca_names_cached(body, tls13)) if body is not None else []
 
 
 def _chain(body: bytes | None, tls13: bool) -> list[dict[str, Any]]:
