@@ -7,21 +7,13 @@ import ssl
 
 import pytest
 
-from mtls_lab.certs.layout import CA, Identity, LabPaths
+from mtls_lab.certs.layout import Identity, LabPaths
 from mtls_lab.server import _tls_watch
-from tests.support.tls_clients import client_context, identity_files
-
-
-def _server_context(pki: LabPaths) -> ssl.SSLContext:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(pki.server_cert, pki.server_key)
-    context.load_verify_locations(pki.ca(CA.ADOBE_ROOT))
-    context.verify_mode = ssl.CERT_REQUIRED
-    return context
+from tests.support.tls_clients import client_context, identity_files, strict_server_context
 
 
 def _handshake(pki: LabPaths, tls: str, identity: Identity | None, watched: bool = True) -> _tls_watch.Watch:
-    server_context = _server_context(pki)
+    server_context = strict_server_context(pki)
     if watched:
         _tls_watch.install(server_context)
     to_server, to_client = ssl.MemoryBIO(), ssl.MemoryBIO()
@@ -57,7 +49,7 @@ def test_an_accepted_handshake_has_no_alert(pki: LabPaths) -> None:
 def test_a_context_not_installed_is_not_watched(pki: LabPaths) -> None:
     watch = _handshake(pki, "1.3", Identity.IMPOSTOR, watched=False)
     assert watch.sent is None and watch.client_hello is None  # the sibling: nothing fed it
-    context = _server_context(pki)
+    context = strict_server_context(pki)
     assert not _tls_watch.installed(context)
     _tls_watch.install(context)
     assert _tls_watch.installed(context)
