@@ -126,6 +126,7 @@ class _TLSScopeProtocol(_BaseHTTP):
     verifier: Verifier | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        transport = OneWrite(transport, self.loop)  # type: ignore[assignment]
         super().connection_made(transport)
         connection = self.connection
         facts, extension = connection_facts(
@@ -143,6 +144,48 @@ class _TLSScopeProtocol(_BaseHTTP):
             await app(scope, receive, send)
 
         self.app = app_with_tls
+
+    def on_response_complete(self) -> None:
+        self.transport.flush()  # type: ignore[attr-defined]  # the response leaves now, in one write
+        super().on_response_complete()
+
+
+class OneWrite:
+    """A connection's transport whose writes leave together: what is written during one turn of the event
+    loop (a response's head and body) goes out as one TLS record in one ``send``, not one per part.
+
+    uvicorn writes a response's head and its body separately; over TLS each write is a record of its own
+    and a system call. Pending bytes are flushed at the end of the loop turn, when the response is
+    complete, and before the transport closes.
+    """
+
+    __slots__ = ("_loop", "_pending", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport, self._loop = transport, loop
+        self._pending: list[bytes] = []
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not self._pending:
+            self._loop.call_soon(self.flush)
+        self._pending.append(bytes(data))
+
+    def flush(self) -> None:
+        if self._pending:
+            data = b"".join(self._pending) if len(self._pending) > 1 else self._pending[0]
+            self._pending.clear()
+            if not self._transport.is_closing():
+                self._transport.write(data)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def __getattr__(self, name: str) -> Any:  # everything else is the transport's own
+        return getattr(self._transport, name)
 
 
 def tls_protocol_factory(

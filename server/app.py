@@ -6,14 +6,12 @@ import datetime as dt
 import json
 import logging
 import secrets
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.applications import Starlette
-from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mtls_lab.certs.inspect import normalize_fingerprint
@@ -21,7 +19,7 @@ from mtls_lab.server._uvicorn_tls import TLSFacts, scope_connection, tls_facts
 from mtls_lab.server.body import BodyEnd, answer_timed_out, note_disconnected, read_body
 from mtls_lab.server.config import LoadedServer
 from mtls_lab.server.forwarded import trusted
-from mtls_lab.server.record import RECORD_VERSION, CallRecord, Query
+from mtls_lab.server.record import RECORD_VERSION, CallRecord, Query, encode
 from mtls_lab.server.settings import Mode
 from mtls_lab.server.styles import forwarded_facts, gate
 
@@ -30,6 +28,7 @@ logger = logging.getLogger("mtls_lab.server")
 LAB_PREFIX = "/_lab/"
 UNRECORDED = {"/_lab/health", "/_lab/calls"}
 RECORD_FAILED = (b"x-lab-record", b"failed")  # the call was answered but could not be written to the record
+Handler = Callable[[Request], Awaitable[Response]]
 ADOBE_ROOTS = "DigiCert Global Root G2 (and, for the 2026-2027 migration, DigiCert Assured ID Root G2)"
 
 
@@ -104,9 +103,57 @@ def seen(facts: TLSFacts, server: LoadedServer) -> dict[str, Any]:
     }
 
 
-def create_app(server: LoadedServer, record: CallRecord) -> Starlette:
-    """The Starlette app of the reference server."""
+class Route:
+    """One row of the route table: a path, the handler, the methods it answers (GET also answers HEAD).
+
+    The path is exact (``/_lab/health``), or a prefix written with a final path parameter, Starlette's way
+    (``/_lab/{rest:path}`` matches everything under ``/_lab/``). Rows are tried in order: the first whose
+    path and method match answers; a path that matches with another method gets 405 (as Starlette's router).
+    """
+
+    __slots__ = ("allow", "endpoint", "exact", "methods", "prefix")
+
+    def __init__(self, path: str, endpoint: Handler, methods: Sequence[str]) -> None:
+        self.exact: str | None
+        self.prefix: str | None
+        if path.endswith(":path}") and path.count("{") == 1:
+            self.exact, self.prefix = None, path[: path.index("{")]
+        elif "{" in path:
+            raise ValueError(f"route {path}: only exact paths and a final {{name:path}} are supported")
+        else:
+            self.exact, self.prefix = path, None
+        upper = [m.upper() for m in methods]
+        if "GET" in upper and "HEAD" not in upper:
+            upper.insert(upper.index("GET") + 1, "HEAD")
+        self.methods = frozenset(upper)
+        self.allow = ", ".join(upper)
+        self.endpoint = endpoint
+
+    def matches(self, path: str) -> bool:
+        return path == self.exact if self.prefix is None else path.startswith(self.prefix)
+
+
+def _dispatch(routes: Sequence[Route], request: Request) -> Awaitable[Response]:
+    method, path = request.scope["method"], request.scope["path"]
+    partial: Route | None = None
+    for route in routes:
+        if route.matches(path):
+            if method in route.methods:
+                return route.endpoint(request)
+            partial = partial or route
+    return _method_not_allowed(partial)
+
+
+async def _method_not_allowed(route: Route | None) -> Response:
+    if route is None:  # the route table ends with a catch-all: not reached
+        return PlainTextResponse("Not Found", status_code=404)
+    return PlainTextResponse("Method Not Allowed", status_code=405, headers={"Allow": route.allow})
+
+
+def create_app(server: LoadedServer, record: CallRecord) -> ASGIApp:
+    """The ASGI app of the reference server: the route table behind the recorder (``LabApp``)."""
     tokens: set[str] = set()
+    answers = _Answers(server)
 
     async def target(request: Request) -> Response:
         facts = forwarded_facts(request, tls_facts(request.scope), server)
@@ -115,25 +162,13 @@ def create_app(server: LoadedServer, record: CallRecord) -> Starlette:
         if answer is not None:
             return answer
         denial = _not_forwarded(request, server) if facts.client_cert is None else None
-        denial = denial or authorize(facts, server)
+        denial = denial or answers.authorized(facts)
         request.state.lab_reason = denial.reason if denial else None
         if denial is not None:
-            body = {"reason": denial.reason, "message": denial.message, "fix": denial.fix}
-            return JSONResponse({**body, "saw": seen(facts, server)}, status_code=403)
+            return answers.denied(facts, denial)
         payload = await request.body()
-        subject = facts.client_cert.subject if facts.client_cert else ""
-        return JSONResponse(
-            {
-                "accepted": True,
-                "message": f"Call accepted: the client certificate {subject} is trusted and authorized.",
-                "saw": {**seen(facts, server), "bearer_token": _bearer(request, tokens)},
-                "received": {
-                    "method": request.method,
-                    "path": request.url.path,
-                    "body": _json_or_text(payload),
-                },
-            }
-        )
+        received = {"method": request.method, "path": request.url.path, "body": _json_or_text(payload)}
+        return answers.accepted(facts, _bearer(request, tokens), received)
 
     async def health(request: Request) -> Response:
         return JSONResponse(
@@ -168,8 +203,55 @@ def create_app(server: LoadedServer, record: CallRecord) -> Starlette:
         Route("/_lab/{rest:path}", lab_not_found, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
         Route("/{path:path}", target, methods=["GET", "POST", "PUT"]),
     ]
-    middleware = [Middleware(RecordMiddleware, server=server, record=record)]
-    return Starlette(routes=routes, middleware=middleware)
+    return LabApp(routes, server, record)
+
+
+class _Answers:
+    """The target's answers, with what is the same for every request of a connection encoded once.
+
+    ``seen`` and the authorization depend only on the connection's TLS facts (a ``TLSFacts`` is made once
+    per connection), so they are kept on the facts object; the bytes are those ``JSONResponse`` writes.
+    """
+
+    def __init__(self, server: LoadedServer) -> None:
+        self.server = server
+
+    def authorized(self, facts: TLSFacts) -> Denial | None:
+        cached = facts.__dict__.get("_lab_denial", _MISSING)
+        if cached is _MISSING:
+            cached = authorize(facts, self.server)
+            object.__setattr__(facts, "_lab_denial", cached)
+        return cached  # type: ignore[no-any-return]
+
+    def _seen(self, facts: TLSFacts) -> str:
+        """``seen()`` as JSON without its closing brace, so that per-request keys can follow."""
+        cached: str | None = facts.__dict__.get("_lab_seen")
+        if cached is None:
+            cached = _dumps(seen(facts, self.server))[:-1]
+            object.__setattr__(facts, "_lab_seen", cached)
+        return cached
+
+    def denied(self, facts: TLSFacts, denial: Denial) -> Response:
+        body = {"reason": denial.reason, "message": denial.message, "fix": denial.fix}
+        text = f'{_dumps(body)[:-1]},"saw":{self._seen(facts)}}}}}'
+        return Response(text.encode(), status_code=403, media_type="application/json")
+
+    def accepted(self, facts: TLSFacts, bearer: str | None, received: dict[str, Any]) -> Response:
+        subject = facts.client_cert.subject if facts.client_cert else ""
+        head = _dumps(
+            {"accepted": True, "message": f"Call accepted: the client certificate {subject} is trusted and authorized."}
+        )[:-1]
+        saw = f'{self._seen(facts)},"bearer_token":{_dumps(bearer)}}}'
+        text = f'{head},"saw":{saw},"received":{_dumps(received)}}}'
+        return Response(text.encode(), status_code=200, media_type="application/json")
+
+
+_MISSING = object()
+
+
+def _dumps(value: Any) -> str:
+    """JSON as ``JSONResponse`` renders it."""
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":"))
 
 
 _YES, _NO = {"1", "true", "yes"}, {"", "0", "false", "no"}
@@ -235,19 +317,31 @@ def _json_or_text(payload: bytes) -> Any:
         return payload.decode(errors="replace")
 
 
-class RecordMiddleware:
-    """Record every request that reaches the app (except the lab's read-only routes) as one line, with the
-    ``connection_id`` of its connection (whose own entry ``mtls_lab.server.connections`` writes)."""
+class LabApp:
+    """The ASGI app: records every request that reaches it (except the lab's read-only routes) as one line,
+    with the ``connection_id`` of its connection (whose own entry ``mtls_lab.server.connections`` writes),
+    and answers it from the route table.
 
-    def __init__(self, app: ASGIApp, server: LoadedServer, record: CallRecord) -> None:
-        self.app, self.server, self.record = app, server, record
+    One plain ASGI callable instead of Starlette's application and middleware stack: a request costs
+    one call here and one in its handler. What the stack did is done here: the route table's 405s, and
+    an exception's 500 (Starlette's ``ServerErrorMiddleware``: "Internal Server Error", then re-raised).
+    """
+
+    def __init__(self, routes: Sequence[Route], server: LoadedServer, record: CallRecord) -> None:
+        self.routes, self.server, self.record = tuple(routes), server, record
+        self.mode = server.config.mode.value
+        self.quiet = server.config.quiet
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in UNRECORDED:
+        if scope["type"] != "http":
+            if scope["type"] == "websocket":  # no websocket route: closed, as Starlette's router does
+                await send({"type": "websocket.close", "code": 1000, "reason": ""})
+            return
+        if scope["path"] in UNRECORDED:
             connection = scope_connection(scope)
             if connection is not None:
                 connection.lab_requests += 1
-            await self.app(scope, receive, send)
+            await self._answer(scope, receive, send)
             return
         cfg = self.server.config
         body = await read_body(receive, cfg.max_body, cfg.body_timeout)
@@ -281,12 +375,28 @@ class RecordMiddleware:
             elif body.end is BodyEnd.TIMED_OUT:
                 await answer_timed_out(scope, replay, send_and_note, cfg.body_timeout, size)
             elif size > len(payload):
-                await _too_large(scope, replay, send_and_note, self.server.config.max_body)
+                await _too_large(scope, replay, send_and_note, cfg.max_body)
             else:
-                await self.app(scope, replay, send_and_note)
+                await self._answer(scope, replay, send_and_note)
         finally:
             if not written:  # the app failed or the client left: the call is still recorded
                 self._write(scope, kept, size, status)
+
+    async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
+
+        async def noting_send(message: Message) -> None:
+            nonlocal started
+            started = True
+            await send(message)
+
+        try:
+            response = await _dispatch(self.routes, Request(scope, receive))
+            await response(scope, receive, noting_send)
+        except Exception:
+            if not started:
+                await PlainTextResponse("Internal Server Error", status_code=500)(scope, receive, send)
+            raise
 
     def _write(self, scope: Scope, body: bytes, size: int, status: int) -> bool:
         facts = tls_facts(scope)
@@ -295,7 +405,7 @@ class RecordMiddleware:
         connection = scope_connection(scope)
         if connection is not None:
             connection.requests += 1
-        entry = {
+        head = {
             "record_version": RECORD_VERSION,
             "kind": "request",
             "time": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
@@ -307,13 +417,11 @@ class RecordMiddleware:
             "body": body.decode(errors="replace"),
             "body_size": size,
             "body_truncated": size > len(body),
-            "mode": self.server.config.mode.value,
-            **facts.to_json(),
-            "status": status or 500,
-            "reason": reason,
         }
-        ok = self.record.append(entry)
-        if not self.server.config.quiet:
+        tail = {"status": status or 500, "reason": reason}
+        # the same line as json.dumps of the whole entry; the connection's part is encoded once per connection
+        ok = self.record.append_line(f"{encode(head)[:-1]},{self._facts_json(facts)},{encode(tail)[1:]}\n")
+        if not self.quiet:
             subject = facts.client_cert.subject if facts.client_cert else "no client certificate"
             logger.info(
                 "%s %s -> %s%s (%s, %s)",
@@ -326,5 +434,13 @@ class RecordMiddleware:
             )
         return ok
 
+    def _facts_json(self, facts: TLSFacts) -> str:
+        """``"mode":...`` and the TLS facts of the entry, as JSON members (no braces): once per connection."""
+        cached: str | None = facts.__dict__.get("_lab_record")
+        if cached is None:
+            cached = encode({"mode": self.mode, **facts.to_json()})[1:-1]
+            object.__setattr__(facts, "_lab_record", cached)
+        return cached
 
-__all__ = ["Denial", "authorize", "create_app"]
+
+__all__ = ["Denial", "LabApp", "Route", "authorize", "create_app"]

@@ -74,6 +74,11 @@ def _leaf_sha256(entry: dict[str, Any], kind: str) -> str | None:
     return cert.get("sha256") if isinstance(cert, dict) else None
 
 
+def encode(entry: dict[str, Any]) -> str:
+    """One entry as the record writes it (without the newline)."""
+    return json.dumps(entry, separators=(",", ":"), default=str)
+
+
 class CallRecord:
     def __init__(self, path: Path | None = None) -> None:
         self.path = path
@@ -112,8 +117,11 @@ class CallRecord:
             self._open(self.path)
 
     def append(self, entry: dict[str, Any]) -> bool:
-        """Add one call; False (and a logged error) if it could not be written."""
-        line = json.dumps(entry, separators=(",", ":"), default=str) + "\n"
+        """Add one entry; False (and a logged error) if it could not be written."""
+        return self.append_line(encode(entry) + "\n")
+
+    def append_line(self, line: str) -> bool:
+        """Add one entry already encoded (``encode``) as one line, its newline included."""
         if self._fd is None:
             with self._lock:
                 self._memory.append(line)
