@@ -26,6 +26,7 @@ import enum
 import functools
 import itertools
 import logging
+import os
 import re
 import secrets
 import ssl
@@ -52,6 +53,15 @@ SentAlert = _tls_watch.SeenAlert | Alert  # seen written, or (not watched) expec
 
 _PROCESS = secrets.token_hex(4)  # ids stay unique across restarts and processes that share a record file
 _COUNTER = itertools.count(1)
+
+
+def _new_process() -> None:
+    """A forked worker (``serve --workers``) numbers its connections under a prefix of its own."""
+    global _PROCESS, _COUNTER
+    _PROCESS, _COUNTER = secrets.token_hex(4), itertools.count(1)
+
+
+os.register_at_fork(after_in_child=_new_process)
 
 
 class Outcome(enum.Enum):

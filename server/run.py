@@ -24,19 +24,23 @@ from mtls_lab.server.verify import ClientVerification, verify_client_chain
 logger = logging.getLogger("mtls_lab.server")
 
 
-def bind(host: str, port: int) -> socket.socket:
+def bind(host: str, port: int, *, reuse_port: bool = False, listen: bool = True) -> socket.socket:
     """A listening socket; LabError if the address is taken or not local.
 
     The socket is made with ``IPPROTO_TCP`` explicitly: asyncio sets TCP_NODELAY on accepted
     connections only when ``sock.proto == IPPROTO_TCP``, and without it every response written in two
-    parts waits ~40 ms for the client's delayed ACK (Nagle).
+    parts waits ~40 ms for the client's delayed ACK (Nagle). ``reuse_port``: workers of one server each
+    listen on the same port (``SO_REUSEPORT``: the kernel spreads new connections across them).
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
-        sock.listen(1024)
+        if listen:
+            sock.listen(1024)
     except OverflowError as exc:  # a port outside 0-65535
         sock.close()
         raise LabError(f"--port {port}: give a port from 1 to 65535 (0: any free port)") from exc
@@ -49,6 +53,11 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def make_server(loaded: LoadedServer, record: CallRecord) -> uvicorn.Server:
+    return LabUvicornServer(server_config(loaded, record))
+
+
+def server_config(loaded: LoadedServer, record: CallRecord) -> uvicorn.Config:
+    """uvicorn's settings for the lab's server: its TLS layer, limits, record and app."""
     cfg = loaded.config
     verifier = None
     if cfg.reject_style is not RejectStyle.ALERT and cfg.mode is not Mode.TLS:
@@ -73,7 +82,7 @@ def make_server(loaded: LoadedServer, record: CallRecord) -> uvicorn.Server:
         server_header=False,
         timeout_keep_alive=cfg.keep_alive_timeout,  # type: ignore[arg-type]  # a float: it goes to call_later
     )
-    return LabUvicornServer(config)
+    return config
 
 
 def configure_logging(quiet: bool) -> None:
@@ -86,14 +95,26 @@ def configure_logging(quiet: bool) -> None:
     logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
 
 
-def serve(config: ServerConfig) -> None:
-    """Serve until interrupted (the ``mtls-lab serve`` command)."""
+def banner(loaded: LoadedServer, port: int, workers: int = 1) -> str:
+    """The start-up line (its fourth word is the URL: scripts read it)."""
+    host = loaded.config.host
+    where = f"[{host}]" if ":" in host else host
+    several = f" | {workers} worker processes on the port" if workers > 1 else ""
+    return f"mtls-lab server on https://{where}:{port} | {loaded.describe()}{several}"
+
+
+def serve(config: ServerConfig, workers: int = 1) -> None:
+    """Serve until interrupted (the ``mtls-lab serve`` command); ``workers`` processes (``server/workers.py``)."""
     loaded = load(config)
+    if workers > 1:
+        from mtls_lab.server.workers import serve_workers
+
+        serve_workers(loaded, workers)
+        return
     record = CallRecord(config.record)
     sock = bind(config.host, config.port)
     configure_logging(config.quiet)
-    host = f"[{config.host}]" if ":" in config.host else config.host
-    print(f"mtls-lab server on https://{host}:{sock.getsockname()[1]} | {loaded.describe()}", flush=True)
+    print(banner(loaded, sock.getsockname()[1]), flush=True)
     try:
         make_server(loaded, record).run(sockets=[sock])
     finally:

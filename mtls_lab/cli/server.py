@@ -10,6 +10,8 @@ from mtls_lab.certs.layout import ADOBE_CN
 from mtls_lab.cli.options import env, listen_options, pki_option
 from mtls_lab.errors import ExitCode, LabError
 
+MAX_WORKERS = 64
+
 if TYPE_CHECKING:
     from mtls_lab.cli.options import Commands
     from mtls_lab.server.settings import ServerConfig
@@ -111,6 +113,14 @@ def add_serve(sub: Commands) -> None:
         f"{env('trusted_proxy')}",
     )
     p.add_argument("--quiet", action="store_true", help=f"log only rejected handshakes and errors {env('quiet')}")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="server processes sharing the port, for load tests on several cores (default 1; more than 1 "
+        f"needs --record, the file all workers write and /_lab/calls reads) {env('workers')}",
+    )
     p.set_defaults(handler=_run_serve)
 
 
@@ -140,6 +150,8 @@ def _run_serve(ns: argparse.Namespace) -> int:
     from mtls_lab.server.run import serve
     from mtls_lab.server.settings import Mode, RejectStyle, ServerConfig, TLSVersion
 
+    if not 1 <= ns.workers <= MAX_WORKERS:
+        raise LabError(f"--workers {ns.workers}: give 1 to {MAX_WORKERS} (one per CPU core is plenty)")
     config = ServerConfig(
         mode=Mode(ns.mode),
         host=ns.host,
@@ -162,7 +174,7 @@ def _run_serve(ns: argparse.Namespace) -> int:
         trusted_proxies=tuple(ns.trusted_proxy or ServerConfig().trusted_proxies),
         quiet=ns.quiet,
     )
-    serve(config)
+    serve(config, workers=ns.workers)
     return ExitCode.OK
 
 
