@@ -13,8 +13,11 @@ facts of the connection to every request's scope:
 - ``scope["extensions"]["mtls_lab_connection"]``: the record's ``Connection`` (``connections.py``),
   which counts the requests it carried.
 
-The internals used: uvicorn's protocol classes, their ``app`` attribute (read per request) and
-``connection_made``; ``check_internals`` verifies them.
+Each connection's transport is wrapped in ``OneWrite``, so that a response leaves in one TLS record and
+one system call (uvicorn writes its head and its body separately).
+
+The internals used: uvicorn's protocol classes, their ``app`` and ``transport`` attributes,
+``connection_made`` and ``on_response_complete``; ``check_internals`` verifies them.
 """
 
 from __future__ import annotations
@@ -64,7 +67,7 @@ class TLSFacts:
 
 
 def check_internals() -> None:
-    if not hasattr(_BaseHTTP, "connection_made"):
+    if not all(hasattr(_BaseHTTP, name) for name in ("connection_made", "on_response_complete")):
         raise RuntimeError("uvicorn's HTTP protocol changed: update server/_uvicorn_tls.py")
 
 
