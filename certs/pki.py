@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import trustme
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -149,6 +148,8 @@ def _build(now: dt.datetime) -> dict[str, Any]:
         Identity.NO_CLIENT_AUTH: _leaf(next(k), adobe_int, now - 30 * DAY, (SERVER_AUTH,)),
         Identity.SELF_SIGNED: _leaf(next(k), None, now - 30 * DAY, both),
     }
+    import trustme  # here, not at the top: commands that only check a PKI (`call`, `serve`) start faster
+
     server_ca = trustme.CA(organization_name=SERVER_ROOT_ORG, organization_unit_name=SERVER_ROOT_UNIT)
     server = server_ca.issue_cert(*SERVER_NAMES, common_name="localhost")
     return {
