@@ -167,7 +167,7 @@ def create_app(server: LoadedServer, record: CallRecord) -> ASGIApp:
         if denial is not None:
             return answers.denied(facts, denial)
         payload = await request.body()
-        received = {"method": request.method, "path": request.url.path, "body": _json_or_text(payload)}
+        received = {"method": request.method, "path": _url_path(request), "body": _json_or_text(payload)}
         return answers.accepted(facts, _bearer(request, tokens), received)
 
     async def health(request: Request) -> Response:
@@ -308,6 +308,17 @@ def _bearer(request: Request, tokens: set[str]) -> str | None:
     if not header.lower().startswith("bearer "):
         return None
     return "issued by this lab" if header[7:].strip() in tokens else "unknown to this lab"
+
+
+_URL_CHANGES = frozenset("?#\\\t\r\n")  # what Starlette's URL escapes or urlsplit drops in a path
+
+
+def _url_path(request: Request) -> str:
+    """``request.url.path`` without building the URL when it is the scope's path unchanged (nearly always)."""
+    path: str = request.scope["path"]
+    if path.startswith("/") and not path.startswith("//") and _URL_CHANGES.isdisjoint(path):
+        return path
+    return request.url.path
 
 
 def _json_or_text(payload: bytes) -> Any:
