@@ -386,7 +386,9 @@ def test_the_report_in_words_and_json(
     out = tmp_path / "b.pem"
     assert cli.main(_cli(api.url, pki, out, *CREDS, "--warn-days", "60")) == ExitCode.OK
     text = capsys.readouterr().out
-    assert "(lab phase: overlap)" in text and text.count("  listed ") == 2
+    assert "(lab phase: overlap)" in text and text.count("  listed ") == 2 and text.count("  skipped ") == 2
+    assert "4 certificate(s) on 1 page(s)" in text
+    assert f"  skipped     {PLATFORM_CN}  sha256 " in text and "(another application: not a --cn of this run)" in text
     assert "  added     root         MTLS LAB stand-in for DigiCert Global Root G2" in text
     assert "WARNING: ajo-journeys.aep-mtls.adobe.com" in text and "result: wrote" in text
     assert "lab-token" not in text and "BEGIN CERTIFICATE" not in text
@@ -394,6 +396,26 @@ def test_the_report_in_words_and_json(
     data = json.loads(capsys.readouterr().out)
     assert data["changed"] is False and data["lab_phase"] == "overlap" and len(data["served"]) == 2
     assert {e["change"] for e in data["bundle"]} == {"kept"}
+    assert [e["common_name"] for e in data["skipped"]] == [PLATFORM_CN, SMS_CN]
+
+
+def test_cn_and_stage_from_the_command_line_and_the_environment(
+    api: RunningAdobeApi,
+    pki: LabPaths,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    api.set_phase(Phase.CURRENT)
+    out = tmp_path / "b.pem"
+    args = [*_cli(api.url, pki, out, *CREDS), "--cn", ADOBE_CN, "--cn", SMS_CN, "--stage", "next-hierarchy", "--json"]
+    assert cli.main(args) == ExitCode.OK
+    data = json.loads(capsys.readouterr().out)
+    assert [s["common_name"] for s in data["served"]] == [ADOBE_CN, SMS_CN]
+    assert sum(e["staged"] for e in data["bundle"]) == 2 and bundle_cas(pki, out) == OLD_CHAIN | NEW_CHAIN
+    monkeypatch.setenv("MTLS_LAB_CN", f"{PLATFORM_CN},{SMS_CN}")
+    assert cli.main([*_cli(api.url, pki, tmp_path / "c.pem", *CREDS), "--json"]) == ExitCode.OK
+    assert [s["common_name"] for s in json.loads(capsys.readouterr().out)["served"]] == [PLATFORM_CN, SMS_CN]
 
 
 def test_the_state_must_not_be_the_bundle(api: RunningAdobeApi, pki: LabPaths, tmp_path: Path) -> None:
@@ -630,3 +652,54 @@ def test_a_staged_ca_removed_by_hand_comes_back_from_ca_dir_or_is_reported(
     assert any("the staged CA" in w and "no longer in the bundle" in w for w in reported.warnings)
     restored = run(api, pki, out, "current", prune=True)
     assert bundle_cas(pki, out) == OLD_CHAIN | NEW_CHAIN and restored.count(Change.ADDED) == 1
+
+
+# --- next links as other APIs may shape them ---------------------------------------------------------
+
+
+def _page(pki: LabPaths, identity: Identity, next_link: dict[str, object]) -> tuple[int, str, dict[str, str]]:
+    leaf = load_pem_chain(pki.client_leaf(identity))[0]
+    entry = {
+        "certCommonName": ADOBE_CN,
+        "publicCertificate": leaf.public_bytes(serialization.Encoding.PEM).decode(),
+        "expiryDate": leaf.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+    }
+    links = {"next": next_link, "prev": {}, "page": {}}
+    return 200, json_body({"results": [entry], "total": 3, "count": 1, "_links": links}), {}
+
+
+@pytest.mark.parametrize(
+    ("link", "limit", "requested"),
+    [
+        ({"href": "/t{?page,limit}", "templated": True}, None, ["/t", "/t?page=2", "/t?page=3"]),
+        ({"href": "/t{?page,limit}", "templated": True}, 1, ["/t?limit=1", "/t?page=2&limit=1", "/t?page=3&limit=1"]),
+        ({"href": "{?page}", "templated": True}, None, ["/t", "/t?page=2", "/t?page=3"]),
+    ],
+    ids=["page-and-limit-template", "with-limit", "relative-template"],
+)
+def test_templated_next_links_are_expanded_page_by_page(
+    link: dict[str, object], limit: int | None, requested: list[str], pki: LabPaths, tmp_path: Path
+) -> None:
+    """Adobe's sample marks next links templated: the page after this one, counted from 1, and the size in use."""
+    pages = [_page(pki, i, link) for i in (Identity.ADOBE, Identity.ADOBE_ROTATED)]
+    script = Script(answers={"/t": [*pages, _page(pki, Identity.ADOBE_NEXT, {})]})
+    with scripted_endpoint(pki, script) as base:
+        report = sync(options(base + "/t", pki, tmp_path / "b.pem", limit=limit))
+    assert [r["path"] for r in script.requests] == requested
+    assert report.fetched.pages == 3 and len(report.served) == 3
+    sent = [r["headers"] for r in script.requests]
+    assert all(h["Content-Type"] == "application/json" and h["x-api-key"] == "lab-key" for h in sent)  # type: ignore[index]
+
+
+def test_a_plain_next_link_is_used_as_given(pki: LabPaths, tmp_path: Path) -> None:
+    script = Script(
+        answers={
+            "/p": [
+                _page(pki, Identity.ADOBE, {"href": "/p?page=7&limit=1", "templated": False}),
+                _page(pki, Identity.ADOBE_ROTATED, {}),
+            ]
+        }
+    )
+    with scripted_endpoint(pki, script) as base:
+        report = sync(options(base + "/p", pki, tmp_path / "b.pem"))
+    assert [r["path"] for r in script.requests] == ["/p", "/p?page=7&limit=1"] and report.fetched.pages == 2
