@@ -68,7 +68,7 @@ class Identity(enum.Enum):
 
 _DESCRIPTIONS = {
     Identity.ADOBE: "Adobe-like production certificate, current, via the Adobe-like intermediate",
-    Identity.ADOBE_ROTATED: "Adobe's next-year certificate: same subject, new key, overlapping validity",
+    Identity.ADOBE_ROTATED: "its successor, reissued 60 days before it expires: same subject, new key, both valid",
     Identity.ADOBE_NEXT: "after the CA migration: DigiCert Assured ID stand-in chain, clientAuth only",
     Identity.IMPOSTOR: "same subject, issued by an unrelated CA",
     Identity.EXPIRED: "Adobe-like chain, validity in the past",

@@ -57,8 +57,9 @@ def authorize(facts: TLSFacts, server: LoadedServer) -> Denial | None:
         return Denial(
             "fingerprint_not_pinned",
             f"The client certificate is trusted and its name is allowed, but its SHA-256 fingerprint "
-            f"{cert.sha256} is not pinned. Adobe replaces its certificate every year (the old and new "
-            "ones overlap) and does not notify customers, so a pinned leaf breaks at rotation.",
+            f"{cert.sha256} is not pinned. Adobe reissues its certificate 60 days before it expires (13 months "
+            "today, shortening toward 47 days; the old and new ones overlap) and does not notify customers, so a "
+            "pinned leaf breaks at the next rotation.",
             f"Server side: do not pin Adobe's leaf; trust Adobe's CA chain up to {ADOBE_ROOTS}, as Adobe advises.",
         )
     return None

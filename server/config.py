@@ -62,7 +62,7 @@ def load(config: ServerConfig) -> LoadedServer:
         raise LabError(f"--tls-min {config.tls_min.value} is above --tls-max {config.tls_max.value}: swap them")
     paths = require(config.certs)
     trust_files = [resolve(p, config.certs, "--trust") for p in config.trust] or [paths.ca(CA.ADOBE_ROOT)]
-    trusted = [cert for path in trust_files for cert in _ca_certs(path, "--trust")]
+    trusted = [cert for path in trust_files for cert in _ca_certs(path, "--trust", config.trust_leaves)]
     if config.advertise_ca == ADVERTISE_TRUST:
         advertised = trusted
     elif config.advertise_ca == ADVERTISE_NONE:
@@ -131,12 +131,12 @@ def resolve(path: Path, certs: Path, option: str) -> Path:
     raise LabError(f"{option} {path}: no such file (looked in . and {certs}): give a PEM file with CA certificates")
 
 
-def _ca_certs(path: Path, option: str) -> list[x509.Certificate]:
+def _ca_certs(path: Path, option: str, leaves: bool = False) -> list[x509.Certificate]:
     try:
         certs = load_pem_chain(path)
     except ValueError as exc:
         raise LabError(f"{option} {path}: not a PEM certificate file ({exc}): give PEM CA certificates") from exc
-    cas = [c for c in certs if is_ca(c)]
+    cas = [c for c in certs if is_ca(c) or leaves]
     if not cas:
         raise LabError(f"{option} {path}: contains no CA certificate: give the CA that issued the client's chain")
     return cas

@@ -92,6 +92,9 @@ class ServerConfig:
     client_cert_header: str | None = None  # read the client certificate from this header (a proxy terminates TLS)
     trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")  # addresses whose client-certificate header counts
     quiet: bool = False
+    # Leaf certificates in --trust count (trusted and advertised), as real servers take them: the matrix's
+    # "trust store holds Adobe's leaf" rows. The CLI keeps refusing a trust file without a CA.
+    trust_leaves: bool = False
 
 
 _TIMEOUTS = {

@@ -61,12 +61,13 @@ STEPS = [
     ),
     Step(
         "3. The traps next to it: pinning",
-        "The endpoint pinned last year's leaf. Adobe rotates its certificate every year without notice.",
+        "The endpoint pinned the leaf it saw. Adobe reissues its certificate 60 days before it expires (a "
+        "13-month lifetime today, shortening toward 47 days), without notice: the successor is refused.",
         "mtls/tls1.3/adobe-rotated/java/pinned-leaf",
     ),
     Step(
         "3. The traps next to it: pinning",
-        "The same rotated certificate against an endpoint that trusts the root instead: accepted.",
+        "The same successor against an endpoint that trusts the root instead: accepted.",
         "mtls/tls1.3/adobe-rotated/java",
     ),
     Step(
@@ -76,15 +77,28 @@ STEPS = [
     ),
     Step(
         "3. The traps next to it: the CA migration",
-        "Trust both roots before the switch, and the new certificate is accepted.",
+        "Adobe asks for a one-time change, as soon as possible: add the new root and intermediate next to today's "
+        "chain. The new certificate is accepted from its first call.",
         "mtls/tls1.3/adobe-next/java/trusts-both-roots",
     ),
     Step(
         "3. The traps next to it: the CA migration",
-        "Or automate it, as Adobe asks: `mtls-lab trust-sync` reads Adobe's public-certificate API (here the lab's "
-        "`mtls-lab adobe-api`, in its migration phase) and adds the new hierarchy's root and intermediate to the "
-        "trust store, keeping today's. The new certificate is accepted.",
-        "mtls/tls1.3/adobe-next/java/trust-sync-migration",
+        "Automation alone is one step late: the public-certificate API lists the new certificate only once Adobe "
+        "uses it, so a daily `mtls-lab trust-sync --prune` (here against the lab's `mtls-lab adobe-api`) has not "
+        "added its CAs yet when the first call with it arrives.",
+        "mtls/tls1.3/adobe-next/java/trust-sync-rotated",
+    ),
+    Step(
+        "3. The traps next to it: the CA migration",
+        "Stage the new hierarchy once (`trust-sync --stage next-hierarchy`) and let the schedule run: the first "
+        "call with the new certificate is accepted, and --prune keeps what was staged.",
+        "mtls/tls1.3/adobe-next/java/trust-sync-rotated/staged",
+    ),
+    Step(
+        "3. The traps next to it: the CA migration",
+        "While connections move one by one, both hierarchies are in use: the store trust-sync keeps still accepts "
+        "today's certificate.",
+        "mtls/tls1.3/adobe-rotated/java/trust-sync-transition",
     ),
     Step(
         "3. The traps next to it: TLS versions",

@@ -58,6 +58,8 @@ class Result:
                 "allow_cn": list(s.allow),
                 "pinned_leaf": s.pin,
                 "trust_sync_phase": s.trust_sync.value if s.trust_sync else None,
+                "trust_sync_staged": s.staged,
+                "trusts_adobe_leaf": s.leaf_trust,
             },
             "caller": {
                 "identity": s.identity.value if s.identity else "none",
@@ -110,24 +112,28 @@ def server_config(scenario: Scenario, pki: LabPaths) -> ServerConfig:
         reject_style=scenario.style,
         client_cert_header="X-SSL-Client-Cert" if scenario.proxy_without_header else None,
         pins=pins,
+        trust_leaves=scenario.leaf_trust,
         quiet=True,
     )
 
 
 def _trust(scenario: Scenario, pki: LabPaths) -> tuple[Path, ...]:
-    """The scenario's CA files, or the one bundle trust-sync made of them in the scenario's phase."""
+    """The scenario's CA files (or Adobe's leaf), or the one bundle trust-sync made of them by the scenario's phase."""
+    if scenario.leaf_trust:
+        return (pki.client_leaf(Identity.ADOBE),)
     if scenario.trust_sync is None:
         return tuple(pki.ca(c) for c in scenario.trust)
-    return (synced_bundle(pki, scenario.trust, scenario.trust_sync),)
+    return (synced_bundle(pki, scenario.trust, scenario.trust_sync, scenario.staged),)
 
 
 def server_label(scenario: Scenario) -> str:
     """The server's configuration in a few words, for ladder headers."""
-    trusts = ", ".join(c.value for c in scenario.trust)
+    trusts = "Adobe's leaf" if scenario.leaf_trust else ", ".join(c.value for c in scenario.trust)
     advertise = (
         scenario.advertise.value if isinstance(scenario.advertise, Advertise) else f"only {scenario.advertise.value}"
     )
-    synced = f" as trust-sync keeps it in phase {scenario.trust_sync.value}" if scenario.trust_sync else ""
+    staged = ", next hierarchy staged" if scenario.staged else ""
+    synced = f" as trust-sync keeps it by phase {scenario.trust_sync.value}{staged}" if scenario.trust_sync else ""
     return f"{scenario.mode.value}, TLS up to {scenario.tls_max.value}, trusts {trusts}{synced}, advertises {advertise}"
 
 

@@ -13,9 +13,11 @@ and compares. Read one row as:
 - settings: ``trust`` (CAs the server trusts), ``advertise`` (``Advertise.TRUST``, ``Advertise.NONE`` or a
   CA whose name alone is advertised), ``tls_max``, ``allow`` (allow-list), ``pin`` (pin the current Adobe
   leaf), ``chain``, ``behavior``, ``note``, ``trust_sync`` (a lifecycle phase: the server's trust store
-  starts as ``trust`` and is then kept by ``mtls-lab trust-sync`` from the lab's Adobe API in that phase;
-  see ``mtls_lab.lifecycle.synced``), ``style`` (who answers a bad certificate), ``proxy_without_header``
-  (TLS is terminated by a proxy in front that forwards no certificate).
+  starts as ``trust`` and is then kept by a scheduled ``mtls-lab trust-sync --prune`` from the lab's Adobe API,
+  one run per phase up to that one; see ``mtls_lab.lifecycle.synced``), ``style`` (who answers a bad
+  certificate), ``proxy_without_header`` (TLS is terminated by a proxy in front that forwards no certificate),
+  ``leaf_trust`` (the trust store holds Adobe's current leaf instead of a CA, and advertises it), ``staged``
+  (trust-sync's first run staged the next hierarchy: ``--stage next-hierarchy``).
 """
 
 from __future__ import annotations
@@ -71,6 +73,10 @@ class Scenario:
     style: RejectStyle = RejectStyle.ALERT
     # a proxy in front terminates TLS, and the certificate header never arrives at the app
     proxy_without_header: bool = False
+    # server side, continued: the trust store holds Adobe's current leaf (not a CA) and advertises its name
+    leaf_trust: bool = False
+    # server side, continued: trust-sync's first run staged the next hierarchy (only with trust_sync)
+    staged: bool = False
 
     @property
     def id(self) -> str:
@@ -96,6 +102,8 @@ class Scenario:
             f"trust-sync-{self.trust_sync.value if self.trust_sync else ''}": self.trust_sync is not None,
             f"{self.style.value}-style": self.style is not RejectStyle.ALERT,
             "behind-proxy-no-header": self.proxy_without_header,
+            "trusts-adobe-leaf": self.leaf_trust,
+            "staged": self.staged,
         }
 
     def server_key(self) -> tuple[Any, ...]:
@@ -110,6 +118,8 @@ class Scenario:
             self.trust_sync,
             self.style,
             self.proxy_without_header,
+            self.leaf_trust,
+            self.staged,
         )
 
     def settings(self) -> dict[str, Any]:
@@ -139,6 +149,8 @@ def row(
     trust_sync: Phase | None = None,
     style: RejectStyle = RejectStyle.ALERT,
     proxy_without_header: bool = False,
+    leaf_trust: bool = False,
+    staged: bool = False,
 ) -> Scenario:
     if sent is None:
         sent = mode is not TLS and identity is not None
@@ -159,6 +171,8 @@ def row(
         trust_sync,
         style,
         proxy_without_header,
+        leaf_trust,
+        staged,
     )
 
 
@@ -222,16 +236,22 @@ def _synced(
 
 
 def _lifecycle() -> list[Scenario]:
-    """mTLS servers whose trust store (today's root to start with) ``mtls-lab trust-sync`` keeps from the lab API."""
+    """mTLS servers whose trust store (today's root to start with) a scheduled ``mtls-lab trust-sync --prune`` keeps
+    from the lab API, in Adobe's order: the reissue overlap, the switch to the new hierarchy, after it."""
     return [
         # During the overlap the API lists both certificates: a store kept from it accepts both; a pin breaks.
         _synced(Phase.OVERLAP, V13, ADOBE, "accepted", note="overlap: today's certificate"),
-        _synced(Phase.OVERLAP, V13, ROTATED, "accepted", note="overlap: next year's too"),
+        _synced(Phase.OVERLAP, V13, ROTATED, "accepted", note="overlap: its successor too"),
         _synced(Phase.OVERLAP, V13, ADOBE, "accepted", pin=True, note="the pinned leaf passes today"),
-        _synced(Phase.OVERLAP, V13, ROTATED, "403 fingerprint_not_pinned", pin=True, note="fails after rotation"),
-        # The migration: the API lists the new hierarchy's certificate and trust-sync adds its CAs.
+        _synced(Phase.OVERLAP, V13, ROTATED, "403 fingerprint_not_pinned", pin=True, note="fails after the reissue"),
+        # The new hierarchy: nothing lists it before AJO uses it, so the store must have it ahead of time.
         _synced(Phase.OVERLAP, V13, NEXT, NO_CERT[V13], False, note="new chain not listed yet"),
         _synced(Phase.OVERLAP, V13, NEXT, "alert unknown_ca", behavior=OPENSSL),
+        _synced(Phase.ROTATED, V13, NEXT, NO_CERT[V13], False, note="AJO switches before the API lists it"),
+        _synced(Phase.ROTATED, V13, NEXT, "accepted", staged=True, note="staged ahead of the switch: accepted"),
+        _synced(Phase.TRANSITION, V13, ROTATED, "accepted", note="transition: today's hierarchy still in use"),
+        _synced(Phase.TRANSITION, V13, NEXT, "accepted", note="and the new one, listed now"),
+        _synced(Phase.TRANSITION, V13, Identity.IMPOSTOR, NO_CERT[V13], False, note="still no impostor"),
         _synced(Phase.MIGRATION, V13, NEXT, "accepted", behavior=OPENSSL, note="trust-sync added the chain"),
         _synced(Phase.MIGRATION, V13, NEXT, "accepted", note="and the server names it: Java sends"),
         _synced(Phase.MIGRATION, V12, NEXT, "accepted"),
@@ -247,6 +267,16 @@ SCENARIOS: list[Scenario] = [
     row(MTLS, V13, ADOBE, "alert certificate_required", False, advertise=OTHER),
     row(MIXED, V13, ADOBE, "403 no_client_certificate", False, trust=(OTHER,), note="trusts only its own CA"),
     row(MIXED, V13, ADOBE, "alert unknown_ca", trust=(OTHER,), behavior=OPENSSL),
+    # The trust store holds Adobe's certificate itself (the API's publicCertificate, a leaf), not its CA:
+    # the endpoint advertises the leaf's own name, which issued nothing, so a Java client omits its certificate.
+    *(
+        row(mode, tls, ADOBE, expect, False, trust=(), leaf_trust=True, note="trusts Adobe's leaf, not its CA")
+        for mode, tls, expect in (
+            (MIXED, V13, "403 no_client_certificate"),
+            (MTLS, V13, NO_CERT[V13]),
+            (MTLS, V12, NO_CERT[V12]),
+        )
+    ),
     # Authorization after trust.
     row(MTLS, V13, ADOBE, "403 subject_not_allowed", allow=("partner.example.com",)),
     row(MTLS, V13, ADOBE, "accepted", pin=True),
