@@ -90,7 +90,7 @@ def schedule(api: RunningAdobeApi, pki: LabPaths, tmp_path: Path, stage: bool) -
             )
             report = sync(options)
             assert report.count(Change.REMOVED) == 0, f"{phase.value}: --prune removed a CA a phase needs"
-            if report.changed:
+            if report.bundle_changed:  # what a cron job reloads on (--json: "bundle_changed")
                 endpoint.reload()
             failures += _check(endpoint, phase, "after this phase's run")
     finally:

@@ -391,10 +391,14 @@ def test_the_report_in_words_and_json(
     assert f"  skipped     {PLATFORM_CN}  sha256 " in text and "(another application: not a --cn of this run)" in text
     assert "  added     root         MTLS LAB stand-in for DigiCert Global Root G2" in text
     assert "WARNING: ajo-journeys.aep-mtls.adobe.com" in text and "result: wrote" in text
+    assert text.rstrip().endswith(
+        "(2 certificates in the bundle: 2 added, 0 removed): reload the endpoint's trust store"
+    )
     assert "lab-token" not in text and "BEGIN CERTIFICATE" not in text
     assert cli.main(_cli(api.url, pki, out, *CREDS, "--json")) == ExitCode.OK
     data = json.loads(capsys.readouterr().out)
-    assert data["changed"] is False and data["lab_phase"] == "overlap" and len(data["served"]) == 2
+    assert data["changed"] is data["bundle_changed"] is False and data["lab_phase"] == "overlap"
+    assert len(data["served"]) == 2
     assert {e["change"] for e in data["bundle"]} == {"kept"}
     assert [e["common_name"] for e in data["skipped"]] == [PLATFORM_CN, SMS_CN]
 
@@ -570,7 +574,7 @@ def test_staging_adds_the_next_hierarchy_ahead_and_prune_keeps_it(
     first = run(api, pki, out, "current", stage=("next-hierarchy",))
     assert bundle_cas(pki, out) == OLD_CHAIN | NEW_CHAIN and staged_cas(pki, first) == NEW_CHAIN
     assert {e.change for e in first.bundle if e.staged} == {Change.ADDED}
-    assert {e.source for e in first.bundle if e.staged} == {"--stage next-hierarchy, from --ca-dir"}
+    assert {e.source for e in first.bundle if e.staged} == {"--stage next-hierarchy (--ca-dir)"}
     state = json.loads((tmp_path / "b.state.json").read_text())
     assert {s["sha256"] for s in state["staged"]} == {sha(pki.ca(ca)) for ca in NEW_CHAIN}
     for phase in ("overlap", "rotated"):  # a scheduled --prune, without --stage: the state remembers
@@ -703,3 +707,15 @@ def test_a_plain_next_link_is_used_as_given(pki: LabPaths, tmp_path: Path) -> No
     with scripted_endpoint(pki, script) as base:
         report = sync(options(base + "/p", pki, tmp_path / "b.pem"))
     assert [r["path"] for r in script.requests] == ["/p", "/p?page=7&limit=1"] and report.fetched.pages == 2
+
+
+def test_a_run_that_only_learns_something_writes_the_state_and_says_no_reload(
+    api: RunningAdobeApi, pki: LabPaths, tmp_path: Path
+) -> None:
+    out = tmp_path / "b.pem"
+    run(api, pki, out, "current")
+    bundle_before = out.stat().st_mtime_ns
+    report = run(api, pki, out, "overlap")  # a successor on the same CAs: the state learns it, the bundle stays
+    assert report.changed and not report.bundle_changed and report.wrote == (tmp_path / "b.state.json",)
+    assert out.stat().st_mtime_ns == bundle_before
+    assert render(report).endswith(f"result: {out} unchanged (no reload needed); wrote {tmp_path / 'b.state.json'}")

@@ -86,7 +86,7 @@ def to_stage(
     staged: list[StagedCA] = []
     for source in sources:
         if source == NEXT_HIERARCHY:
-            staged += [StagedCA(c, f"--stage {NEXT_HIERARCHY}, from --ca-dir") for c in _next_hierarchy(ca_dir, pool)]
+            staged += [StagedCA(c, f"--stage {NEXT_HIERARCHY} (--ca-dir)") for c in _next_hierarchy(ca_dir, pool)]
         else:
             staged += [StagedCA(c, f"--stage {source}") for c in _stage_file(Path(source))]
     anchors = [s.cert for s in staged] + pool + bundle

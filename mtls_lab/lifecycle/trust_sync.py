@@ -147,6 +147,11 @@ class SyncReport:
     def changed(self) -> bool:
         return bool(self.wrote)
 
+    @property
+    def bundle_changed(self) -> bool:
+        """The bundle was rewritten: the endpoint must reload its trust store."""
+        return self.bundle_path in self.wrote
+
     def count(self, change: Change) -> int:
         return sum(entry.change is change for entry in self.bundle)
 
@@ -165,6 +170,7 @@ class SyncReport:
             "state_path": str(self.state_path),
             "wrote": [str(p) for p in self.wrote],
             "changed": self.changed,
+            "bundle_changed": self.bundle_changed,
         }
 
 
@@ -460,6 +466,9 @@ def _why(entry: BundleChange) -> str:
 def _result(report: SyncReport) -> str:
     if not report.changed:
         return f"result: no change: {report.bundle_path} and its state are up to date (nothing written)"
+    if not report.bundle_changed:
+        return f"result: {report.bundle_path} unchanged (no reload needed); wrote {report.state_path}"
     size = len([e for e in report.bundle if e.change is not Change.REMOVED])
     counts = f"{report.count(Change.ADDED)} added, {report.count(Change.REMOVED)} removed"
-    return f"result: wrote {' and '.join(str(p) for p in report.wrote)} ({size} certificates in the bundle: {counts})"
+    wrote = " and ".join(str(p) for p in report.wrote)
+    return f"result: wrote {wrote} ({size} certificates in the bundle: {counts}): reload the endpoint's trust store"

@@ -67,7 +67,7 @@ class Scenario:
     expect: str
     sent: bool
     note: str = ""
-    # server side, continued: the trust store as trust-sync keeps it in this phase (None: ``trust`` as is)
+    # server side, continued: the trust store as a scheduled trust-sync left it by this phase (None: ``trust`` as is)
     trust_sync: Phase | None = None
     # server side, continued: who answers a missing or bad certificate
     style: RejectStyle = RejectStyle.ALERT
