@@ -21,8 +21,8 @@ import pytest
 from mtls_lab.certs.layout import CA, Identity, LabPaths
 from mtls_lab.lifecycle.api import AdobeApiConfig, RunningAdobeApi
 from mtls_lab.lifecycle.phases import Phase
-from mtls_lab.lifecycle.synced import LAB_CREDENTIALS
-from mtls_lab.lifecycle.trust_sync import Change, SyncOptions, sync
+from mtls_lab.lifecycle.synced import scheduled_run
+from mtls_lab.lifecycle.trust_sync import Change
 from mtls_lab.server.run import RunningServer
 from mtls_lab.server.settings import Mode, ServerConfig
 from tests.support.ajo_call import ajo_call
@@ -79,16 +79,7 @@ def schedule(api: RunningAdobeApi, pki: LabPaths, tmp_path: Path, stage: bool) -
         for number, phase in enumerate(Phase):
             api.set_phase(phase)
             failures += _check(endpoint, phase, "before this phase's run")
-            options = SyncOptions(
-                api=api.url,
-                out=bundle,
-                credentials=LAB_CREDENTIALS,
-                server_ca=pki.ca(CA.SERVER_ROOT),
-                ca_dir=pki.root / "ca",
-                stage=("next-hierarchy",) if stage and number == 0 else (),
-                prune=number > 0,  # --prune is refused on a first run
-            )
-            report = sync(options)
+            report = scheduled_run(api, pki, bundle, number, staged=stage)
             assert report.count(Change.REMOVED) == 0, f"{phase.value}: --prune removed a CA a phase needs"
             if report.bundle_changed:  # what a cron job reloads on (--json: "bundle_changed")
                 endpoint.reload()

@@ -21,7 +21,7 @@ from mtls_lab.certs.layout import CA, LabPaths
 from mtls_lab.lifecycle.api import AdobeApiConfig, RunningAdobeApi
 from mtls_lab.lifecycle.client import Credentials
 from mtls_lab.lifecycle.phases import Phase
-from mtls_lab.lifecycle.trust_sync import SyncOptions, sync
+from mtls_lab.lifecycle.trust_sync import SyncOptions, SyncReport, sync
 
 LAB_CREDENTIALS = Credentials(token="lab-token", api_key="lab-api-key", org_id="LAB@AdobeOrg")
 
@@ -52,14 +52,20 @@ def _build(pki: LabPaths, initial: tuple[CA, ...], phase: Phase, staged: bool) -
     with RunningAdobeApi(AdobeApiConfig(certs=pki.root, quiet=True)) as api:
         for number, step in enumerate(schedule(phase)):
             api.set_phase(step)
-            options = SyncOptions(
-                api=api.url,
-                out=bundle,
-                credentials=LAB_CREDENTIALS,
-                server_ca=pki.ca(CA.SERVER_ROOT),
-                ca_dir=pki.root / "ca",
-                stage=("next-hierarchy",) if staged and number == 0 else (),
-                prune=number > 0,
-            )
-            sync(options)
+            scheduled_run(api, pki, bundle, number, staged)
     return bundle
+
+
+def scheduled_run(api: RunningAdobeApi, pki: LabPaths, bundle: Path, number: int, staged: bool) -> SyncReport:
+    """Run ``number`` (from 0) of a scheduled trust-sync on the lab: the first plain (``--prune`` is refused on a
+    first run) and, if ``staged``, staging the next hierarchy, the one-time change; every later one ``--prune``."""
+    options = SyncOptions(
+        api=api.url,
+        out=bundle,
+        credentials=LAB_CREDENTIALS,
+        server_ca=pki.ca(CA.SERVER_ROOT),
+        ca_dir=pki.root / "ca",
+        stage=("next-hierarchy",) if staged and number == 0 else (),
+        prune=number > 0,
+    )
+    return sync(options)
