@@ -251,12 +251,10 @@ def _next(body: dict[str, Any], current: str, limit: int | None) -> str | None:
     """The next page's URL, or None; refuses another origin, which would receive the token."""
     links = body.get("_links")
     link = links.get("next") if isinstance(links, dict) else None
-    href = link.get("href") if isinstance(link, dict) else None
-    if not isinstance(href, str) or not href:
+    if not isinstance(link, dict) or not isinstance(link.get("href"), str) or not link["href"]:
         return None
-    if link.get("templated") is True:  # type: ignore[union-attr]
-        href = expand(href, current, limit)
-    target = urljoin(current, href)
+    href = str(link["href"])
+    target = urljoin(current, expand(href, current, limit) if link.get("templated") is True else href)
     here, there = urlsplit(current), urlsplit(target)
     if (here.scheme, here.netloc) != (there.scheme, there.netloc):
         raise CertApiError(
