@@ -25,35 +25,33 @@ from mtls_lab.lifecycle.trust_sync import SyncOptions, SyncReport, sync
 
 LAB_CREDENTIALS = Credentials(token="lab-token", api_key="lab-api-key", org_id="LAB@AdobeOrg")
 
-_built: dict[tuple[Path, tuple[CA, ...], Phase, bool], Path] = {}
+_built: dict[tuple[Path, tuple[CA, ...], bool], dict[Phase, Path]] = {}
 _lock = threading.Lock()
 
 
 def synced_bundle(pki: LabPaths, initial: tuple[CA, ...], phase: Phase, staged: bool = False) -> Path:
     """The bundle a scheduled trust-sync leaves by ``phase``, starting from the ``initial`` CAs."""
-    key = (pki.root.resolve(), initial, phase, staged)
+    key = (pki.root.resolve(), initial, staged)
     with _lock:
         if key not in _built:
-            _built[key] = _build(pki, initial, phase, staged)
-        return _built[key]
+            _built[key] = _build(pki, initial, staged)
+        return _built[key][phase]
 
 
-def schedule(phase: Phase) -> list[Phase]:
-    """The phases a scheduled trust-sync has run in by ``phase``: every one from the first, in order."""
-    phases = list(Phase)
-    return phases[: phases.index(phase) + 1]
-
-
-def _build(pki: LabPaths, initial: tuple[CA, ...], phase: Phase, staged: bool) -> Path:
+def _build(pki: LabPaths, initial: tuple[CA, ...], staged: bool) -> dict[Phase, Path]:
+    """One schedule through every phase; a copy of the bundle as each phase's run left it."""
     directory = Path(tempfile.mkdtemp(prefix="mtls-lab-trust-sync-"))
     atexit.register(shutil.rmtree, directory, ignore_errors=True)
-    bundle = directory / f"{phase.value}.pem"
+    bundle = directory / "adobe-trust.pem"
     bundle.write_bytes(b"".join(pki.ca(ca).read_bytes() for ca in initial))
+    stores = {}
     with RunningAdobeApi(AdobeApiConfig(certs=pki.root, quiet=True)) as api:
-        for number, step in enumerate(schedule(phase)):
-            api.set_phase(step)
+        for number, phase in enumerate(Phase):
+            api.set_phase(phase)
             scheduled_run(api, pki, bundle, number, staged)
-    return bundle
+            stores[phase] = directory / f"{phase.value}.pem"
+            shutil.copyfile(bundle, stores[phase])
+    return stores
 
 
 def scheduled_run(api: RunningAdobeApi, pki: LabPaths, bundle: Path, number: int, staged: bool) -> SyncReport:
