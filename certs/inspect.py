@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import functools
 import hashlib
@@ -80,6 +81,20 @@ def _facts_of_der(der: bytes) -> CertFacts:
 def fingerprint(cert: x509.Certificate) -> str:
     """SHA-256 of the DER encoding, lower-case hex without separators."""
     return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+
+
+def x5t(cert: x509.Certificate) -> str:
+    """The JOSE ``x5t``: base64url (no padding) of the SHA-1 of the DER encoding (RFC 7515 4.1.7)."""
+    return _b64url(hashlib.sha1(cert.public_bytes(serialization.Encoding.DER)).digest())
+
+
+def x5t_s256(cert: x509.Certificate) -> str:
+    """The JOSE ``x5t#S256``: base64url (no padding) of the SHA-256 of the DER encoding (RFC 7515 4.1.8)."""
+    return _b64url(hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).digest())
+
+
+def _b64url(digest: bytes) -> str:
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
 def normalize_fingerprint(text: str) -> str:
