@@ -28,6 +28,7 @@ from mtls_lab.caller.token import (
     token_request,
 )
 from mtls_lab.caller.verdict import (
+    JAVA_MODEL,
     Attempt,
     CallFacts,
     Classification,
@@ -272,20 +273,22 @@ def _token_transport(
     custom: CustomAuthorization, result: Classification, notes: HandshakeNotes, presented: bool
 ) -> Classification:
     """A token call that failed below HTTP: say which call failed, and why the certificate was not there."""
-    explanation = f"The token call to {custom.endpoint} failed, so AJO does not call the action's endpoint. "
-    explanation += result.explanation
-    fix = result.fix
     if notes.requested and not presented:
-        explanation += (
-            " The token endpoint asked for a client certificate; the token call is made without one ("
-            + TOKEN_MODEL
-            + ")."
-        )
-        fix = (
+        alert = f" (alert {result.alert.label})" if result.alert else ""
+        return Classification(
+            result.outcome,
+            result.phase,
+            result.alert,
+            f"The token call to {custom.endpoint} failed{alert}: the token endpoint requires a client certificate, "
+            f"and the token call is made without one ({TOKEN_MODEL}). AJO does not call the action's endpoint.",
             "Token endpoint side: turn mTLS off on the token endpoint (mTLS is for the action's endpoint), or take "
-            "the token from an endpoint that does not require a client certificate."
+            "the token from an endpoint that does not require a client certificate.",
+            result.status,
         )
-    return Classification(result.outcome, result.phase, result.alert, explanation, fix, result.status)
+    explanation = f"The token call to {custom.endpoint} failed, so AJO does not call the action's endpoint. "
+    return Classification(
+        result.outcome, result.phase, result.alert, explanation + result.explanation, result.fix, result.status
+    )
 
 
 def _no_token(custom: CustomAuthorization, why: str, status: int) -> Classification:
@@ -361,6 +364,7 @@ def _verdict(
         token_call=token_call,
         failed_call=current.failed_call,
         step_event=event,
+        model_note=JAVA_MODEL + ("; " + TOKEN_MODEL if token_call else ""),
     )
 
 

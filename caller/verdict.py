@@ -399,7 +399,8 @@ NGINX_BAD_CERT = "400 The SSL certificate error"
 LAB_REASONS = {
     "no_client_certificate": "Server side: require and verify client certificates at the TLS layer, trusting "
     f"Adobe's chain ({ADOBE_CHAIN}); Adobe asks for mTLS-only endpoints.",
-    "subject_not_allowed": "Server side: allow the CN ajo-journeys.aep-mtls.adobe.com.",
+    "subject_not_allowed": "Server side: allow Adobe's identity by its SAN ajo-journeys.aep-mtls.adobe.com (matched "
+    "before the CN, RFC 2818), or authenticate AJO another way (custom or certificate-based authentication).",
     "fingerprint_not_pinned": f"Server side: do not pin Adobe's leaf; trust the CA chain ({ADOBE_CHAIN}).",
     "client_cert_not_forwarded": "Proxy side: forward the verified client certificate to the app in the header it "
     "reads (nginx $ssl_client_escaped_cert, Envoy x-forwarded-client-cert, AWS ALB X-Amzn-Mtls-Clientcert).",

@@ -55,8 +55,12 @@ class CertFacts:
         return _facts_of_der(der)
 
     def names(self) -> set[str]:
-        """The CN and every DNS SAN: the names an allow-list can match."""
+        """The CN and every DNS SAN."""
         return {*self.dns_names, *([self.common_name] if self.common_name else [])}
+
+    def identity_names(self) -> set[str]:
+        """The names an allow-list matches: the DNS SANs, or the CN only when there is none (RFC 2818 3.1)."""
+        return set(self.dns_names) or ({self.common_name} if self.common_name else set())
 
     def to_json(self) -> dict[str, Any]:
         """A fresh dict each call (callers may change it); built once per certificate."""

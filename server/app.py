@@ -15,11 +15,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mtls_lab.certs.layout import LabPaths
+from mtls_lab.certs.inspect import CertFacts
+from mtls_lab.certs.layout import ADOBE_CN, LabPaths
 from mtls_lab.server._uvicorn_tls import TLSFacts, tls_facts
 from mtls_lab.server.body import BodyEnd, answer_timed_out, note_disconnected, read_body
 from mtls_lab.server.config import LoadedServer
 from mtls_lab.server.forwarded import trusted
+from mtls_lab.server.idp import PATH as IDP_PATH
+from mtls_lab.server.idp import IdentityProvider
 from mtls_lab.server.record import CallRecord
 from mtls_lab.server.settings import Mode
 from mtls_lab.server.styles import forwarded_facts, gate
@@ -48,13 +51,8 @@ def authorize(facts: TLSFacts, server: LoadedServer) -> Denial | None:
     cert, cfg = facts.client_cert, server.config
     if cert is None:
         return _no_certificate(server)
-    if cfg.allow_cn and not cert.names() & set(cfg.allow_cn):
-        return Denial(
-            "subject_not_allowed",
-            f"The client certificate is trusted, but none of its names ({', '.join(sorted(cert.names()))}) "
-            f"is on this endpoint's allow-list ({', '.join(cfg.allow_cn)}).",
-            "Server side: allow the CN ajo-journeys.aep-mtls.adobe.com, the name on Adobe's certificate.",
-        )
+    if cfg.allow_cn and not cert.identity_names() & set(cfg.allow_cn):
+        return _not_allowed(cert, cfg.allow_cn)
     if server.pins and cert.sha256 not in server.pins:
         return Denial(
             "fingerprint_not_pinned",
@@ -64,6 +62,22 @@ def authorize(facts: TLSFacts, server: LoadedServer) -> Denial | None:
             f"Server side: do not pin Adobe's leaf; trust Adobe's CA chain up to {ADOBE_ROOTS}, as Adobe advises.",
         )
     return None
+
+
+def _not_allowed(cert: CertFacts, allowed: tuple[str, ...]) -> Denial:
+    """The 403 of an app that authorizes only certain certificate identities: what it wanted, what it got."""
+    got = f"subject {cert.subject}" + (f", SAN DNS {', '.join(cert.dns_names)}" if cert.dns_names else ", no SAN")
+    matched = "its SAN" if cert.dns_names else "its CN (it has no DNS SAN)"
+    return Denial(
+        "subject_not_allowed",
+        f"The client certificate is trusted, but this route authorizes only {', '.join(allowed)} (wanted), and the "
+        f"caller presented {got} (got). Names are matched SAN first, as RFC 2818 says: {matched} was compared. AJO "
+        "presents only Adobe's certificate: it cannot present your company's or a partner's.",
+        f"Server side, one of two: allow Adobe's identity on this route by its SAN {ADOBE_CN} (matched before the "
+        "CN, RFC 2818), or authenticate AJO another way on this route: custom authorization (a token from your "
+        "token endpoint) or certificate-based authentication (a token from your identity provider, which holds "
+        "Adobe's registered leaf).",
+    )
 
 
 def _no_certificate(server: LoadedServer) -> Denial:
@@ -108,6 +122,7 @@ def seen(facts: TLSFacts, server: LoadedServer) -> dict[str, Any]:
 def create_app(server: LoadedServer, record: CallRecord) -> Starlette:
     """The Starlette app of the reference server."""
     issuer = TokenIssuer.of_lab(LabPaths(server.config.certs))
+    idp = IdentityProvider(server.idp_certs, server.config.idp_audience, issuer)
 
     async def target(request: Request) -> Response:
         facts = forwarded_facts(request, tls_facts(request.scope), server)
@@ -166,6 +181,7 @@ def create_app(server: LoadedServer, record: CallRecord) -> Starlette:
         Route("/_lab/health", health, methods=["GET"]),
         Route("/_lab/calls", calls, methods=["GET"]),
         *(Route(path, handler, methods=["GET", "POST"]) for path, handler in endpoints(issuer).items()),
+        Route(IDP_PATH, idp.token, methods=["POST"]),
         Route("/_lab/{rest:path}", lab_not_found, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
         Route("/{path:path}", target, methods=["GET", "POST", "PUT"]),
     ]

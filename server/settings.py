@@ -109,6 +109,8 @@ class ServerConfig:
     trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")  # addresses whose client-certificate header counts
     quiet: bool = False
     authorize: Authorize = Authorize.CERTIFICATE
+    idp_register: tuple[Path, ...] = ()  # leaf certificates the identity provider (/_lab/idp/token) accepts
+    idp_audience: tuple[str, ...] = ()  # the aud values it accepts (empty: its own token endpoint URL)
 
 
 _TIMEOUTS = {
