@@ -206,13 +206,17 @@ def parse_auth(spec: Any, source: str) -> Auth:
 
 
 def with_endpoint(auth: Auth, endpoint: str) -> Auth:
-    """The same authentication with its token endpoint replaced (``--token-url``), warnings re-checked."""
+    """The same authentication with its token endpoint replaced (``--token-url``), warnings re-checked.
+
+    An ``aud`` equal to the old endpoint follows it: Adobe's Entra ID example sets both to the same URL."""
     if auth.custom is None:
         raise ActionError("--token-url: the action's authentication is not customAuthorization: remove --token-url")
     stale = set(check_url(auth.custom.endpoint, "endpoint", "token endpoint", action=False))
     fresh = check_url(endpoint, "--token-url", "token endpoint", action=False)
     warnings = [w for w in auth.warnings if w not in stale] + fresh
-    return Auth(auth.kind, custom=dataclasses.replace(auth.custom, endpoint=endpoint), warnings=tuple(warnings))
+    aud = endpoint if auth.custom.aud == auth.custom.endpoint else auth.custom.aud
+    custom = dataclasses.replace(auth.custom, endpoint=endpoint, aud=aud)
+    return Auth(auth.kind, custom=custom, warnings=tuple(warnings))
 
 
 def json_path(selector: str, document: Any) -> Any:

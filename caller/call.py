@@ -108,10 +108,15 @@ def call(
     deadline = clock() + timeout
     attempts: list[Attempt] = []
     events: list[StepEvent] = []
+    fetched: TokenCall | None = None  # the token call this step made, if any (later attempts reuse its token)
     while True:
         started = clock()
         current = _attempt(action, request, options, tokens, max(deadline - started, 0.01))
         result = current.result
+        if current.token_call is not None and not current.token_call.cached:
+            fetched = current.token_call
+        elif current.token_call is not None and fetched is not None:
+            current.token_call = fetched
         attempts.append(
             Attempt(
                 len(attempts) + 1,

@@ -25,14 +25,17 @@ def render(verdict: Verdict, method: str = "POST") -> str:
     detail = f"HTTP {verdict.status}" if verdict.status else f"alert {verdict.alert}" if verdict.alert else ""
     if verdict.server_reason:
         detail += f" {verdict.server_reason}"
-    lines.append(
-        f"VERDICT: {headline} {detail} (phase {verdict.phase.value}, {verdict.tls_version or 'TLS version unknown'})"
-    )
-    names = "; ".join(verdict.advertised_ca_names) or "none"
-    lines.append(
-        f"  client certificate sent: {_yes(verdict.client_cert_sent)} "
-        f"(server requested one: {_yes(verdict.server_requested_cert)}; CA names it advertised: {names})"
-    )
+    detail += " at the token call" if verdict.failed_call == "token" else ""
+    version = verdict.tls_version or "TLS version unknown"
+    lines.append(f"VERDICT: {headline} {detail} (phase {verdict.phase.value}, {version})")
+    if verdict.failed_call == "token":
+        lines.append("  action call: not made (AJO calls the action only with a token)")
+    else:
+        names = "; ".join(verdict.advertised_ca_names) or "none"
+        lines.append(
+            f"  client certificate sent: {_yes(verdict.client_cert_sent)} "
+            f"(server requested one: {_yes(verdict.server_requested_cert)}; CA names it advertised: {names})"
+        )
     event = verdict.step_event
     recorded = f"actionExecError={event.error}" if event.error else "no actionExecError"
     recorded += f" ({event.error_code})" if event.error_code else ""

@@ -53,7 +53,6 @@ ADOBE_ENTRA = """{
   },
   "tokenInResponse": "json://access_token"
 }"""
-ENTRA_AUDIENCE = "https://login.microsoftonline.com/{tenantId}/oauth2/v2.0/token"
 
 
 @pytest.fixture(scope="module")
@@ -287,20 +286,18 @@ def test_a_live_call_gets_its_token_from_the_identity_provider(pki: LabPaths, id
 
 
 @pytest.mark.parametrize(
-    ("example", "audience"),
-    [(ADOBE_ENTRA, ENTRA_AUDIENCE), ((EXAMPLES / "certificate-auth-action.json"), None)],
-    ids=["adobe-entra-example-pasted", "examples-folder"],
+    "example", [ADOBE_ENTRA, EXAMPLES / "certificate-auth-action.json"], ids=["adobe-entra-example-pasted", "examples"]
 )
 def test_the_cli_call_with_certificate_credential_is_accepted(
-    example: str | Path, audience: str | None, pki: LabPaths, lab_server: ServerFactory, tmp_path: Path
+    example: str | Path, pki: LabPaths, idp: RunningServer, tmp_path: Path
 ) -> None:
+    """--token-url aims the pasted block at the lab's identity provider; aud, equal to the endpoint, follows it."""
     if isinstance(example, Path):
-        path, audience = example, json.loads(example.read_text())["authentication"]["aud"]
+        path = example
     else:
         path = tmp_path / "action.json"
         path.write_text(f'{{"name": "entra_pasted", "url": "https://x.example.com/", "authentication": {example}}}')
-    leaf = pki.client_leaf(Identity.ADOBE)
-    server = lab_server(mode=Mode.TLS, authorize=Authorize.TOKEN, idp_register=(leaf,), idp_audience=(audience,))
+    server, audience = idp, _endpoint(idp)
     done = _run(
         "call",
         str(path),
@@ -415,3 +412,11 @@ def test_idp_leaves_writes_the_listed_leaves_for_upload(
 def test_the_examples_folder_has_the_certificate_example() -> None:
     custom = load(EXAMPLES / "certificate-auth-action.json").auth.custom
     assert custom is not None and custom.certificate_credential and custom.aud == custom.endpoint
+
+
+def test_token_url_moves_aud_only_when_it_was_the_endpoint() -> None:
+    spec = json.loads(ADOBE_ENTRA)
+    same = parse({"name": "x", "url": "https://x.example.com/", "authentication": spec})
+    other = parse({"name": "x", "url": "https://x.example.com/", "authentication": {**spec, "aud": "api://lab"}})
+    assert same.with_token_url("https://localhost:9/t").auth.custom.aud == "https://localhost:9/t"  # type: ignore[union-attr]
+    assert other.with_token_url("https://localhost:9/t").auth.custom.aud == "api://lab"  # type: ignore[union-attr]

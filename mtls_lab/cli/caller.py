@@ -38,7 +38,7 @@ def add_call(sub: Commands) -> None:
     p.add_argument(
         "--token-url",
         help="the custom authorization's token endpoint, replacing the one in the action (the action file stays "
-        "as pasted from AJO)",
+        "as pasted from AJO); an aud equal to the old endpoint follows it",
     )
     p.add_argument(
         "--token-cert",
