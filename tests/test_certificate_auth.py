@@ -70,7 +70,7 @@ def _leaf(pki: LabPaths, who: Identity = Identity.ADOBE) -> x509.Certificate:
     return load_pem_chain(pki.client_leaf(who))[0]
 
 
-def _post(server: RunningServer, pki: LabPaths, assertion: str, **form: str) -> httpx.Response:
+def _post(server: RunningServer, pki: LabPaths, assertion: str, as_json: bool = False, **form: str) -> httpx.Response:
     body = {
         "client_id": CLIENT,
         "grant_type": "client_credentials",
@@ -79,7 +79,9 @@ def _post(server: RunningServer, pki: LabPaths, assertion: str, **form: str) -> 
         **form,
     }
     with httpx.Client(verify=ssl.create_default_context(cafile=str(pki.ca(CA.SERVER_ROOT)))) as client:
-        return client.post(server.url + "/_lab/idp/token", data=body)
+        if as_json:
+            return client.post(_endpoint(server), json=body)
+        return client.post(_endpoint(server), data=body)
 
 
 def _endpoint(server: RunningServer) -> str:
@@ -236,15 +238,8 @@ def _key(pki: LabPaths) -> bytes:
 
 def test_a_json_body_is_not_a_token_request(pki: LabPaths, idp: RunningServer) -> None:
     assertion = client_assertion(_identity(pki), CLIENT, _endpoint(idp))
-    body = {
-        "client_id": CLIENT,
-        "grant_type": "client_credentials",
-        "client_assertion_type": ASSERTION_TYPE,
-        "client_assertion": assertion,
-    }
-    with httpx.Client(verify=ssl.create_default_context(cafile=str(pki.ca(CA.SERVER_ROOT)))) as client:
-        refused = client.post(_endpoint(idp), json=body)
-        accepted = client.post(_endpoint(idp), data=body)
+    refused = _post(idp, pki, assertion, as_json=True)
+    accepted = _post(idp, pki, assertion)
     assert refused.status_code == 400 and refused.json()["error"] == "invalid_request"
     assert accepted.status_code == 200
 
@@ -297,37 +292,13 @@ def test_the_cli_call_with_certificate_credential_is_accepted(
     else:
         path = tmp_path / "action.json"
         path.write_text(f'{{"name": "entra_pasted", "url": "https://x.example.com/", "authentication": {example}}}')
-    server, audience = idp, _endpoint(idp)
-    done = _run(
-        "call",
-        str(path),
-        "--certs",
-        str(pki.root),
-        "--url",
-        server.url + "/orders",
-        "--token-url",
-        _endpoint(server),
-        "--context",
-        str(EXAMPLES / "custom-auth-context.json"),
-        "--json",
-    )
+    common = ["call", str(path), "--certs", str(pki.root), "--url", idp.url + "/orders", "--token-url", _endpoint(idp)]
+    common += ["--context", str(EXAMPLES / "custom-auth-context.json")]
+    done = _run(*common, "--json")
     verdict = json.loads(done.stdout)
     assert done.returncode == ExitCode.OK, verdict["explanation"]
-    assert verdict["token_call"]["assertion"]["claims"]["aud"] == audience
-    wrong = _run(
-        "call",
-        str(path),
-        "--certs",
-        str(pki.root),
-        "--url",
-        server.url + "/orders",
-        "--token-url",
-        _endpoint(server),
-        "--identity",
-        "adobe-rotated",
-        "--context",
-        str(EXAMPLES / "custom-auth-context.json"),
-    )
+    assert verdict["token_call"]["assertion"]["claims"]["aud"] == _endpoint(idp)
+    wrong = _run(*common, "--identity", "adobe-rotated")
     assert wrong.returncode == ExitCode.HTTP_ERROR and "token call" in wrong.stdout and "FAILED" in wrong.stdout
 
 
