@@ -14,8 +14,13 @@ The JSON file (see ``examples/``):
 ```
 
 A context file (``{"profile": {...}, "event": {...}, "journey": {...}}``) supplies the variables:
-``from`` is a dotted path into it. Errors name the field and what is allowed; what AJO itself would
-refuse but the lab must allow locally (IP hosts, other ports, plain http) becomes a warning.
+``from`` is a dotted path into it. ``authentication`` is AJO's own block (``caller/auth.py``). Errors
+name the field and what is allowed; what AJO itself would refuse but the lab must allow locally
+(localhost, loopback addresses, other ports, plain http) becomes a warning (``caller/rules.py``).
+
+AJO's payload rules (Journey Optimizer, "Configure a custom action"): an optional parameter with "allow
+NULL values" that nobody filled in is sent as null; arrays lose their null elements and a null array is
+sent as ``[]``; field names contain no ``.`` and do not start with ``$`` (``path`` is dotted, or a list).
 """
 
 from __future__ import annotations

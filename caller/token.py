@@ -24,7 +24,7 @@ from urllib.parse import urlencode
 
 import httpx
 
-from mtls_lab.caller.auth import RESPONSE, BodyType, CustomAuthorization, json_path
+from mtls_lab.caller.auth import DEFAULT_CACHE_SECONDS, RESPONSE, BodyType, CustomAuthorization, json_path
 from mtls_lab.caller.verdict import Classification, Outcome, Phase
 
 Clock = Callable[[], float]
@@ -156,13 +156,13 @@ def oauth_error(response: httpx.Response) -> tuple[str | None, str | None, str |
     try:
         data = response.json()
     except ValueError:
-        return None, None, None
-    if not isinstance(data, dict):
-        return None, None, None
-    return tuple(str(data[k]) if isinstance(data.get(k), str) else None for k in _ERROR_KEYS)  # type: ignore[return-value]
+        data = None
 
+    def text(key: str) -> str | None:
+        value = data.get(key) if isinstance(data, dict) else None
+        return value if isinstance(value, str) else None
 
-_ERROR_KEYS = ("error", "error_description", "mtls_lab_reason")
+    return text("error"), text("error_description"), text("mtls_lab_reason")
 
 
 @dataclass
@@ -194,28 +194,30 @@ def _form_value(value: Any) -> str:
 
 
 def _cache_seconds(custom: CustomAuthorization, document: Any, notes: list[str]) -> float:
+    """``cacheDuration`` in seconds: fixed, or read from the answer (default 1 hour), with Adobe's expiry advice."""
     cache = custom.cache
     seconds = cache.fixed_seconds
-    if seconds is None and cache.expiry_in_response is not None:
-        expiry = json_path(cache.expiry_in_response, document)
-        if isinstance(expiry, int | float | str) and not isinstance(expiry, bool) and _number(expiry) is not None:
-            seconds = float(_number(expiry) or 0) * cache.unit.seconds
-        else:
+    if seconds is None:
+        expiry = json_path(cache.expiry_in_response or "", document)
+        number = _number(expiry)
+        if number is None:
             notes.append(
                 f"the answer has no number at {cache.expiry_in_response}: the token is cached for the default hour "
                 "(model: Adobe does not document this case)"
             )
-            seconds = 3600.0
-    lifetime = json_path("json://expires_in", document) if isinstance(document, dict) else None
-    if isinstance(lifetime, int | float) and seconds is not None and seconds > lifetime - EXPIRY_BUFFER:
+        seconds = DEFAULT_CACHE_SECONDS if number is None else number * cache.unit.seconds
+    lifetime = document.get("expires_in") if isinstance(document, dict) else None
+    if isinstance(lifetime, int | float) and seconds > lifetime - EXPIRY_BUFFER:
         notes.append(
             f"the token expires in {lifetime:g} s but is cached for {seconds:g} s: Adobe recommends at least one "
             "minute between the token's expiry and cacheDuration, to avoid 401 errors"
         )
-    return seconds if seconds is not None else 3600.0
+    return seconds
 
 
-def _number(value: int | float | str) -> float | None:
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
     try:
         return float(value)
     except ValueError:
