@@ -27,6 +27,7 @@ from mtls_lab.certs.layout import CA, Identity, LabPaths
 from mtls_lab.errors import ExitCode
 from mtls_lab.lifecycle.api import AdobeApiConfig, RunningAdobeApi
 from mtls_lab.lifecycle.phases import Phase
+from mtls_lab.server.record import REQUESTS
 from mtls_lab.server.run import RunningServer
 from mtls_lab.server.settings import Authorize, Mode
 from tests.conftest import ServerFactory
@@ -267,7 +268,7 @@ def test_a_live_call_gets_its_token_from_the_identity_provider(pki: LabPaths, id
     assert token_call is not None and token_call["sub_type"] == "certificateCredential"
     assert token_call["assertion"]["header"]["x5t"] == x5t(_leaf(pki))
     assert token_call["client_certificate"] is False
-    sent = idp.record.newest(2)
+    sent = idp.record.newest(2, REQUESTS)
     form = next(e for e in sent if e["path"] == "/_lab/idp/token")
     assert "client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer" in form["body"]
     assert dict(form["headers"])["content-type"].startswith("application/x-www-form-urlencoded")

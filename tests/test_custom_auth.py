@@ -15,6 +15,7 @@ from mtls_lab.caller.call import CallOptions, call, lab_identity
 from mtls_lab.caller.tls import Chain
 from mtls_lab.certs.layout import LabPaths
 from mtls_lab.errors import ExitCode
+from mtls_lab.server.record import REQUESTS
 from mtls_lab.server.run import RunningServer
 from mtls_lab.server.settings import Authorize, Mode
 from mtls_lab.server.tokens import TokenIssuer
@@ -109,7 +110,7 @@ def test_adobes_examples_pasted_unchanged_are_accepted(
     verdict = json.loads(done.stdout)
     assert done.returncode == ExitCode.OK, verdict["explanation"]
     assert verdict["outcome"] == "accepted" and verdict["token_call"]["client_certificate"] is False
-    sent = dict(target.record.newest(1)[0]["headers"])[header]
+    sent = dict(target.record.newest(1, REQUESTS)[0]["headers"])[header]
     assert TokenIssuer.of_lab(pki).verify(sent.removeprefix("Bearer ")) is None  # the token the lab issued
     assert header != "authorization" or sent.startswith("Bearer ")
 
@@ -121,7 +122,9 @@ def test_the_bearer_example_sends_its_form_with_encode_base64(
     action = load(_action_file(tmp_path, ADOBE_BEARER, target.url + "/orders"))
     assert any("trailing commas" in w for w in action.warnings)
     call(action.with_token_url(token_server.url + "/_lab/oauth2/token"), {}, _options(pki))
-    token_call = next(e for e in reversed(token_server.record.newest(20)) if e["path"] == "/_lab/oauth2/token")
+    token_call = next(
+        e for e in reversed(token_server.record.newest(20, REQUESTS)) if e["path"] == "/_lab/oauth2/token"
+    )
     headers = dict(token_call["headers"])
     assert headers["content-type"] == "application/x-www-form-urlencoded; charset=UTF-8"
     expected = base64.b64encode(b"<epsilon Client Id>:<epsilon Client Secret>").decode()
@@ -268,7 +271,7 @@ def test_each_example_runs_against_the_lab(
         action = action.with_token_url(token_server.url + path)
     verdict = call(action, {"event": {"orderId": "ORD-7781"}}, _options(pki))
     assert verdict.outcome.value == "accepted", verdict.explanation
-    entry = target.record.newest(1)[0]
+    entry = target.record.newest(1, REQUESTS)[0]
     received = dict(entry["headers"])
     expected = {"basic-auth": "authorization", "api-key": "x-api-key", "header-auth": "x-auth-token"}
     if name == "query-auth":

@@ -11,6 +11,7 @@ from mtls_lab.caller.action import parse
 from mtls_lab.caller.call import CallOptions, TokenCache, call, lab_identity
 from mtls_lab.caller.tls import Chain, ClientBehavior
 from mtls_lab.certs.layout import CA, LabPaths
+from mtls_lab.server.record import REQUESTS
 from mtls_lab.server.settings import Authorize, Mode
 from tests.conftest import ServerFactory
 from tests.support.ajo_call import ajo_call
@@ -287,5 +288,5 @@ def test_custom_authorization_against_the_lab_token_endpoint(pki: LabPaths, lab_
     )
     verdict = call(action, {}, options)
     assert verdict.status == 200
-    entry = server.record.newest(1)[0]
+    entry = server.record.newest(1, REQUESTS)[0]
     assert dict(entry["headers"])["authorization"].startswith("Bearer ey")  # a JWT the lab issued
