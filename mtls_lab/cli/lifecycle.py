@@ -1,4 +1,5 @@
-"""The certificate-lifecycle commands of ``mtls-lab``: ``adobe-api`` and ``trust-sync`` (thin: they forward)."""
+"""The certificate-lifecycle commands of ``mtls-lab``: ``adobe-api``, ``trust-sync`` and ``idp-leaves`` (thin:
+they forward)."""
 
 from __future__ import annotations
 
@@ -162,4 +163,39 @@ def _run_trust_sync(ns: argparse.Namespace) -> int:
     )
     report = sync(options)
     print(json.dumps(report.to_json(), indent=2) if ns.json else render(report))
+    return ExitCode.OK
+
+
+def add_idp_leaves(sub: Commands) -> None:
+    """Register ``mtls-lab idp-leaves``."""
+    p = sub.add_parser(
+        "idp-leaves",
+        parents=[pki_option(), json_option("print the leaves written as one JSON object")],
+        help="write the leaf certificates the public-certificate API lists, one PEM per file, for an identity "
+        "provider upload (certificate-based authentication)",
+        description="Read Adobe's public-certificate API (or `mtls-lab adobe-api`) and write each certificate "
+        "listed under --cn alone in OUT/<cn>-<expiry>.pem: what an identity provider (Entra ID, Okta, the lab's "
+        "`serve --idp-register`) registers for certificate-based custom authentication, where Adobe asks for the "
+        "leaf, not its CAs. Prints each one's SHA-1 thumbprint (as Entra ID lists it), x5t and expiry. Files "
+        "already there with the same certificate are kept; nothing is overwritten.",
+    )
+    p.add_argument("--api", required=True, help="API base or endpoint URL: https://platform.adobe.io, https://...")
+    p.add_argument("--token", help="IMS access token, sent as Authorization: Bearer (env MTLS_LAB_TOKEN)")
+    p.add_argument("--api-key", help="the x-api-key header (env MTLS_LAB_API_KEY)")
+    p.add_argument("--org-id", help="the x-gw-ims-org-id header (env MTLS_LAB_ORG_ID)")
+    p.add_argument("--out", type=Path, default=Path("idp-leaves"), help="directory to write (default ./idp-leaves)")
+    p.add_argument("--cn", default=ADOBE_CN, help=f"the certCommonName to take (default {ADOBE_CN})")
+    p.add_argument("--server-ca", help="CA file for the API's HTTPS certificate, or 'system' (default: as trust-sync)")
+    p.set_defaults(handler=_run_idp_leaves)
+
+
+def _run_idp_leaves(ns: argparse.Namespace) -> int:
+    from mtls_lab.lifecycle.client import SYSTEM, Credentials, api_context, fetch_all
+    from mtls_lab.lifecycle.leaves import render, write_leaves
+
+    lab_ca = LabPaths(ns.certs).ca(CA.SERVER_ROOT)
+    context = api_context(ns.server_ca or (lab_ca if lab_ca.is_file() else SYSTEM))
+    fetched = fetch_all(ns.api, Credentials(ns.token, ns.api_key, ns.org_id), context)
+    leaves = write_leaves(fetched, ns.out, ns.cn)
+    print(json.dumps({"leaves": [leaf.to_json() for leaf in leaves]}, indent=2) if ns.json else render(leaves))
     return ExitCode.OK
