@@ -15,8 +15,9 @@ Fenced blocks:
 Links: every relative link ``[text](path#anchor)`` must name a file or folder of the repository, and its
 anchor a heading of that page (GitHub's slugs) or an ``id="..."`` in it.
 
-Update mode, ``python -m tests.support.docs_check [PAGE ...]``: every console block's output is replaced
-by what its commands print now, and the matrix page's table by the real matrix (all pages by default).
+Update mode, ``python -m tests.support.docs_check [PAGE ...]``: every console block's output that no
+longer matches is replaced by what its commands print now, and the matrix page's table by the real
+matrix (all pages by default).
 """
 
 from __future__ import annotations
@@ -337,8 +338,10 @@ def broken_links(page: Path, repo: Path = REPO) -> list[str]:
 def refreshed(text: str, page: str, runs: Runs) -> str:
     """The page with every console block's output replaced by what its commands printed in ``runs``.
 
-    Lines after a command that start with ``...`` are kept as they are (an excerpt marker), and a block
-    whose output was trimmed with ``...`` keeps only as many leading lines as it showed.
+    Output that still matches (timings, ports and dates aside) is kept as written, so a refresh changes
+    only what changed. Otherwise lines after a command that start with ``...`` are kept as they are (an
+    excerpt marker), and a block whose output was trimmed with ``...`` keeps only as many leading lines as
+    it showed.
     """
     lines = text.splitlines()
     by_line = {b.line: b for b in blocks(text, page) if b.kind == "console" and b.where in runs}
@@ -355,6 +358,9 @@ def refreshed(text: str, page: str, runs: Runs) -> str:
             out.extend(block.lines)
         for step, outcome in zip(steps(block), outcomes, strict=False):
             out.extend(step.raw)
+            if matches([*step.expected, "..."] if step.background else step.expected, outcome.output):
+                out.extend(step.expected)  # still true: keep it as written (no churn from timings or ports)
+                continue
             text_out = outcome.output
             for original, used in ports.items():
                 text_out = text_out.replace(used, original)  # show the page's own ports
