@@ -226,8 +226,9 @@ def run_blocks(chosen: Iterable[Block], pki: Path, repo: Path, root: Path, worke
         scratch = Scratch(folder, pki, repo)
         return block.where, (scratch.run_block([s.command for s in steps(block)]), scratch.ports)
 
+    longest_first = sorted(chosen, key=lambda block: -len(steps(block)))  # the pool drains evenly
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return dict(pool.map(run, chosen))
+        return dict(pool.map(run, longest_first))
 
 
 _NORMALISE = [
