@@ -149,6 +149,7 @@ def test_slugs_follow_github() -> None:
     assert docs_check.slug('What "mTLS-only" means in server terms') == "what-mtls-only-means-in-server-terms"
     assert docs_check.slug("The certificate's lifecycle") == "the-certificates-lifecycle"
     assert docs_check.anchors("# A\n## B\n## B\n") == {"a", "b", "b-1"}
+    assert docs_check.anchors("# `mtls-lab call`\n```sh\n# a comment, not a heading\n```\n") == {"mtls-lab-call"}
 
 
 def test_the_index_links_every_docs_page() -> None:

@@ -278,16 +278,20 @@ HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 ANCHOR_ID = re.compile(r"""\bid=["']([^"']+)["']""")
 
 
-def prose(text: str) -> list[tuple[int, str]]:
-    """The page's lines outside fenced blocks, with their numbers, inline code blanked out."""
+def outside_fences(text: str) -> list[tuple[int, str]]:
+    """The page's lines outside fenced blocks, with their numbers."""
     inside, kept = False, []
     for number, line in enumerate(text.splitlines(), 1):
         if FENCE.match(line):
             inside = not inside
-            continue
-        if not inside:
-            kept.append((number, INLINE_CODE.sub("``", line)))
+        elif not inside:
+            kept.append((number, line))
     return kept
+
+
+def prose(text: str) -> list[tuple[int, str]]:
+    """The page's lines outside fenced blocks, with their numbers, inline code blanked out."""
+    return [(number, INLINE_CODE.sub("``", line)) for number, line in outside_fences(text)]
 
 
 def slug(heading: str) -> str:
@@ -300,8 +304,8 @@ def anchors(text: str) -> set[str]:
     """Every anchor a page offers: its headings' slugs (repeats numbered as GitHub does) and its ids."""
     found: set[str] = set()
     counts: dict[str, int] = {}
-    for _, line in prose(text.replace("`", "")):
-        heading = HEADING.match(line)
+    for _, line in outside_fences(text):
+        heading = HEADING.match(line.replace("`", ""))
         if heading:
             base = slug(heading.group(2))
             found.add(f"{base}-{counts[base]}" if base in counts else base)
