@@ -98,6 +98,7 @@ def _mtls_lab_commands() -> list[tuple[str, str]]:
 def test_every_mtls_lab_command_parses(where: str, command: str) -> None:
     words = shlex.split(command.split("|")[0], comments=True)
     words = words[next(i for i, w in enumerate(words) if w == "mtls-lab") + 1 :]
+    words = words[: next((i for i, w in enumerate(words) if re.match(r"^\d*[<>]", w)), len(words))]  # redirections
     try:
         build_parser().parse_args(words)
     except SystemExit as exc:
