@@ -40,6 +40,8 @@ from throughput import load, meter, profile, report, servers
 from mtls_lab.certs.layout import CA, Identity, LabPaths
 from mtls_lab.certs.pki import generate
 
+JVM_WARMUP = 3  # a JVM compiles its hot paths after thousands of requests: WireMock warms up three times longer
+
 
 @dataclass(frozen=True)
 class Options:
@@ -67,9 +69,10 @@ def progress(message: str) -> None:
 def measure(server: servers.Server, opts: Options) -> report.Result:
     """Latency, keep-alive, handshakes and memory of one running server."""
     result = report.Result(server.name, server.version)
-    progress(f"{server.name}: warm-up {opts.warmup:g} s, latency, keep-alive and handshakes {opts.seconds:g} s each")
-    for new_connections in (False, True):  # a JVM compiles its hot paths first: every server gets the same
-        warm, _ = load.run(server.client, opts.concurrency, opts.warmup / 2, new_connections, lambda a, b: None)
+    warmup = opts.warmup * (JVM_WARMUP if server.name == "wiremock" else 1)
+    progress(f"{server.name}: warm-up {warmup:g} s, latency, keep-alive and handshakes {opts.seconds:g} s each")
+    for new_connections in (False, True):
+        warm, _ = load.run(server.client, opts.concurrency, warmup / 2, new_connections, lambda a, b: None)
         result.unmeasured.append(warm)
     result.latency_ms = load.latency_ms(server.client)
     if result.latency_ms is not None:

@@ -181,10 +181,11 @@ def start_wiremock(jar: Path, paths: LabPaths, work: Path, client: Client) -> Se
     keystore, truststore = _java_stores(paths, work)
     root = work / "wiremock"
     (root / "mappings").mkdir(parents=True, exist_ok=True)
-    stub = {
-        "request": {"method": "POST", "url": ACTION},
-        "response": {"status": 200, "jsonBody": {"accepted": True}, "headers": {"Content-Type": "application/json"}},
-    }
+    body = '{"accepted":true}'
+    # with a Content-Length, WireMock writes the answer at once, as nginx does; without one it sends chunks
+    # in separate writes, and each answer waits for the client's delayed ACK (about 10-40 ms)
+    headers = {"Content-Type": "application/json", "Content-Length": str(len(body))}
+    stub = {"request": {"method": "POST", "url": ACTION}, "response": {"status": 200, "body": body, "headers": headers}}
     (root / "mappings" / "custom-action.json").write_text(json.dumps(stub))
     password = STORE_PASSWORD.decode()
     cmd = [java, "-jar", str(jar), "--root-dir", str(root), "--disable-http", "--bind-address", HOST]
