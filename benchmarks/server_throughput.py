@@ -198,8 +198,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         profiled = profile_lab(paths, work, replace(base, port=free_port()), opts) if opts.profile else []
     print(
         f"mtls-lab server throughput, {dt.date.today()}: mTLS on {load.HOST}, TLS {opts.tls}, {opts.seconds:g} s per "
-        f"measurement, {opts.concurrency} client processes; {machine()}; load average {load_before:.2f} before, "
-        f"{os.getloadavg()[0]:.2f} after; Python {platform.python_version()}, {ssl.OPENSSL_VERSION}"
+        f"measurement, {opts.concurrency} client processes; {machine()}; load average {load_before:.2f} before the run "
+        f"(its own processes raise it); Python {platform.python_version()}, {ssl.OPENSSL_VERSION}"
     )
     print(f"PKI generation: {pki_seconds:.2f} s")
     print()
