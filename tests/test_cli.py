@@ -194,11 +194,11 @@ def test_call_prints_a_verdict_for_people(pki: LabPaths, lab_server: ServerFacto
     server = lab_server(mode=Mode.TLS)
     done = _call(
         pki,
-        EXAMPLES.joinpath("seed-action.json").as_posix(),
+        EXAMPLES.joinpath("profile-sync-action.json").as_posix(),
         "--url",
         server.url + "/hook",
         "--context",
-        str(EXAMPLES / "seed-context.json"),
+        str(EXAMPLES / "profile-sync-context.json"),
     )
     assert done.returncode == ExitCode.HTTP_ERROR
     assert "VERDICT: HTTP_ERROR HTTP 403 no_client_certificate" in done.stdout
