@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean compose-test
 
 $(BIN)/mtls-lab: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ lint: $(BIN)/mtls-lab
 
 test: lint
 	$(BIN)/pytest
+
+# docker-compose.yml in real containers (as root): starts its own Docker engine, see docs/compose.md
+compose-test: $(BIN)/mtls-lab
+	bash scripts/compose-test.sh
 
 bench: $(BIN)/mtls-lab
 	$(BIN)/python benchmarks/server_throughput.py
