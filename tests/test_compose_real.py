@@ -83,8 +83,9 @@ class RealRun:
 
 def _timeline(project: Project) -> Timeline:
     listening = [when for when, line in project.logs("server") if line.startswith("mtls-lab server on https://")]
-    assert listening, project.sh("docker compose logs server").output
-    return Timeline(project.container("certs"), project.container("server"), project.container("caller"), listening[-1])
+    assert listening, "the server never printed its start-up line"
+    seen = project.inspect("certs", "server", "caller")
+    return Timeline(seen["certs"], seen["server"], seen["caller"], listening[-1])
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +104,7 @@ def real_run() -> Iterator[RealRun]:
         seen.pki["run"] = project.pki()
         seen.matrix = project.sh(MATRIX)
         seen.networks_during = networks()
-        seen.matrix_modes = {s: project.container(s).network_mode for s in MATRIX_SERVICES | DEFAULT_SERVICES}
+        seen.matrix_modes = {s: c.network_mode for s, c in project.inspect(*MATRIX_SERVICES, *DEFAULT_SERVICES).items()}
         seen.pki["matrix"] = project.pki()
         seen.certs_log = [line for _, line in project.logs("certs")]
         seen.force = project.sh(FORCE_CERTS)

@@ -30,7 +30,7 @@ DOCS = ROOT / "docs" / "compose.md"
 HOST_NETWORK = HERE / "host-network.yml"
 SLOW_SERVER = HERE / "slow-server.yml"
 NO_WAIT = HERE / "no-wait.yml"
-SLOW_SECONDS = 8  # slow-server.yml's sleep
+SLOW_SECONDS = 6  # slow-server.yml's sleep
 
 E2E = os.environ.get("MTLS_LAB_COMPOSE_E2E") == "1"
 
@@ -207,17 +207,23 @@ class Project:
         )
         return Run(command, done.returncode, done.stdout)
 
-    def container(self, service: str) -> Container:
-        ids = self.sh(f"docker compose --profile matrix ps --all --quiet {service}").output.split()
-        assert len(ids) == 1, f"{self.name}: {len(ids)} containers for {service}"
-        (data,) = json.loads(docker("inspect", ids[0]))
-        return Container(service, data)
+    def inspect(self, *services: str) -> dict[str, Container]:
+        """The services' containers (compose names them ``<project>-<service>-1``), in one call."""
+        data = json.loads(docker("inspect", *(f"{self.name}-{service}-1" for service in services)))
+        return {service: Container(service, one) for service, one in zip(services, data, strict=True)}
 
     def logs(self, service: str) -> list[tuple[datetime, str]]:
         """A service's log lines with the time Docker received each."""
-        text = self.sh(f"docker compose --profile matrix logs --no-log-prefix --timestamps {service}").output
+        done = subprocess.run(
+            ["docker", "logs", "--timestamps", f"{self.name}-{service}-1"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stdout
         found = []
-        for line in text.splitlines():
+        for line in done.stdout.splitlines():
             when, _, rest = line.partition(" ")
             found.append((timestamp(when), rest))
         return found

@@ -1,6 +1,6 @@
 # Test plumbing: a local stand-in for the official `python:3.11-slim-bookworm`, which CI cannot pull
 # (no image registry is reachable there). scripts/compose-test.sh builds it on a root filesystem that
-# mmdebstrap makes from Debian bookworm (python3, python3-venv, python3-pip, ca-certificates) and tags
+# mmdebstrap makes from Debian bookworm (python3, python3-venv, ca-certificates) and tags
 # it `python:3.11-slim-bookworm`, so the project's Dockerfile builds unchanged. Users pull the real one.
 FROM mtls-lab-bookworm-rootfs:local
 
