@@ -2,7 +2,7 @@
 
 Classification happens in one place, ``classify``, driven by tables:
 - ``TRANSPORT_TABLE`` maps what httpx raised (with the SSL error inside it) to an outcome and phase;
-- ``ALERT_CAUSES`` maps each TLS alert of tls-ground-truth.md to its cause and fix;
+- ``ALERT_CAUSES`` maps each TLS alert of docs/ground-truth.md to its cause and fix;
 - ``explain_http`` reads HTTP answers: nginx's 400 pages, gateway 401/403s, and the lab's reason codes.
 
 ``jo_status_code`` follows AJO's reporting: ``http_<code>`` for HTTP answers, ``timedout`` for

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -200,11 +201,9 @@ def test_dockerfile_copies_what_exists_and_what_the_commands_use(compose: dict[s
             copied += [s.rstrip("/") for s in sources]
     for source in copied:
         assert (ROOT / source).exists(), f"COPY {source}: no such path in the repository"
-    pyproject = (ROOT / "pyproject.toml").read_text()
-    packages = re.search(r"include = \[(.*?)\]", pyproject)
-    assert packages is not None
-    for package in re.findall(r'"(\w+)\*"', packages.group(1)):
-        assert package in copied, f"the package {package} is not copied into the image"
+    folders = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"].values()
+    for folder in folders:
+        assert folder in copied, f"the package folder {folder} is not copied into the image"
     assert {"pyproject.toml", "README.md"} <= set(copied)
     for service in compose["services"].values():
         for word in service["command"]:

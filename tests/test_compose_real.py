@@ -42,7 +42,7 @@ from tests.compose.project import (
     Run,
     networks,
 )
-from tests.docs_check import matches
+from tests.support.docs_check import matches
 
 if not E2E:
     pytest.skip(

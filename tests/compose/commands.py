@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tests.compose.project import DOCS
-from tests.docs_check import blocks, steps
+from tests.support.docs_check import blocks, steps
 
 DEFAULT_SERVICES = {"certs", "server", "caller"}
 MATRIX_SERVICES = {"server-tls", "server-mtls", "server-mixed", "caller-matrix"}
