@@ -155,15 +155,18 @@ check_networks() {
   [ "$networks" = "host none " ] || die "Docker networks $1: $networks(expected only: host none)"
 }
 
+# shellcheck disable=SC2317 # run by the clean-up
 remove_everything() {
-  local containers volumes
-  containers=$(docker ps -aq 2>/dev/null || true)
-  volumes=$(docker volume ls -q 2>/dev/null || true)
-  [ -z "$containers" ] || docker rm -f $containers >/dev/null 2>&1 || true
-  [ -z "$volumes" ] || docker volume rm -f $volumes >/dev/null 2>&1 || true
-  [ -z "$containers$volumes" ] || log "removed what was left: $(echo $containers $volumes | wc -w) containers/volumes"
+  local containers=() volumes=()
+  mapfile -t containers < <(docker ps -aq 2>/dev/null)
+  mapfile -t volumes < <(docker volume ls -q 2>/dev/null)
+  [ ${#containers[@]} -eq 0 ] || docker rm -f "${containers[@]}" >/dev/null 2>&1
+  [ ${#volumes[@]} -eq 0 ] || docker volume rm -f "${volumes[@]}" >/dev/null 2>&1
+  [ $((${#containers[@]} + ${#volumes[@]})) -eq 0 ] ||
+    log "removed what was left: ${#containers[@]} containers, ${#volumes[@]} volumes"
 }
 
+# shellcheck disable=SC2317 # run by the EXIT trap
 cleanup() {
   local status=$?
   trap - EXIT INT TERM
@@ -181,18 +184,21 @@ cleanup() {
     [ "$status" -eq 0 ] || [ ! -s "$WORK/dockerd.log" ] || { echo "--- dockerd log (tail)" && tail -15 "$WORK/dockerd.log"; } >&2
     rm -rf "$WORK"
   fi
-  local left
-  left=$(pgrep -f -- "--exec-root $WORK/exec" || true)
-  if [ -n "$WORK" ] && [ -n "$left" ]; then
-    printf 'compose-test: error: still running after the clean-up: %s\n' "$left" >&2
+  local left # dockerd, its containerd and the shims all name the temporary folder
+  left=$([ -z "$WORK" ] || pgrep -a -f -- "$WORK/" || true)
+  if [ -n "$left" ]; then
+    printf 'compose-test: error: still running after the clean-up:\n%s\n' "$left" >&2
     status=1
   fi
   if [ -n "$HOST_LINKS" ] && [ "$(links)" != "$HOST_LINKS" ]; then
     printf 'compose-test: error: network interfaces changed:\n%s\n' "$(diff <(echo "$HOST_LINKS") <(links))" >&2
     status=1
   fi
-  [ "$status" -eq 0 ] && log "done: no dockerd, container, volume or network interface left" ||
+  if [ "$status" -eq 0 ]; then
+    log "done: no dockerd, container, volume or network interface left"
+  else
     log "FAILED (exit $status)"
+  fi
   exit "$status"
 }
 
@@ -203,7 +209,7 @@ debian_sources() {
   local uris mirror security
   uris=$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '/^URIs:/ {for (i = 2; i <= NF; i++) print $i}'
     grep -hE '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null | awk '{print $2}')
-  mirror=$(echo "$uris" | grep -v security | grep -m1 debian || true)
+  mirror=$(echo "$uris" | grep -v -m1 security || true)
   security=$(echo "$uris" | grep -m1 security || true)
   [ -n "$mirror" ] || die "no Debian mirror in /etc/apt/sources.list*: mmdebstrap needs one to build the base image"
   echo "deb $mirror bookworm main"
