@@ -200,6 +200,7 @@ class Project:
             ["bash", "-c", command],
             cwd=ROOT,
             env=self.env,
+            stdin=subprocess.DEVNULL,  # as in CI: no terminal, so `run` allocates none
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
