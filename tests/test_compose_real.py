@@ -81,9 +81,12 @@ class RealRun:
     left_after_down: list[str] = field(default_factory=list)
 
 
-def _timeline(project: Project) -> Timeline:
+def _timeline(project: Project, after: Run) -> Timeline:
+    """When certs, server and caller started and ended in the `up` that printed ``after``."""
+    containers = project.containers()
+    assert {f"{project.name}-{s}-1" for s in DEFAULT_SERVICES} <= set(containers), f"{containers}\n{after}"
     listening = [when for when, line in project.logs("server") if line.startswith("mtls-lab server on https://")]
-    assert listening, "the server never printed its start-up line"
+    assert listening, f"the server never printed its start-up line\n{after}"
     seen = project.inspect("certs", "server", "caller")
     return Timeline(seen["certs"], seen["server"], seen["caller"], listening[-1])
 
@@ -97,7 +100,7 @@ def real_run() -> Iterator[RealRun]:
     try:
         for flip in FLIPS:
             seen.flips[flip.id] = project.sh(flip.command)
-            seen.timelines[flip.id] = _timeline(project)
+            seen.timelines[flip.id] = _timeline(project, seen.flips[flip.id])
             seen.pki[flip.id] = project.pki()
         seen.run_caller = project.sh(RUN_CALLER)
         seen.one_offs_after_run = project.containers("com.docker.compose.oneoff=True")
@@ -235,7 +238,8 @@ def slow_start(real_run: RealRun) -> Iterator[SlowStart]:
         pki_first = no_wait.pki()
         no_wait.sh("docker compose down")  # the volume stays
         waited = waits.sh(FLIPS[0].command)
-        seen = SlowStart(first, waited, _timeline(waits), pki_first, waits.pki(), [x for _, x in waits.logs("certs")])
+        certs_log = [line for _, line in waits.logs("certs")]
+        seen = SlowStart(first, waited, _timeline(waits, waited), pki_first, waits.pki(), certs_log)
         waits.sh(DOWN)
     finally:
         waits.force_down()
