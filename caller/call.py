@@ -140,7 +140,7 @@ def _attempt(
     notes, trace, handshake = HandshakeNotes(), _Trace(), HandshakeTrace()
 
     def facts() -> CallFacts:  # evaluated after the attempt, when trace and notes are filled in
-        return _facts(options, trace, notes)
+        return _facts(options, trace, notes, handshake, request.url)
 
     context = client_context(options.pki, options.identity, options.behavior, options.tls, options.server_ca, notes)
     handshake.install(context)
@@ -217,7 +217,9 @@ def _fetch_token(auth: Auth, client: httpx.Client, trace: _Trace) -> str:
     return value
 
 
-def _facts(options: CallOptions, trace: _Trace, notes: HandshakeNotes) -> CallFacts:
+def _facts(
+    options: CallOptions, trace: _Trace, notes: HandshakeNotes, handshake: HandshakeTrace, url: str
+) -> CallFacts:
     identity = options.identity
     leaf = identity.leaf_facts() if identity else None
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -229,13 +231,18 @@ def _facts(options: CallOptions, trace: _Trace, notes: HandshakeNotes) -> CallFa
         chain_leaf_only=bool(identity and len(identity.certificates()) == 1 and leaf and leaf.issuer != leaf.subject),
         behavior=options.behavior.value,
         cert_requested=notes.requested,
-        cert_sent=notes.sent,
+        cert_sent=_cert_sent(handshake, notes),  # the same value the verdict reports
         advertised=notes.advertised_names(),
         leaf_expired=bool(leaf and leaf.not_after < now),
         leaf_not_yet_valid=bool(leaf and leaf.not_before > now),
         leaf_lacks_client_auth=bool(leaf and leaf.extended_key_usage and "clientAuth" not in leaf.extended_key_usage),
         leaf_issuer=leaf.issuer if leaf else "",
         leaf_self_signed=bool(leaf and leaf.issuer == leaf.subject),
+        leaf_not_before=leaf.not_before if leaf else "",
+        leaf_not_after=leaf.not_after if leaf else "",
+        leaf_usages=leaf.extended_key_usage if leaf else (),
+        cert_file=str(identity.cert_file) if identity else "",
+        url=url,
     )
 
 
@@ -274,6 +281,9 @@ def _verdict(
         handshake=[m.to_json() for m in handshake.messages],
         request_line=f"{request.method} {httpx.URL(request.url).raw_path.decode()}",
         certificate_choice=notes.reason,
+        causes=list(result.causes),
+        stack_evidence=result.stack_evidence,
+        tell_apart=result.tell_apart,
     )
 
 

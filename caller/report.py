@@ -33,7 +33,10 @@ def render(verdict: Verdict, method: str = "POST") -> str:
         f"(server requested one: {_yes(verdict.server_requested_cert)}; CA names it advertised: {names})"
     )
     lines.append(f"  AJO would report: jo_status_code={verdict.jo_status_code}")
-    lines += _wrapped("why", verdict.explanation) + _wrapped("fix", verdict.fix) + _wrapped("note", verdict.model_note)
+    lines += _wrapped("why", verdict.explanation) + _wrapped("fix", verdict.fix)
+    if verdict.tell_apart:
+        lines += _wrapped("check", verdict.tell_apart)
+    lines += _wrapped("note", verdict.model_note)
     return "\n".join(lines)
 
 
