@@ -19,7 +19,7 @@ demo: $(BIN)/mtls-lab
 lint: $(BIN)/mtls-lab
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy
+	$(BIN)/python -m tests.support.typecheck
 
 test: lint
 	$(BIN)/pytest

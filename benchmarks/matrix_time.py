@@ -13,9 +13,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from certs.pki import generate
-from mtls_lab.matrix import run
-from mtls_lab.scenarios import SCENARIOS
+from mtls_lab.certs.pki import generate
+from mtls_lab.matrix.runner import run
+from mtls_lab.matrix.scenarios import SCENARIOS
 
 
 def main() -> None:

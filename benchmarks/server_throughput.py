@@ -52,8 +52,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from certs.layout import CA, Identity, LabPaths
-from certs.pki import generate
+from mtls_lab.certs.layout import CA, Identity, LabPaths
+from mtls_lab.certs.pki import generate
 
 HOST = "127.0.0.1"
 ACTION = "/custom-action"
@@ -692,7 +692,7 @@ def print_ratios(lab: Server, nginx: Server) -> None:
 
 def nodelay_cause() -> str:
     """Why the lab's connections may keep Nagle's algorithm on (checked on a socket made like the server's)."""
-    from server.run import bind
+    from mtls_lab.server.run import bind
 
     sock = bind(HOST, 0)
     proto = sock.proto

@@ -44,11 +44,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from caller.action import parse  # noqa: E402
-from caller.call import CallOptions, call, lab_identity  # noqa: E402
-from caller.tls import Chain  # noqa: E402
-from certs.layout import CA, Identity, LabPaths  # noqa: E402
-from certs.pki import generate  # noqa: E402
+from mtls_lab.caller.action import parse  # noqa: E402
+from mtls_lab.caller.call import CallOptions, call, lab_identity  # noqa: E402
+from mtls_lab.caller.tls import Chain  # noqa: E402
+from mtls_lab.certs.layout import CA, Identity, LabPaths  # noqa: E402
+from mtls_lab.certs.pki import generate  # noqa: E402
 
 MAX_BODY = 1024
 INVALID = ["impostor", "expired", "not-yet-valid", "no-client-auth", "self-signed", "none"]
@@ -188,8 +188,8 @@ def garbage(pki: LabPaths, port: int, kind: str) -> str:
     return answer[9:12].decode() if answer.startswith(b"HTTP/") else ("alert" if answer else "closed")
 
 
-def worker(pki: LabPaths, port: int, deadline: float, tally: Tally, seed: int) -> None:
-    rng = random.Random(seed)
+def worker(pki: LabPaths, port: int, deadline: float, tally: Tally, stream: int) -> None:
+    rng = random.Random(stream)
     url = f"https://localhost:{port}"
     kinds, weights = list(WEIGHTS), list(WEIGHTS.values())
     while time.monotonic() < deadline:

@@ -18,9 +18,9 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from certs.inspect import CertFacts
 from mtls_lab import _openssl
 from mtls_lab.alerts import Alert
+from mtls_lab.certs.inspect import CertFacts
 
 HANDSHAKE, ALERT = 22, 21
 _TYPES = {

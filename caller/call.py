@@ -12,10 +12,10 @@ from typing import Any
 
 import httpx
 
-from caller._handshake_trace import HandshakeTrace
-from caller.action import Auth, CustomAction, Request, build_request
-from caller.tls import Chain, ClientBehavior, ClientIdentity, HandshakeNotes, client_context
-from caller.verdict import (
+from mtls_lab.caller._handshake_trace import HandshakeTrace
+from mtls_lab.caller.action import Auth, CustomAction, Request, build_request
+from mtls_lab.caller.tls import Chain, ClientBehavior, ClientIdentity, HandshakeNotes, client_context
+from mtls_lab.caller.verdict import (
     Attempt,
     CallFacts,
     Classification,
@@ -27,7 +27,7 @@ from caller.verdict import (
     jo_status_code,
     rejection_style,
 )
-from certs.layout import LabPaths
+from mtls_lab.certs.layout import LabPaths
 
 NO_RETRY_STATUSES = frozenset({401, 403, 404})
 MAX_RETRIES = 3
@@ -295,6 +295,6 @@ def _cert_sent(handshake: HandshakeTrace, notes: HandshakeNotes) -> bool:
 
 def lab_identity(pki: LabPaths, name: str, chain: Chain) -> ClientIdentity | None:
     """A lab identity by name (``none`` gives no identity)."""
-    from certs.layout import Identity
+    from mtls_lab.certs.layout import Identity
 
     return None if name == "none" else ClientIdentity.from_lab(pki, Identity(name), chain)

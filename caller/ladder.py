@@ -12,7 +12,7 @@ import shutil
 import textwrap
 from typing import Any
 
-from caller.verdict import Verdict
+from mtls_lab.caller.verdict import Verdict
 
 RIGHT, LEFT = "─▶", "◀─"
 _COLOURS = {"sent": "\033[32m", "received": "\033[36m", "alert": "\033[1;31m", "note": "\033[33m", "end": "\033[0m"}

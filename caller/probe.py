@@ -21,14 +21,14 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from caller.action import parse
-from caller.call import CallOptions, call
-from caller.tls import UNVERIFIED, ClientBehavior, ClientIdentity
-from caller.verdict import Outcome, Verdict
-from certs.layout import CA, LabPaths
+from mtls_lab.caller.action import parse
+from mtls_lab.caller.call import CallOptions, call
+from mtls_lab.caller.tls import UNVERIFIED, ClientBehavior, ClientIdentity
+from mtls_lab.caller.verdict import Outcome, Verdict
+from mtls_lab.certs.layout import CA, LabPaths
 from mtls_lab.errors import ExitCode, LabError
 
-# Adobe's issuers (ajo-facts.md): today's chain, and the chain of the 2026-2027 migration.
+# Adobe's issuers (docs/adobe-facts.md): today's chain, and the chain of the 2026-2027 migration.
 ADOBE_ISSUERS = ("DigiCert Global Root G2", "DigiCert Global G2 TLS RSA SHA256 2020 CA1")
 ADOBE_NEXT_ISSUERS = ("DigiCert Assured ID Root G2", "DigiCert Assured ID Client CA G2")
 LAB_STAND_INS = {
@@ -200,7 +200,7 @@ def _cn(name: str) -> str:
 
 
 def _subject(pki: LabPaths, ca: CA) -> str:
-    from certs.inspect import load_pem_chain
+    from mtls_lab.certs.inspect import load_pem_chain
 
     return load_pem_chain(pki.ca(ca))[0].subject.rfc4514_string()
 
@@ -226,7 +226,7 @@ def _verdict(report: ProbeReport) -> None:
         report.configuration = "tls-only"
         report.likely_outcome = (
             "AJO's call carries NO certificate (the endpoint never asks for one). If the app "
-            "expects Adobe's identity, it answers 403: the seed's case."
+            "expects Adobe's identity, it answers 403: the community question's case."
         )
         fixes.append(
             "Server side: require a client certificate (mTLS-only, as Adobe asks) and trust Adobe's chain "

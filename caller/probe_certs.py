@@ -43,7 +43,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from caller.tls import ClientIdentity
+from mtls_lab.caller.tls import ClientIdentity
 from mtls_lab.errors import LabError
 
 PROBE_NAME = "trust-probe.invalid"

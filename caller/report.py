@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import textwrap
 
-from caller.verdict import Verdict
+from mtls_lab.caller.verdict import Verdict
 
 
 def _yes(value: bool | None) -> str:

@@ -7,7 +7,7 @@ handshake and answers with its 400 page. So an alert is evidence about the *stac
 about the cause: ``caller/causes.py`` reasons from the facts first and cites this table.
 
 ``MEASURED`` is the table of docs/server-stacks.md. tests/test_stacks.py starts each real server on
-127.0.0.1 (configured from ``mtls_lab.stack_configs``, requiring a client certificate and trusting the
+127.0.0.1 (configured from ``mtls_lab.server.stack_configs``, requiring a client certificate and trusting the
 lab's Adobe-like root), presents each failure on TLS 1.2 and TLS 1.3, and asserts every cell. Servers of
 one family answer alike (HAProxy as ``openssl s_server``), and the family is what the caller can tell.
 """
@@ -118,9 +118,9 @@ ANSWERS: dict[Stack, dict[Failure, tuple[str, str]]] = {
 
 @dataclass(frozen=True)
 class MeasuredServer:
-    """A real server the table was measured on (tests/stacks.py starts it)."""
+    """A real server the table was measured on (tests/support/stacks.py starts it)."""
 
-    key: str  # tests/stacks.py's name for it
+    key: str  # tests/support/stacks.py's name for it
     name: str
     stack: Stack
 

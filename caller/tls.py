@@ -7,7 +7,7 @@ Certificate message. Python's ``ssl`` cannot choose a certificate during the han
 installs OpenSSL's cert callback (``mtls_lab._openssl.install_certificate_choice``): when the server's
 CertificateRequest arrives, the callback compares its CA names with the issuers of the key store and
 removes the certificate from the connection when a JDK would not send it. The outcomes match the table
-measured with JDK 17 in tls-ground-truth.md (tested in tests/test_java_model.py).
+measured with JDK 17 in docs/ground-truth.md (tested in tests/test_java_model.py).
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from pathlib import Path
 
 from cryptography import x509
 
-from certs.inspect import CertFacts, load_pem_chain
-from certs.keypair import PairFiles, diagnose, refuse_encrypted_without_password
-from certs.layout import CA, Identity, LabPaths
 from mtls_lab import _openssl
+from mtls_lab.certs.inspect import CertFacts, load_pem_chain
+from mtls_lab.certs.keypair import PairFiles, diagnose, refuse_encrypted_without_password
+from mtls_lab.certs.layout import CA, Identity, LabPaths
 from mtls_lab.errors import LabError
 
 SYSTEM = "system"

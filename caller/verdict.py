@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from caller.causes import ADOBE_CHAIN, NEXT_CHAIN, CallFacts, Diagnosis, diagnose
+from mtls_lab.caller.causes import ADOBE_CHAIN, NEXT_CHAIN, CallFacts, Diagnosis, diagnose
 from mtls_lab.alerts import Alert, received_alert
 from mtls_lab.errors import ExitCode, cause_of
 

@@ -22,9 +22,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from certs.inspect import CertFacts, load_pem_chain, pem_of
-from certs.layout import ADOBE_CN, CA, Identity, LabPaths
 from mtls_lab import __version__
+from mtls_lab.certs.inspect import CertFacts, load_pem_chain, pem_of
+from mtls_lab.certs.layout import ADOBE_CN, CA, Identity, LabPaths
 from mtls_lab.errors import LabError
 
 DAY = dt.timedelta(days=1)
@@ -35,7 +35,7 @@ SERVER_AUTH = ExtendedKeyUsageOID.SERVER_AUTH
 
 
 def adobe_subject() -> x509.Name:
-    """The subject of Adobe's custom-action client certificate (ajo-facts.md)."""
+    """The subject of Adobe's custom-action client certificate (docs/adobe-facts.md)."""
     return x509.Name(
         [
             x509.NameAttribute(NameOID.COUNTRY_NAME, "US"),
@@ -135,7 +135,7 @@ def _build(now: dt.datetime) -> dict[str, Any]:
     impostor_int = _ca(IMPOSTOR_INTERMEDIATE, next(k), impostor_root, long_ago, far_ahead)
 
     # Place "now" inside Adobe's rotation overlap: the current certificate is in its last weeks, the
-    # rotated one was issued 60 days before the current one expires (ajo-facts.md), both are valid.
+    # rotated one was issued 60 days before the current one expires (docs/adobe-facts.md), both are valid.
     current_start = now - 350 * DAY
     rotated_start = current_start + LIFETIME - 60 * DAY
     both = (SERVER_AUTH, CLIENT_AUTH)

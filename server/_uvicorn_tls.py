@@ -23,12 +23,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from certs.inspect import CertFacts
 from mtls_lab import _openssl
-from server._asyncio_alerts import AlertDeliveringSSLProtocol, RejectHook
-from server._uvicorn_limits import GuardedHTTPProtocol as _BaseHTTP  # uvicorn's httptools protocol, bounded
-from server._uvicorn_limits import HTTPLimits
-from server.verify import NONE, ClientVerification
+from mtls_lab.certs.inspect import CertFacts
+from mtls_lab.server._asyncio_alerts import AlertDeliveringSSLProtocol, RejectHook
+from mtls_lab.server._uvicorn_limits import GuardedHTTPProtocol as _BaseHTTP  # uvicorn's httptools protocol, bounded
+from mtls_lab.server._uvicorn_limits import HTTPLimits
+from mtls_lab.server.verify import NONE, ClientVerification
 
 _TLS_VERSIONS = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
 

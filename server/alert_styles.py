@@ -20,13 +20,12 @@ the handshake, the callback and the log line run in one call on the server's eve
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import threading
 
 from cryptography import x509
 
-from caller.stacks import Stack
 from mtls_lab.alerts import Alert
+from mtls_lab.server.settings import AlertStyle
 
 # OpenSSL X509_V_ERR_* codes, and the alert ssl_x509err2alert makes of each one used here
 UNABLE_TO_GET_ISSUER_CERT = 2
@@ -55,29 +54,9 @@ GO_UNKNOWN_AUTHORITY = frozenset(
 )
 
 
-class AlertStyle(enum.Enum):
-    """Whose alerts the lab server sends when it rejects a client certificate."""
-
-    OPENSSL = "openssl"
-    JAVA = "java"
-    GO = "go"
-
-    @property
-    def stack(self) -> Stack:
-        return {AlertStyle.OPENSSL: Stack.OPENSSL, AlertStyle.JAVA: Stack.JAVA, AlertStyle.GO: Stack.GO}[self]
-
-    @property
-    def summary(self) -> str:
-        return {
-            AlertStyle.OPENSSL: "OpenSSL's alerts (HAProxy, openssl s_server)",
-            AlertStyle.JAVA: "a Java server's alerts (Tomcat, Jetty, Spring Boot)",
-            AlertStyle.GO: "a Go 1.20+ server's alerts (Caddy, Traefik)",
-        }[self]
-
-    @property
-    def missing_certificate_tls12(self) -> Alert | None:
-        """The alert for a missing certificate on TLS 1.2, where it differs from OpenSSL's handshake_failure."""
-        return Alert.BAD_CERTIFICATE if self is AlertStyle.JAVA else None
+def missing_certificate_tls12(style: AlertStyle) -> Alert | None:
+    """The alert for a missing certificate on TLS 1.2, where the style differs from OpenSSL's handshake_failure."""
+    return Alert.BAD_CERTIFICATE if style is AlertStyle.JAVA else None
 
 
 _last = threading.local()

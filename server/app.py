@@ -16,12 +16,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server._uvicorn_tls import TLSFacts, tls_facts
-from server.body import BodyEnd, answer_timed_out, note_disconnected, read_body
-from server.config import LoadedServer, Mode
-from server.forwarded import trusted
-from server.record import CallRecord
-from server.styles import forwarded_facts, gate
+from mtls_lab.server._uvicorn_tls import TLSFacts, tls_facts
+from mtls_lab.server.body import BodyEnd, answer_timed_out, note_disconnected, read_body
+from mtls_lab.server.config import LoadedServer
+from mtls_lab.server.forwarded import trusted
+from mtls_lab.server.record import CallRecord
+from mtls_lab.server.settings import Mode
+from mtls_lab.server.styles import forwarded_facts, gate
 
 logger = logging.getLogger("mtls_lab.server")
 

@@ -1,8 +1,7 @@
-"""The reference server's settings, turned into live objects in one ``load()`` step."""
+"""The reference server's settings (``settings``) turned into live objects in one ``load()`` step."""
 
 from __future__ import annotations
 
-import enum
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,91 +9,20 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from certs.inspect import is_ca, load_pem_chain, normalize_fingerprint
-from certs.keypair import PairFiles, diagnose
-from certs.layout import ADOBE_CN, CA, DEFAULT_CERTS_DIR
-from certs.pki import require
 from mtls_lab import _openssl
+from mtls_lab.certs.inspect import is_ca, load_pem_chain, normalize_fingerprint
+from mtls_lab.certs.keypair import PairFiles, diagnose
+from mtls_lab.certs.layout import CA
+from mtls_lab.certs.pki import require
 from mtls_lab.errors import LabError
-from server.guard import check_settings
-
-
-class Mode(enum.Enum):
-    """How the server treats client certificates."""
-
-    TLS = "tls"
-    MTLS = "mtls"
-    MIXED = "mixed"
-
-    @property
-    def verify_mode(self) -> ssl.VerifyMode:
-        return {Mode.TLS: ssl.CERT_NONE, Mode.MTLS: ssl.CERT_REQUIRED, Mode.MIXED: ssl.CERT_OPTIONAL}[self]
-
-    @property
-    def summary(self) -> str:
-        return {
-            Mode.TLS: "TLS only: never requests a client certificate",
-            Mode.MTLS: "mTLS only: requires a trusted client certificate (handshake fails without one)",
-            Mode.MIXED: "mixed: requests a client certificate optionally; a bad one still fails the handshake",
-        }[self]
-
-
-class RejectStyle(enum.Enum):
-    """Who answers a missing or bad client certificate, and how (tls-ground-truth.md)."""
-
-    ALERT = "alert"  # OpenSSL, Go, Envoy, Java servers: a TLS alert, the handshake fails
-    NGINX = "nginx"  # the handshake completes; HTTP 400 pages per request
-    GATEWAY = "gateway"  # AWS API Gateway, Cloudflare: the handshake completes; HTTP 403 {"message":"Forbidden"}
-
-    @property
-    def summary(self) -> str:
-        return {
-            RejectStyle.ALERT: "TLS alerts, like OpenSSL, Go, Envoy and Java servers",
-            RejectStyle.NGINX: "handshake completes, nginx's HTTP 400 pages",
-            RejectStyle.GATEWAY: "handshake completes, gateway HTTP 403 Forbidden",
-        }[self]
-
-
-class TLSVersion(enum.Enum):
-    V1_2 = "1.2"
-    V1_3 = "1.3"
-
-    @property
-    def ssl(self) -> ssl.TLSVersion:
-        return ssl.TLSVersion.TLSv1_2 if self is TLSVersion.V1_2 else ssl.TLSVersion.TLSv1_3
-
-
-ADVERTISE_TRUST = "trust"
-ADVERTISE_NONE = "none"
-
-
-@dataclass(frozen=True)
-class ServerConfig:
-    """Everything ``mtls-lab serve`` can be told; paths are resolved by ``load()``."""
-
-    mode: Mode = Mode.MTLS
-    host: str = "127.0.0.1"
-    port: int = 8443
-    certs: Path = DEFAULT_CERTS_DIR
-    trust: tuple[Path, ...] = ()  # empty: ca/adobe-like-root.pem
-    advertise_ca: str = ADVERTISE_TRUST  # "trust", "none" or a PEM path
-    tls_min: TLSVersion = TLSVersion.V1_2
-    tls_max: TLSVersion = TLSVersion.V1_3
-    allow_cn: tuple[str, ...] = (ADOBE_CN,)
-    pins: tuple[str, ...] = ()
-    record: Path | None = None
-    handshake_timeout: float = 10.0
-    header_timeout: float = 10.0  # the request line and headers, from the handshake or the request's first byte
-    body_timeout: float = 30.0  # the whole body, from the end of the headers
-    keep_alive_timeout: float = 5.0  # idle time between two requests on one connection
-    max_head_bytes: int = 32 * 1024  # request line and headers (431 beyond)
-    max_headers: int = 100  # header fields (431 beyond)
-    record_body_limit: int = 64 * 1024
-    max_body: int = 1024 * 1024
-    reject_style: RejectStyle = RejectStyle.ALERT
-    client_cert_header: str | None = None  # read the client certificate from this header (a proxy terminates TLS)
-    trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")  # addresses whose client-certificate header counts
-    quiet: bool = False
+from mtls_lab.server.settings import (
+    ADVERTISE_NONE,
+    ADVERTISE_TRUST,
+    Mode,
+    RejectStyle,
+    ServerConfig,
+    check_settings,
+)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,5 @@
 """What keeps the reference server up under bad input: settings checks, one line per bad connection.
 
-- ``check_settings``: numeric settings that would otherwise fail later, per connection, with a
-  traceback (asyncio refuses a handshake timeout of 0 only when a client connects);
 - ``log_handshake_abuse``: one line for a handshake timeout; plain HTTP sent to the TLS port gets
   nginx's readable 400 (``answer_plain_http``), not a bare close;
 - ``concise_loop_errors``: a connection-level OSError that reaches asyncio's exception handler (a reset
@@ -14,17 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import socket
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
-from mtls_lab.errors import LabError
-from server._uvicorn_limits import HTTPLimits
+from mtls_lab.server._uvicorn_limits import HTTPLimits
 
 if TYPE_CHECKING:
-    from server.config import ServerConfig
+    from mtls_lab.server.settings import ServerConfig
 
 logger = logging.getLogger("mtls_lab.server")
 
@@ -33,31 +29,6 @@ PLAIN_HTTP_ANSWER = (
     b"HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain; charset=utf-8\r\n"
     b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(_PLAIN_HTTP_BODY), _PLAIN_HTTP_BODY)
 )
-
-_TIMEOUTS = {
-    "handshake_timeout": "--handshake-timeout",
-    "header_timeout": "--header-timeout",
-    "body_timeout": "--body-timeout",
-    "keep_alive_timeout": "--keep-alive-timeout",
-}
-_SIZES = {"max_body": "--max-body", "record_body_limit": "record_body_limit"}
-_COUNTS = {"max_head_bytes": "max_head_bytes", "max_headers": "max_headers"}
-
-
-def check_settings(config: ServerConfig) -> None:
-    """LabError for a timeout, size or port the server could not work with."""
-    for field, option in _TIMEOUTS.items():
-        value = getattr(config, field)
-        if not (math.isfinite(value) and value > 0):
-            raise LabError(f"{option} {value:g}: give a number of seconds above 0, e.g. 10")
-    for field, option in _SIZES.items():
-        if getattr(config, field) < 0:
-            raise LabError(f"{option} {getattr(config, field)}: give a number of bytes, 0 or more")
-    for field, option in _COUNTS.items():
-        if getattr(config, field) < 1:
-            raise LabError(f"{option} {getattr(config, field)}: give a number above 0")
-    if not 0 <= config.port <= 65535:
-        raise LabError(f"--port {config.port}: give a port from 1 to 65535 (0: any free port)")
 
 
 def http_limits(config: ServerConfig) -> HTTPLimits:

@@ -7,9 +7,6 @@ import logging
 import socket
 import ssl
 import sys
-import threading
-import time
-from types import TracebackType
 from typing import Any
 
 import uvicorn
@@ -17,12 +14,14 @@ from cryptography import x509
 
 from mtls_lab.alerts import sent_alert
 from mtls_lab.errors import LabError
-from server._uvicorn_tls import tls_protocol_factory
-from server.app import create_app
-from server.config import LoadedServer, Mode, RejectStyle, ServerConfig, load
-from server.guard import LabUvicornServer, http_limits, log_handshake_abuse
-from server.record import CallRecord
-from server.verify import ClientVerification, verify_client_chain
+from mtls_lab.server._uvicorn_tls import tls_protocol_factory
+from mtls_lab.server.app import create_app
+from mtls_lab.server.background import BackgroundServer
+from mtls_lab.server.config import LoadedServer, load
+from mtls_lab.server.guard import LabUvicornServer, http_limits, log_handshake_abuse
+from mtls_lab.server.record import CallRecord
+from mtls_lab.server.settings import Mode, RejectStyle, ServerConfig
+from mtls_lab.server.verify import ClientVerification, verify_client_chain
 
 logger = logging.getLogger("mtls_lab.server")
 
@@ -120,45 +119,17 @@ def serve(config: ServerConfig) -> None:
         sock.close()
 
 
-class RunningServer:
+class RunningServer(BackgroundServer):
     """The reference server in a background thread, on a free loopback port unless told otherwise."""
 
     def __init__(self, config: ServerConfig, port: int = 0) -> None:
         self.loaded = load(config)
         self.record = CallRecord(config.record)
-        self._sock = bind(config.host, port)
-        self.port: int = self._sock.getsockname()[1]
-        self._server = make_server(self.loaded, self.record)
-        self._thread = threading.Thread(target=self._run, name=f"mtls-lab-server-{self.port}", daemon=True)
+        super().__init__(make_server(self.loaded, self.record), bind(config.host, port), "server")
 
     @property
     def url(self) -> str:
         return f"https://localhost:{self.port}"  # a host name, as AJO requires: the caller sends SNI
 
-    def _run(self) -> None:
-        self._server.run(sockets=[self._sock])
-
-    def start(self) -> RunningServer:
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"the lab server on port {self.port} did not start")
-            time.sleep(0.005)
-        return self
-
-    def request_stop(self) -> None:
-        """Ask the server to stop without waiting (stop many at once, then ``stop`` each)."""
-        self._server.should_exit = True
-
-    def stop(self) -> None:
-        self.request_stop()
-        self._thread.join(timeout=10)
-        self._sock.close()
+    def closed(self) -> None:
         self.record.close()
-
-    def __enter__(self) -> RunningServer:
-        return self.start()
-
-    def __exit__(self, *exc: tuple[type[BaseException] | None, BaseException | None, TracebackType | None]) -> None:
-        self.stop()

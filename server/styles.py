@@ -2,7 +2,7 @@
 
 ``gate`` runs before authorization. With the ``alert`` style it has nothing to do (OpenSSL already
 refused bad certificates in the handshake). With ``nginx`` and ``gateway`` the handshake accepted any
-certificate, and ``gate`` answers as those systems do (tls-ground-truth.md). ``forwarded_facts``
+certificate, and ``gate`` answers as those systems do (docs/ground-truth.md). ``forwarded_facts``
 replaces the TLS facts with the certificate a trusted front proxy forwarded in a header.
 """
 
@@ -14,11 +14,12 @@ from dataclasses import replace
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
-from certs.inspect import CertFacts
-from server._uvicorn_tls import TLSFacts
-from server.config import LoadedServer, Mode, RejectStyle
-from server.forwarded import HeaderError, parse_client_cert_header, trusted
-from server.verify import ClientVerification
+from mtls_lab.certs.inspect import CertFacts
+from mtls_lab.server._uvicorn_tls import TLSFacts
+from mtls_lab.server.config import LoadedServer
+from mtls_lab.server.forwarded import HeaderError, parse_client_cert_header, trusted
+from mtls_lab.server.settings import Mode, RejectStyle
+from mtls_lab.server.verify import ClientVerification
 
 logger = logging.getLogger("mtls_lab.server")
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from certs.layout import LabPaths
-from certs.pki import generate
-from server.config import ServerConfig
-from server.run import RunningServer
+from mtls_lab.certs.layout import LabPaths
+from mtls_lab.certs.pki import generate
+from mtls_lab.server.run import RunningServer
+from mtls_lab.server.settings import ServerConfig
 
 ServerFactory = Callable[..., RunningServer]
 
@@ -58,7 +58,8 @@ def fresh_server(pki: LabPaths) -> Iterator[ServerFactory]:
 @pytest.fixture(scope="session")
 def s_server(pki: LabPaths) -> Iterator[Callable[..., int]]:
     """``s_server(*flags)``: the port of an ``openssl s_server -www`` trusting the Adobe-like root."""
-    from tests.clients import OPENSSL, OpenSSLServers
+    from tests.support.openssl_servers import OpenSSLServers
+    from tests.support.tls_clients import OPENSSL
 
     if OPENSSL is None:
         pytest.skip("the openssl binary is not installed")

@@ -18,14 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from certs.layout import Identity, LabPaths
-from server.config import ServerConfig
-from server.guard import concise_loop_errors
-from server.run import RunningServer
+from mtls_lab.certs.layout import Identity, LabPaths
+from mtls_lab.server.guard import concise_loop_errors
+from mtls_lab.server.run import RunningServer
+from mtls_lab.server.settings import ServerConfig
 from tests.conftest import ServerFactory
-from tests.rawclients import (
-    LogCatcher,
-    caught_logs,
+from tests.support.logs import LogCatcher, caught_logs
+from tests.support.misbehaving_clients import (
     client_hello,
     raw,
     read_response,

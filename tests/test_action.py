@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from caller.action import ActionError, build_request, load, load_context, parse
+from mtls_lab.caller.action import ActionError, build_request, load, load_context, parse
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 BASE = {"name": "profile_sync", "url": "https://crm.example.com/api", "method": "POST"}
 
 
-def test_the_seed_example_builds_the_request_ajo_sends() -> None:
-    action = load(EXAMPLES / "seed-action.json")
-    request = build_request(action, load_context(EXAMPLES / "seed-context.json"))
+def test_the_profile_sync_example_builds_the_request_ajo_sends() -> None:
+    action = load(EXAMPLES / "profile-sync-action.json")
+    request = build_request(action, load_context(EXAMPLES / "profile-sync-context.json"))
     assert request.method == "POST"
     assert request.url == "https://localhost:8443/ajo/v1/profile-sync/CRM-000042"
     assert request.headers["X-Journey"] == "Post-purchase follow-up"

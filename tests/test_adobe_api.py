@@ -14,9 +14,10 @@ import httpx
 import pytest
 from cryptography import x509
 
-from certs.inspect import fingerprint, load_pem_chain
-from certs.layout import ADOBE_CN, CA, Identity, LabPaths
-from server.adobe_api import API_PATH, AdobeApiConfig, ChainMode, Phase, RunningAdobeApi
+from mtls_lab.certs.inspect import fingerprint, load_pem_chain
+from mtls_lab.certs.layout import ADOBE_CN, CA, Identity, LabPaths
+from mtls_lab.lifecycle.api import AdobeApiConfig, RunningAdobeApi
+from mtls_lab.lifecycle.phases import API_PATH, DEFAULT_PORT, ChainMode, Phase
 
 HEADERS = {"Authorization": "Bearer lab-token", "x-api-key": "lab-key", "x-gw-ims-org-id": "LAB@AdobeOrg"}
 ISO_MILLIS_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -193,9 +194,12 @@ def test_adobe_api_command_serves_the_endpoint(pki: LabPaths, verify: ssl.SSLCon
             proc.wait(10)
 
 
-def test_the_cli_knows_the_phases_and_the_port_without_importing_the_server() -> None:
-    from mtls_lab import lifecycle_cli
-    from server import adobe_api
-
-    assert [p.value for p in Phase] == lifecycle_cli.PHASES
-    assert lifecycle_cli.DEFAULT_PORT == adobe_api.DEFAULT_PORT == AdobeApiConfig().port
+def test_the_cli_reads_the_phases_without_loading_a_web_server() -> None:
+    """The phases live apart from the API stand-in, so building the CLI (every command's options) loads no server."""
+    code = (
+        "import sys; from mtls_lab.cli.command import build_parser; build_parser(); "
+        "print(sorted(n for n in ('uvicorn', 'starlette', 'httpx') if n in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == "[]"
+    assert AdobeApiConfig().port == DEFAULT_PORT

@@ -6,12 +6,12 @@ import socket
 
 import pytest
 
-from certs.layout import LabPaths
-from mtls_lab.against import pair, parse_target, run_against
+from mtls_lab.certs.layout import LabPaths
 from mtls_lab.cli import main
 from mtls_lab.errors import ExitCode, LabError
-from mtls_lab.scenarios import OTHER, ROOT, SCENARIOS
-from server.config import Mode
+from mtls_lab.matrix.against import pair, parse_target, run_against
+from mtls_lab.matrix.scenarios import OTHER, ROOT, SCENARIOS, Advertise
+from mtls_lab.server.settings import Mode, TLSVersion
 from tests.conftest import ServerFactory
 
 
@@ -21,7 +21,7 @@ def _targets(lab_server: ServerFactory) -> list[str]:
 
 def test_every_verdict_against_three_running_servers(pki: LabPaths, lab_server: ServerFactory) -> None:
     results = run_against(SCENARIOS, _targets(lab_server), pki)
-    assert {r.scenario.mode for r in results} == {"tls", "mtls", "mixed"}
+    assert {r.scenario.mode for r in results} == set(Mode)
     assert len(results) >= 40
     assert [r.scenario.id for r in results if not r.match] == []
     assert any(r.actual == "accepted" for r in results) and any(r.actual != "accepted" for r in results)
@@ -31,11 +31,11 @@ def test_only_scenarios_of_a_default_server_are_paired(pki: LabPaths) -> None:
     targets = [parse_target(f"{m.value}=https://127.0.0.1:1") for m in Mode]
     chosen = [s for s, _ in pair(SCENARIOS, targets, pki)]
     assert chosen and len(chosen) < len(SCENARIOS)
-    assert all(s.trust == ROOT and s.advertise == "trust" for s in chosen)
-    assert not any(s.pin or s.allow or s.tls_max != "1.3" for s in chosen)
+    assert all(s.trust == ROOT and s.advertise is Advertise.TRUST for s in chosen)
+    assert not any(s.pin or s.allow or s.tls_max is not TLSVersion.V1_3 for s in chosen)
     assert any(s.advertise == OTHER for s in SCENARIOS), "the table has rows a default server cannot answer"
     only_mtls = pair(SCENARIOS, [parse_target("mtls=https://127.0.0.1:1")], pki)
-    assert {s.mode for s, _ in only_mtls} == {"mtls"}
+    assert {s.mode for s, _ in only_mtls} == {Mode.MTLS}
 
 
 def test_a_swapped_url_is_an_error_not_mismatches(pki: LabPaths, lab_server: ServerFactory) -> None:

@@ -9,12 +9,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from certs.inspect import fingerprint, load_pem_chain
-from certs.layout import ADOBE_CN, CA, Identity, LabPaths
-from server.config import Mode, ServerConfig
-from server.run import RunningServer
-from tests.clients import client_context, identity_files
+from mtls_lab.certs.inspect import fingerprint, load_pem_chain
+from mtls_lab.certs.layout import ADOBE_CN, CA, Identity, LabPaths
+from mtls_lab.server.run import RunningServer
+from mtls_lab.server.settings import Mode, ServerConfig
 from tests.conftest import ServerFactory
+from tests.support.tls_clients import client_context, identity_files
 
 
 def _client(pki: LabPaths, identity: Identity | None, tls: str | None = None) -> httpx.Client:
@@ -43,7 +43,7 @@ def test_accepted_call_echoes_what_the_server_saw(pki: LabPaths, lab_server: Ser
 
 
 @pytest.mark.parametrize("mode", [Mode.TLS, Mode.MIXED])
-def test_no_certificate_is_the_seeds_403(mode: Mode, pki: LabPaths, lab_server: ServerFactory) -> None:
+def test_no_certificate_is_the_community_questions_403(mode: Mode, pki: LabPaths, lab_server: ServerFactory) -> None:
     response = _post(pki, lab_server(mode=mode), None if mode is Mode.MIXED else Identity.ADOBE)
     assert response.status_code == 403
     body = response.json()

@@ -11,13 +11,13 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from certs.layout import CA, Identity, LabPaths
-from server import _asyncio_alerts
-from server._asyncio_alerts import AlertDeliveringSSLProtocol
-from server.config import Mode
-from tests.clients import client_context, identity_files
+from mtls_lab.certs.layout import CA, Identity, LabPaths
+from mtls_lab.server import _asyncio_alerts
+from mtls_lab.server._asyncio_alerts import AlertDeliveringSSLProtocol
+from mtls_lab.server.settings import Mode
 from tests.conftest import ServerFactory
-from tests.flight import flight_at_once
+from tests.support.flight_client import flight_at_once
+from tests.support.tls_clients import client_context, identity_files
 
 TRIES = 60
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from certs.layout import Identity, LabPaths
+from mtls_lab.certs.layout import Identity, LabPaths
 from mtls_lab.cli import main
 from mtls_lab.errors import ExitCode
-from server.config import Mode
+from mtls_lab.server.settings import Mode
 from tests.conftest import ServerFactory
 
 PASSWORD = "lab-secret"

@@ -6,12 +6,12 @@ import ssl
 
 import pytest
 
-from certs.inspect import load_pem_chain
-from certs.layout import CA, Identity, LabPaths
 from mtls_lab import _openssl
-from server.config import ADVERTISE_NONE, Mode
-from tests.clients import identity_files, needs_openssl, s_client
+from mtls_lab.certs.inspect import load_pem_chain
+from mtls_lab.certs.layout import CA, Identity, LabPaths
+from mtls_lab.server.settings import ADVERTISE_NONE, Mode
 from tests.conftest import ServerFactory
+from tests.support.tls_clients import identity_files, needs_openssl, s_client
 
 
 def _cn(pki: LabPaths, ca: CA) -> str:

@@ -1,6 +1,6 @@
 """The caller against the reference server: every mode, identity, TLS version and client behaviour.
 
-The expectations are written down here, from tls-ground-truth.md, not computed by the code under test.
+The expectations are written down here, from docs/ground-truth.md, not computed by the code under test.
 """
 
 from __future__ import annotations
@@ -9,38 +9,19 @@ from dataclasses import dataclass
 
 import pytest
 
-from certs.layout import LabPaths
+from mtls_lab.certs.layout import LabPaths
 from mtls_lab.errors import ExitCode
-from server.config import Mode
-from tests.callers import ajo_call
+from mtls_lab.server.settings import Mode
 from tests.conftest import ServerFactory
+from tests.support.ajo_call import ajo_call
+from tests.support.expectations import (
+    JAVA_SENDS_WHEN_ROOT_NAMED,
+    PRESENTED,
+    lab_identity,
+    lab_server_answer,
+)
 
-IDENTITIES = [
-    "adobe",
-    "adobe-rotated",
-    "adobe-next",
-    "impostor",
-    "expired",
-    "not-yet-valid",
-    "no-client-auth",
-    "self-signed",
-    "adobe-leaf",
-    "none",
-]
-# What an OpenSSL server that trusts (and names) the Adobe-like root does with each identity, if sent.
-IF_SENT = {
-    "adobe": "http:200",
-    "adobe-rotated": "http:200",
-    "adobe-next": "alert:unknown_ca",
-    "impostor": "alert:unknown_ca",
-    "expired": "alert:certificate_expired",
-    "not-yet-valid": "alert:bad_certificate",
-    "no-client-auth": "alert:unsupported_certificate",
-    "self-signed": "alert:unknown_ca",
-    "adobe-leaf": "alert:unknown_ca",
-}
-# Whose chain a JDK finds an advertised name (the Adobe-like root) for: the intermediate's issuer is the root.
-JAVA_SENDS = {"adobe", "adobe-rotated", "expired", "not-yet-valid", "no-client-auth"}
+IDENTITIES = [*PRESENTED, "none"]
 
 
 @dataclass(frozen=True)
@@ -57,16 +38,10 @@ class Row:
     def sent(self) -> bool:
         if self.mode is Mode.TLS or self.who == "none":
             return False
-        return self.behavior == "openssl" or self.who in JAVA_SENDS
+        return self.behavior == "openssl" or self.who in JAVA_SENDS_WHEN_ROOT_NAMED
 
     def expected(self) -> str:
-        if self.mode is Mode.TLS:
-            return "http:403"
-        if not self.sent():
-            if self.mode is Mode.MIXED:
-                return "http:403"
-            return "alert:handshake_failure" if self.tls == "1.2" else "alert:certificate_required"
-        return IF_SENT[self.who]
+        return lab_server_answer(self.mode.value, self.tls, self.who if self.sent() else None)
 
 
 ROWS = [Row(m, t, w, b) for m in Mode for t in ("1.2", "1.3") for w in IDENTITIES for b in ("java", "openssl")]
@@ -75,7 +50,7 @@ ROWS = [Row(m, t, w, b) for m in Mode for t in ("1.2", "1.3") for w in IDENTITIE
 @pytest.mark.parametrize("row", ROWS, ids=lambda r: r.id)
 def test_caller_verdict(row: Row, pki: LabPaths, lab_server: ServerFactory) -> None:
     server = lab_server(mode=row.mode)
-    who, chain = ("adobe", "leaf") if row.who == "adobe-leaf" else (row.who, "full")
+    who, chain = lab_identity(row.who)
     verdict = ajo_call(pki, server.url, who, behavior=row.behavior, tls=row.tls, chain=chain)
     seen = f"alert:{verdict.alert}" if verdict.alert else f"http:{verdict.status}"
     assert seen == row.expected(), verdict.explanation

@@ -6,40 +6,33 @@ from collections.abc import Callable
 
 import pytest
 
-from certs.layout import LabPaths
-from tests.callers import ajo_call
-from tests.clients import needs_openssl
+from mtls_lab.certs.layout import LabPaths
+from tests.support.ajo_call import ajo_call
+from tests.support.expectations import JAVA_SENDS_WHEN_ROOT_NAMED, NO_CERTIFICATE, OPENSSL_SERVER_ANSWERS, lab_identity
+from tests.support.tls_clients import needs_openssl
 
 pytestmark = needs_openssl
 
-IF_SENT = {
-    "adobe": "http:200",
-    "impostor": "alert:unknown_ca",
-    "expired": "alert:certificate_expired",
-    "not-yet-valid": "alert:bad_certificate",
-    "no-client-auth": "alert:unsupported_certificate",
-    "self-signed": "alert:unknown_ca",
-    "adobe-leaf": "alert:unknown_ca",
-}
-JAVA_SENDS = {"adobe", "expired", "not-yet-valid", "no-client-auth"}  # s_server names its -CAfile roots
+# s_server names its -CAfile root: the Java model sends the chains that root issued
+WHO = ["adobe", "impostor", "expired", "not-yet-valid", "no-client-auth", "self-signed", "adobe-leaf"]
 
 
 CASES = [
     (s, t, w, b)
     for s in ("optional", "required")
     for t in ("1.2", "1.3")
-    for w in [*IF_SENT, "none"]
+    for w in [*WHO, "none"]
     for b in ("java", "openssl")
 ]
 
 
 def _expected(strictness: str, tls: str, who: str, behavior: str) -> str:
-    sent = who != "none" and (behavior == "openssl" or who in JAVA_SENDS)
+    sent = who != "none" and (behavior == "openssl" or who in JAVA_SENDS_WHEN_ROOT_NAMED)
     if sent:
-        return IF_SENT[who]
+        return OPENSSL_SERVER_ANSWERS[who]
     if strictness == "optional":
         return "http:200"  # s_server -verify lets a client without a certificate through
-    return "alert:handshake_failure" if tls == "1.2" else "alert:certificate_required"
+    return NO_CERTIFICATE[tls]
 
 
 @pytest.mark.parametrize(
@@ -54,7 +47,7 @@ def test_caller_reads_openssl_alerts(
         "-verify_return_error",
         f"-tls{tls.replace('.', '_')}",
     )
-    identity, chain = ("adobe", "leaf") if who == "adobe-leaf" else (who, "full")
+    identity, chain = lab_identity(who)
     verdict = ajo_call(
         pki, f"https://localhost:{port}", identity, behavior=behavior, tls=tls, chain=chain, method="GET"
     )

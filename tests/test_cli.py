@@ -15,12 +15,13 @@ from unittest import mock
 import httpx
 import pytest
 
-from certs.layout import CA, Identity, LabPaths
-from mtls_lab.cli import build_parser, env_arguments, main
+from mtls_lab.certs.layout import CA, Identity, LabPaths
+from mtls_lab.cli.command import build_parser, main
+from mtls_lab.cli.options import env_arguments
 from mtls_lab.errors import ExitCode
-from server.config import Mode
-from tests.clients import client_context, identity_files
+from mtls_lab.server.settings import Mode
 from tests.conftest import ServerFactory
+from tests.support.tls_clients import client_context, identity_files
 
 SUBCOMMANDS = sorted(build_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
 
@@ -194,11 +195,11 @@ def test_call_prints_a_verdict_for_people(pki: LabPaths, lab_server: ServerFacto
     server = lab_server(mode=Mode.TLS)
     done = _call(
         pki,
-        EXAMPLES.joinpath("seed-action.json").as_posix(),
+        EXAMPLES.joinpath("profile-sync-action.json").as_posix(),
         "--url",
         server.url + "/hook",
         "--context",
-        str(EXAMPLES / "seed-context.json"),
+        str(EXAMPLES / "profile-sync-context.json"),
     )
     assert done.returncode == ExitCode.HTTP_ERROR
     assert "VERDICT: HTTP_ERROR HTTP 403 no_client_certificate" in done.stdout

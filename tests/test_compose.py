@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import threading
 import time
+import tomllib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -142,7 +143,7 @@ def test_the_pki_volume_is_written_once_and_read_only_elsewhere(compose: dict[st
         assert services[name]["volumes"] == ["pki:/lab/certs:ro"], name
 
 
-def test_the_default_server_is_the_seeds_misconfiguration(compose: dict[str, Any]) -> None:
+def test_the_default_server_is_the_community_questions_misconfiguration(compose: dict[str, Any]) -> None:
     env = compose["services"]["server"]["environment"]
     assert interpolate(env["MTLS_LAB_MODE"], {}) == "tls"
     assert interpolate(env["MTLS_LAB_MODE"], {"SERVER_MODE": "mtls"}) == "mtls"
@@ -246,11 +247,9 @@ def test_dockerfile_copies_what_exists_and_what_the_commands_use(compose: dict[s
             copied += [s.rstrip("/") for s in sources]
     for source in copied:
         assert (ROOT / source).exists(), f"COPY {source}: no such path in the repository"
-    pyproject = (ROOT / "pyproject.toml").read_text()
-    packages = re.search(r"include = \[(.*?)\]", pyproject)
-    assert packages is not None
-    for package in re.findall(r'"(\w+)\*"', packages.group(1)):
-        assert package in copied, f"the package {package} is not copied into the image"
+    folders = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"].values()
+    for folder in folders:
+        assert folder in copied, f"the package folder {folder} is not copied into the image"
     assert {"pyproject.toml", "README.md"} <= set(copied)
     for service in compose["services"].values():
         for word in service["command"]:

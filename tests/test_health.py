@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from certs.layout import CA, LabPaths
-from certs.pki import generate
+from mtls_lab.certs.layout import CA, LabPaths
+from mtls_lab.certs.pki import generate
 from mtls_lab.cli import main
 from mtls_lab.errors import ExitCode, LabError
-from mtls_lab.health import Health, health_url, probe
-from server.config import Mode
+from mtls_lab.matrix.health import Health, health_url, probe
+from mtls_lab.server.settings import Mode
 from tests.conftest import ServerFactory
 
 

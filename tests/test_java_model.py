@@ -1,13 +1,13 @@
-"""The Java model reproduces tls-ground-truth.md's table measured with a JDK 17 client."""
+"""The Java model reproduces docs/ground-truth.md's table measured with a JDK 17 client."""
 
 from __future__ import annotations
 
 import pytest
 
-from certs.layout import CA, LabPaths
-from server.config import ADVERTISE_NONE, Mode
-from tests.callers import ajo_call
+from mtls_lab.certs.layout import CA, LabPaths
+from mtls_lab.server.settings import ADVERTISE_NONE, Mode
 from tests.conftest import ServerFactory
+from tests.support.ajo_call import ajo_call
 
 
 def _advertise(pki: LabPaths, which: str) -> str:

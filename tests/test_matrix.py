@@ -9,11 +9,14 @@ from typing import Any
 
 import pytest
 
-from certs.layout import LabPaths
-from mtls_lab import cli, matrix
+from mtls_lab import cli
+from mtls_lab.caller.tls import Chain, ClientBehavior
+from mtls_lab.certs.layout import Identity, LabPaths
 from mtls_lab.errors import ExitCode
-from mtls_lab.scenarios import SCENARIOS, Scenario
-from server.run import RunningServer
+from mtls_lab.matrix import runner
+from mtls_lab.matrix.scenarios import SCENARIOS, Scenario
+from mtls_lab.server.run import RunningServer
+from mtls_lab.server.settings import Mode, TLSVersion
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +25,7 @@ def scenario_server(pki: LabPaths) -> Iterator[Callable[[Scenario], RunningServe
 
     def get(scenario: Scenario) -> RunningServer:
         if scenario.server_key() not in servers:
-            servers[scenario.server_key()] = RunningServer(matrix.server_config(scenario, pki)).start()
+            servers[scenario.server_key()] = RunningServer(runner.server_config(scenario, pki)).start()
         return servers[scenario.server_key()]
 
     yield get
@@ -34,7 +37,7 @@ def scenario_server(pki: LabPaths) -> Iterator[Callable[[Scenario], RunningServe
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.id)
 def test_scenario(scenario: Scenario, pki: LabPaths, scenario_server: Callable[[Scenario], RunningServer]) -> None:
-    result = matrix.run_one(scenario, pki, scenario_server(scenario))
+    result = runner.run_one(scenario, pki, scenario_server(scenario))
     assert (result.actual, result.verdict.client_cert_sent) == (scenario.expect, scenario.sent), (
         result.verdict.explanation
     )
@@ -58,13 +61,14 @@ def test_every_accepted_row_has_a_rejected_sibling_differing_in_one_setting() ->
 
 
 def test_the_matrix_covers_what_the_issue_asks() -> None:
-    grid = {(s.mode, s.tls, s.identity, s.chain) for s in SCENARIOS if s.behavior == "java"}
-    for mode in ("tls", "mixed", "mtls"):
-        for tls in ("1.2", "1.3"):
-            for identity in ("adobe", "none", "impostor", "expired", "no-client-auth", "self-signed"):
-                assert (mode, tls, identity, "full") in grid, (mode, tls, identity)
-            if mode != "tls":
-                assert (mode, tls, "adobe", "leaf") in grid
+    grid = {(s.mode, s.tls, s.identity, s.chain) for s in SCENARIOS if s.behavior is ClientBehavior.JAVA}
+    core = (Identity.ADOBE, None, Identity.IMPOSTOR, Identity.EXPIRED, Identity.NO_CLIENT_AUTH, Identity.SELF_SIGNED)
+    for mode in Mode:
+        for tls in TLSVersion:
+            for identity in core:
+                assert (mode, tls, identity, Chain.FULL) in grid, (mode, tls, identity)
+            if mode is not Mode.TLS:
+                assert (mode, tls, Identity.ADOBE, Chain.LEAF) in grid
     expects = {s.expect for s in SCENARIOS}
     assert {"403 subject_not_allowed", "403 fingerprint_not_pinned", "alert protocol_version"} <= expects
 
@@ -89,7 +93,7 @@ def test_matrix_exits_non_zero_when_a_verdict_differs(
     wrong = next(s for s in SCENARIOS if s.id == "mtls/tls1.3/adobe/java")
     from dataclasses import replace
 
-    monkeypatch.setattr("mtls_lab.scenarios.SCENARIOS", [replace(wrong, expect="403 no_client_certificate")])
+    monkeypatch.setattr("mtls_lab.matrix.scenarios.SCENARIOS", [replace(wrong, expect="403 no_client_certificate")])
     assert cli.main(["matrix", "--certs", str(pki.root)]) == ExitCode.MISMATCH
     assert "MISMATCH: expected 403 no_client_certificate" in capsys.readouterr().out
 
@@ -103,7 +107,7 @@ def test_matrix_refuses_unknown_selections(pki: LabPaths, capsys: pytest.Capture
 def test_no_progress_indicator_when_piped(capsys: pytest.CaptureFixture[str]) -> None:
     import io
 
-    assert matrix.terminal_progress(io.StringIO()) is None
+    assert runner.terminal_progress(io.StringIO()) is None
 
 
 def test_demo_generates_the_pki_and_tells_the_story(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from certs.inspect import CertFacts, fingerprint, load_pem_chain
-from certs.layout import ADOBE_CN, CA, Identity, LabPaths
-from certs.pki import generate, require
+from mtls_lab.certs.inspect import CertFacts, fingerprint, load_pem_chain
+from mtls_lab.certs.layout import ADOBE_CN, CA, Identity, LabPaths
+from mtls_lab.certs.pki import generate, require
 from mtls_lab.errors import LabError
 
 NOW = dt.datetime.now(dt.UTC)

@@ -8,13 +8,14 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from caller.probe import ProbeError, probe
-from caller.tls import Chain, ClientIdentity
-from certs.layout import CA, Identity, LabPaths
+from mtls_lab.caller.probe import ProbeError, probe
+from mtls_lab.caller.tls import Chain, ClientIdentity
+from mtls_lab.certs.layout import CA, Identity, LabPaths
 from mtls_lab.errors import ExitCode
-from server.config import ADVERTISE_NONE, Mode, TLSVersion
-from tests.clients import free_port, needs_openssl
+from mtls_lab.server.settings import ADVERTISE_NONE, Mode, TLSVersion
 from tests.conftest import ServerFactory
+from tests.support.ports import free_port
+from tests.support.tls_clients import needs_openssl
 
 
 def _probe(pki: LabPaths, url: str, tries: list[ClientIdentity] | None = None):  # type: ignore[no-untyped-def]

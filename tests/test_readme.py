@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from certs.layout import LabPaths
-from mtls_lab import matrix
-from mtls_lab.cli import build_parser
-from mtls_lab.scenarios import SCENARIOS
-from tests.docs_check import Block, Outcome, Scratch, blocks, matches, steps
+from mtls_lab.certs.layout import LabPaths
+from mtls_lab.cli.command import build_parser
+from mtls_lab.matrix import runner
+from mtls_lab.matrix.scenarios import SCENARIOS
+from tests.support.docs_check import Block, Outcome, Scratch, blocks, matches, steps
 
 REPO = Path(__file__).resolve().parent.parent
 README = (REPO / "README.md").read_text()
@@ -96,7 +96,7 @@ def test_the_readme_matrix_is_the_real_matrix(pki: LabPaths) -> None:
     start, end = "<!-- matrix:start -->", "<!-- matrix:end -->"
     assert start in README and end in README, "the README must embed `mtls-lab matrix --markdown`"
     shown = README.split(start, 1)[1].split(end, 1)[0].strip()
-    real = matrix.render_markdown(matrix.run(SCENARIOS, pki)).strip()
+    real = runner.render_markdown(runner.run(SCENARIOS, pki)).strip()
     assert shown == real, "the README's matrix differs from the real run: regenerate with `mtls-lab matrix --markdown`"
 
 

@@ -10,14 +10,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from certs.layout import Identity, LabPaths
+from mtls_lab.certs.layout import Identity, LabPaths
 from mtls_lab.cli import main
 from mtls_lab.errors import ExitCode, LabError
-from server import record as record_module
-from server.record import CallRecord
-from tests.clients import client_context, identity_files
+from mtls_lab.server import record as record_module
+from mtls_lab.server.record import CallRecord
 from tests.conftest import ServerFactory
-from tests.rawclients import caught_logs
+from tests.support.logs import caught_logs
+from tests.support.tls_clients import client_context, identity_files
 
 FULL = Path("/dev/full")  # every write fails with ENOSPC: a full disk on demand
 

@@ -7,14 +7,14 @@ import itertools
 
 import pytest
 
-from caller.action import parse
-from caller.call import CallOptions, TokenCache, call, lab_identity
-from caller.tls import Chain, ClientBehavior
-from certs.layout import LabPaths
-from server.config import Mode
-from tests.callers import ajo_call
+from mtls_lab.caller.action import parse
+from mtls_lab.caller.call import CallOptions, TokenCache, call, lab_identity
+from mtls_lab.caller.tls import Chain, ClientBehavior
+from mtls_lab.certs.layout import LabPaths
+from mtls_lab.server.settings import Mode
 from tests.conftest import ServerFactory
-from tests.scripted import Script, scripted_endpoint
+from tests.support.ajo_call import ajo_call
+from tests.support.scripted_endpoint import Script, scripted_endpoint
 
 
 @pytest.mark.parametrize("status", [500, 502, 429, 400])

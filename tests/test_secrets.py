@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from certs.layout import Identity, LabPaths
+from mtls_lab.certs.layout import Identity, LabPaths
 from mtls_lab.cli import main
-from server.config import Mode
+from mtls_lab.server.settings import Mode
 from tests.conftest import ServerFactory
-from tests.rawclients import caught_logs, valid_call
+from tests.support.logs import caught_logs
+from tests.support.misbehaving_clients import valid_call
 
 
 def key_material(pki: LabPaths) -> list[str]:
@@ -36,7 +37,7 @@ def test_the_leak_check_finds_a_key(pki: LabPaths) -> None:
 
 
 def test_certs_output_has_no_key_material(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from certs.layout import LabPaths as Paths
+    from mtls_lab.certs.layout import LabPaths as Paths
 
     assert main(["certs", "--out", str(tmp_path / "certs")]) == 0
     captured = capsys.readouterr()

@@ -1,6 +1,6 @@
 """Every mode against every identity on TLS 1.2 and 1.3, seen by openssl s_client and by httpx.
 
-The expectations are tls-ground-truth.md's table for an OpenSSL server that trusts the Adobe-like
+The expectations are docs/ground-truth.md's table for an OpenSSL server that trusts the Adobe-like
 root only: the lab server must answer exactly like it.
 """
 
@@ -10,26 +10,13 @@ from dataclasses import dataclass
 
 import pytest
 
-from certs.layout import Identity, LabPaths
-from server.config import Mode, TLSVersion
-from tests.clients import httpx_call, identity_files, needs_openssl, s_client
+from mtls_lab.certs.layout import Identity, LabPaths
+from mtls_lab.server.settings import Mode, TLSVersion
 from tests.conftest import ServerFactory
+from tests.support.expectations import PRESENTED, lab_identity, lab_server_answer
+from tests.support.tls_clients import httpx_call, identity_files, needs_openssl, s_client
 
-LEAF_ONLY = "adobe-leaf-only"
 NONE = "none"
-
-# identity -> what an OpenSSL server that requests a certificate answers (TLS 1.2, TLS 1.3)
-REJECTS = {
-    Identity.ADOBE.value: ("http:200", "http:200"),
-    Identity.ADOBE_ROTATED.value: ("http:200", "http:200"),
-    Identity.ADOBE_NEXT.value: ("alert:unknown_ca", "alert:unknown_ca"),
-    Identity.IMPOSTOR.value: ("alert:unknown_ca", "alert:unknown_ca"),
-    Identity.EXPIRED.value: ("alert:certificate_expired", "alert:certificate_expired"),
-    Identity.NOT_YET_VALID.value: ("alert:bad_certificate", "alert:bad_certificate"),
-    Identity.NO_CLIENT_AUTH.value: ("alert:unsupported_certificate", "alert:unsupported_certificate"),
-    Identity.SELF_SIGNED.value: ("alert:unknown_ca", "alert:unknown_ca"),
-    LEAF_ONLY: ("alert:unknown_ca", "alert:unknown_ca"),
-}
 
 
 @dataclass(frozen=True)
@@ -43,24 +30,17 @@ class Case:
         return f"{self.mode.value}/tls{self.tls}/{self.who}"
 
     def expected(self) -> str:
-        if self.mode is Mode.TLS:
-            return "http:403"  # never asked: no certificate reaches the app
-        if self.who == NONE:
-            if self.mode is Mode.MIXED:
-                return "http:403"
-            return "alert:handshake_failure" if self.tls == "1.2" else "alert:certificate_required"
-        return REJECTS[self.who][0 if self.tls == "1.2" else 1]
+        return lab_server_answer(self.mode.value, self.tls, None if self.who == NONE else self.who)
 
 
-CASES = [Case(m, t, w) for m in Mode for t in ("1.2", "1.3") for w in [*REJECTS, NONE]]
+CASES = [Case(m, t, w) for m in Mode for t in ("1.2", "1.3") for w in [*PRESENTED, NONE]]
 
 
 def _identity(pki: LabPaths, who: str) -> tuple | None:
     if who == NONE:
         return None
-    if who == LEAF_ONLY:
-        return identity_files(pki, Identity.ADOBE, leaf_only=True)
-    return identity_files(pki, Identity(who))
+    identity, chain = lab_identity(who)
+    return identity_files(pki, Identity(identity), leaf_only=chain == "leaf")
 
 
 @needs_openssl
@@ -95,7 +75,7 @@ def test_tls13_only_client_against_tls12_server_gets_protocol_version(pki: LabPa
 def test_the_adobe_next_identity_is_accepted_when_the_next_root_is_trusted(
     pki: LabPaths, lab_server: ServerFactory
 ) -> None:
-    from certs.layout import CA
+    from mtls_lab.certs.layout import CA
 
     server = lab_server(mode=Mode.MTLS, trust=(pki.ca(CA.ADOBE_ROOT), pki.ca(CA.NEXT_ROOT)))
     for tls in ("1.2", "1.3"):

@@ -14,26 +14,17 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from certs.inspect import load_pem_chain
-from certs.layout import CA, Identity, LabPaths
-from server.config import Mode, RejectStyle
-from server.forwarded import HeaderError, encode_for, parse_client_cert_header
-from server.verify import verify_client_chain
-from tests.callers import ajo_call
-from tests.clients import OPENSSL, client_context, identity_files, needs_openssl
+from mtls_lab.certs.inspect import load_pem_chain
+from mtls_lab.certs.layout import CA, Identity, LabPaths
+from mtls_lab.server.forwarded import HeaderError, encode_for, parse_client_cert_header
+from mtls_lab.server.settings import Mode, RejectStyle
+from mtls_lab.server.verify import verify_client_chain
 from tests.conftest import ServerFactory
+from tests.support.ajo_call import ajo_call
+from tests.support.expectations import PRESENTED
+from tests.support.tls_clients import OPENSSL, client_context, identity_files, needs_openssl
 
-WHO = [
-    "adobe",
-    "adobe-rotated",
-    "adobe-next",
-    "impostor",
-    "expired",
-    "not-yet-valid",
-    "no-client-auth",
-    "self-signed",
-    "adobe-leaf",
-]
+WHO = PRESENTED
 
 
 def _chain(pki: LabPaths, who: str) -> tuple[Path, list[x509.Certificate]]:
@@ -219,10 +210,10 @@ NGINX = shutil.which("nginx")
 def real_nginx(pki: LabPaths, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if NGINX is None:
         pytest.skip("nginx is not installed")
-    from mtls_lab.nginx_conf import NginxSettings, write
-    from server.config import ServerConfig
-    from server.run import RunningServer
-    from tests.clients import free_port, wait_for_port
+    from mtls_lab.server.nginx_conf import NginxSettings, write
+    from mtls_lab.server.run import RunningServer
+    from mtls_lab.server.settings import ServerConfig
+    from tests.support.ports import free_port, wait_for_port
 
     backend = RunningServer(
         ServerConfig(mode=Mode.TLS, certs=pki.root, client_cert_header="X-SSL-Client-Cert", quiet=True)

@@ -8,12 +8,12 @@ from collections.abc import Callable
 
 import pytest
 
-from caller.ladder import render_ladder
-from certs.layout import CA, LabPaths
-from server.config import Mode
-from tests.callers import ajo_call
-from tests.clients import needs_openssl
+from mtls_lab.caller.ladder import render_ladder
+from mtls_lab.certs.layout import CA, LabPaths
+from mtls_lab.server.settings import Mode
 from tests.conftest import ServerFactory
+from tests.support.ajo_call import ajo_call
+from tests.support.tls_clients import needs_openssl
 
 ROOT_NAME = "CN=MTLS LAB stand-in for DigiCert Global Root G2,O=MTLS LAB (not a real CA),C=US"
 
@@ -132,7 +132,7 @@ def test_no_connection_no_messages(pki: LabPaths) -> None:
 
 
 def test_check_internals_notices_a_missing_message_hook() -> None:
-    from caller import _handshake_trace
+    from mtls_lab.caller import _handshake_trace
 
     _handshake_trace.check_internals()  # this Python has the hook
 

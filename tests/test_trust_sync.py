@@ -13,15 +13,17 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from certs.inspect import fingerprint, is_ca, load_pem_chain
-from certs.layout import CA, Identity, LabPaths
 from mtls_lab import cli
-from mtls_lab.cert_api import Credentials
+from mtls_lab.certs.inspect import fingerprint, is_ca, load_pem_chain
+from mtls_lab.certs.layout import CA, Identity, LabPaths
 from mtls_lab.errors import ExitCode, LabError
-from mtls_lab.trust_sync import Change, SyncOptions, SyncReport, sync
-from server.adobe_api import AdobeApiConfig, ChainMode, Phase, RunningAdobeApi
-from tests.clients import OPENSSL, free_port, needs_openssl
-from tests.scripted import Script, json_body, scripted_endpoint
+from mtls_lab.lifecycle.api import AdobeApiConfig, RunningAdobeApi
+from mtls_lab.lifecycle.client import Credentials
+from mtls_lab.lifecycle.phases import ChainMode, Phase
+from mtls_lab.lifecycle.trust_sync import Change, SyncOptions, SyncReport, sync
+from tests.support.ports import free_port
+from tests.support.scripted_endpoint import Script, json_body, scripted_endpoint
+from tests.support.tls_clients import OPENSSL, needs_openssl
 
 CREDENTIALS = Credentials(token="lab-token", api_key="lab-key", org_id="LAB@AdobeOrg")
 OLD_CHAIN = {CA.ADOBE_ROOT, CA.ADOBE_INTERMEDIATE}

@@ -7,7 +7,7 @@ from asyncio import sslproto
 import pytest
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from server import _asyncio_alerts, _uvicorn_limits
+from mtls_lab.server import _asyncio_alerts, _uvicorn_limits
 
 
 def test_the_internals_are_there() -> None:

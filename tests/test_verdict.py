@@ -10,11 +10,11 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from caller.verdict import ALERT_CAUSES, TRANSPORT_TABLE, Outcome
-from certs.layout import CA, LabPaths
 from mtls_lab.alerts import Alert, received_alert
-from tests.callers import ajo_call
-from tests.scripted import NGINX_BAD_CERT_PAGE, NGINX_NO_CERT_PAGE, Script, scripted_endpoint
+from mtls_lab.caller.verdict import ALERT_CAUSES, TRANSPORT_TABLE, Outcome
+from mtls_lab.certs.layout import CA, LabPaths
+from tests.support.ajo_call import ajo_call
+from tests.support.scripted_endpoint import NGINX_BAD_CERT_PAGE, NGINX_NO_CERT_PAGE, Script, scripted_endpoint
 
 
 def _transport_errors(cls: type[Exception] = httpx.TransportError) -> set[type[Exception]]:
@@ -123,8 +123,8 @@ def test_a_server_that_closes_without_an_alert(
 
 
 def test_an_untrusted_server_certificate(pki: LabPaths) -> None:
-    from caller.action import parse
-    from caller.call import CallOptions, call
+    from mtls_lab.caller.action import parse
+    from mtls_lab.caller.call import CallOptions, call
 
     with scripted_endpoint(pki, Script()) as url:
         verdict = call(

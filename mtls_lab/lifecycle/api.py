@@ -1,7 +1,7 @@
 """A local stand-in for Adobe's public-certificate API, serving the lab's Adobe-like certificates.
 
 Adobe asks customers not to pin its client certificate but to fetch it from the MTLS Service API and
-to automate that (ajo-facts.md). This service lets that automation meet a rotation and the CA
+to automate that (docs/adobe-facts.md). This service lets that automation meet a rotation and the CA
 migration on a laptop before it meets production.
 
 What follows Adobe's documentation (Experience Platform, "Public certificate endpoint" and the
@@ -46,14 +46,11 @@ before expiry; then migrates to the DigiCert Assured ID hierarchy):
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import json
 import logging
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import uvicorn
@@ -63,65 +60,23 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from certs.inspect import common_name, load_pem_chain, pem_of
-from certs.layout import CA, DEFAULT_CERTS_DIR, Identity, LabPaths
-from certs.pki import require
-from mtls_lab.errors import LabError
-from server.run import bind, configure_logging
+from mtls_lab.certs.inspect import common_name, load_pem_chain, pem_of
+from mtls_lab.certs.layout import CA, DEFAULT_CERTS_DIR, Identity, LabPaths
+from mtls_lab.certs.pki import require
+from mtls_lab.lifecycle.phases import (
+    API_PATH,
+    DEFAULT_LIMIT,
+    DEFAULT_PORT,
+    MAX_LIMIT,
+    PHASE_HEADER,
+    PHASE_PATH,
+    ChainMode,
+    Phase,
+)
+from mtls_lab.server.background import BackgroundServer
+from mtls_lab.server.run import bind, configure_logging
 
 logger = logging.getLogger("mtls_lab.adobe_api")
-
-API_PATH = "/data/core/mtls/v1/certificate/public-certificate"
-PHASE_PATH = "/_lab/phase"
-PHASE_HEADER = "x-mtls-lab-phase"
-DEFAULT_PORT = 8447
-DEFAULT_LIMIT = 20
-MAX_LIMIT = 100
-
-
-class Phase(enum.Enum):
-    """A point in the lifecycle of Adobe's client certificate."""
-
-    CURRENT = "current"
-    OVERLAP = "overlap"
-    ROTATED = "rotated"
-    MIGRATION = "migration"
-
-    @property
-    def identities(self) -> tuple[Identity, ...]:
-        """The lab certificates the API lists in this phase, oldest first."""
-        return _SERVED[self]
-
-    @property
-    def summary(self) -> str:
-        return _SUMMARIES[self]
-
-
-_SERVED = {
-    Phase.CURRENT: (Identity.ADOBE,),
-    Phase.OVERLAP: (Identity.ADOBE, Identity.ADOBE_ROTATED),
-    Phase.ROTATED: (Identity.ADOBE_ROTATED,),
-    Phase.MIGRATION: (Identity.ADOBE_NEXT,),
-}
-_SUMMARIES = {
-    Phase.CURRENT: "today's certificate",
-    Phase.OVERLAP: "today's and next year's certificates, both valid",
-    Phase.ROTATED: "next year's certificate; the old one is revoked",
-    Phase.MIGRATION: "the certificate from the new DigiCert Assured ID hierarchy",
-}
-
-
-class ChainMode(enum.Enum):
-    """What ``publicCertificate`` holds."""
-
-    LEAF = "leaf"  # the certificate alone, as in Adobe's documented sample
-    FULL = "full"  # lab extension: the certificate, its intermediate and its root
-
-    @property
-    def summary(self) -> str:
-        if self is ChainMode.LEAF:
-            return "the certificate alone, as Adobe documents"
-        return "certificate + intermediate + root (a lab extension)"
 
 
 @dataclass(frozen=True)
@@ -374,15 +329,12 @@ def serve_api(config: AdobeApiConfig) -> None:
         sock.close()
 
 
-class RunningAdobeApi:
+class RunningAdobeApi(BackgroundServer):
     """The API in a background thread, on a free loopback port unless told otherwise."""
 
     def __init__(self, config: AdobeApiConfig, port: int = 0) -> None:
         self.switch = PhaseSwitch(config.phase)
-        self._server = make_api_server(config, self.switch)
-        self._sock = bind(config.host, port)
-        self.port: int = self._sock.getsockname()[1]
-        self._thread = threading.Thread(target=self._run, name=f"mtls-lab-adobe-api-{self.port}", daemon=True)
+        super().__init__(make_api_server(config, self.switch), bind(config.host, port), "Adobe API")
 
     @property
     def url(self) -> str:
@@ -394,26 +346,3 @@ class RunningAdobeApi:
 
     def set_phase(self, phase: Phase) -> None:
         self.switch.set(phase)
-
-    def _run(self) -> None:
-        self._server.run(sockets=[self._sock])
-
-    def start(self) -> RunningAdobeApi:
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise LabError(f"the lab's Adobe API on port {self.port} did not start: see the log above")
-            time.sleep(0.005)
-        return self
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
-        self._sock.close()
-
-    def __enter__(self) -> RunningAdobeApi:
-        return self.start()
-
-    def __exit__(self, *exc: tuple[type[BaseException] | None, BaseException | None, TracebackType | None]) -> None:
-        self.stop()

@@ -15,10 +15,11 @@ import tempfile
 import threading
 from pathlib import Path
 
-from certs.layout import CA, LabPaths
-from mtls_lab.cert_api import Credentials
-from mtls_lab.trust_sync import SyncOptions, sync
-from server.adobe_api import AdobeApiConfig, Phase, RunningAdobeApi
+from mtls_lab.certs.layout import CA, LabPaths
+from mtls_lab.lifecycle.api import AdobeApiConfig, RunningAdobeApi
+from mtls_lab.lifecycle.client import Credentials
+from mtls_lab.lifecycle.phases import Phase
+from mtls_lab.lifecycle.trust_sync import SyncOptions, sync
 
 LAB_CREDENTIALS = Credentials(token="lab-token", api_key="lab-api-key", org_id="LAB@AdobeOrg")
 
@@ -26,20 +27,20 @@ _built: dict[tuple[Path, tuple[CA, ...], Phase], Path] = {}
 _lock = threading.Lock()
 
 
-def synced_bundle(pki: LabPaths, seed: tuple[CA, ...], phase: Phase) -> Path:
-    """The bundle trust-sync leaves after one run in ``phase``, starting from the ``seed`` CAs."""
-    key = (pki.root.resolve(), seed, phase)
+def synced_bundle(pki: LabPaths, initial: tuple[CA, ...], phase: Phase) -> Path:
+    """The bundle trust-sync leaves after one run in ``phase``, starting from the ``initial`` CAs."""
+    key = (pki.root.resolve(), initial, phase)
     with _lock:
         if key not in _built:
-            _built[key] = _build(pki, seed, phase)
+            _built[key] = _build(pki, initial, phase)
         return _built[key]
 
 
-def _build(pki: LabPaths, seed: tuple[CA, ...], phase: Phase) -> Path:
+def _build(pki: LabPaths, initial: tuple[CA, ...], phase: Phase) -> Path:
     directory = Path(tempfile.mkdtemp(prefix="mtls-lab-trust-sync-"))
     atexit.register(shutil.rmtree, directory, ignore_errors=True)
     bundle = directory / f"{phase.value}.pem"
-    bundle.write_bytes(b"".join(pki.ca(ca).read_bytes() for ca in seed))
+    bundle.write_bytes(b"".join(pki.ca(ca).read_bytes() for ca in initial))
     with RunningAdobeApi(AdobeApiConfig(phase=phase, certs=pki.root, quiet=True)) as api:
         options = SyncOptions(
             api=api.url,

@@ -1,15 +1,16 @@
-"""``mtls-lab demo``: the seed's story told with live calls, step by step."""
+"""``mtls-lab demo``: the community question's story told with live calls, step by step."""
 
 from __future__ import annotations
 
 import textwrap
 from dataclasses import dataclass
 
-from caller.ladder import render_ladder
-from certs.layout import LabPaths
-from mtls_lab.matrix import Result, run, server_config, server_label
-from mtls_lab.scenarios import SCENARIOS, Scenario
-from server.config import load
+from mtls_lab.caller.ladder import render_ladder
+from mtls_lab.caller.tls import Chain
+from mtls_lab.certs.layout import LabPaths
+from mtls_lab.matrix.runner import Result, run, server_config, server_label
+from mtls_lab.matrix.scenarios import SCENARIOS, Scenario
+from mtls_lab.server.config import load
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,8 @@ STEPS = [
     ),
     Step(
         "3. The traps next to it: TLS versions",
-        "The seed asked whether TLS 1.2 must go. No: a TLS 1.2-only endpoint still works, AJO falls back.",
+        "The community question asked whether TLS 1.2 must go. No: a TLS 1.2-only endpoint still works,"
+        " AJO falls back.",
         "mtls/tlsauto/adobe/java/server-max-tls1.2",
     ),
     Step(
@@ -134,8 +136,8 @@ def _step(step: Step, result: Result, pki: LabPaths) -> list[str]:
         *textwrap.wrap(step.story, 100),
         f"  server: mode {cfg.mode.value}, {_versions(cfg.tls_min.value, cfg.tls_max.value)}, trusts {trusted}, "
         f"advertises {advertised}" + (", pins the current leaf" if server.pins else ""),
-        f"  caller: identity {step.scenario.identity}{' (leaf only)' if step.scenario.chain == 'leaf' else ''}, "
-        f"TLS {step.scenario.tls or 'auto'}, Java client model",
+        f"  caller: identity {_who(step.scenario)}, "
+        f"TLS {step.scenario.tls.value if step.scenario.tls else 'auto'}, Java client model",
         f"  verdict: {result.actual} over {verdict.tls_version or 'no TLS version'}, client certificate "
         f"{'sent' if verdict.client_cert_sent else 'not sent'}, "
         f"jo_status_code {verdict.jo_status_code}  [{status}]",
@@ -146,3 +148,8 @@ def _step(step: Step, result: Result, pki: LabPaths) -> list[str]:
 
 def _versions(low: str, high: str) -> str:
     return f"TLS {low} only" if low == high else f"TLS {low}-{high}"
+
+
+def _who(scenario: Scenario) -> str:
+    who = scenario.identity.value if scenario.identity else "none"
+    return who + (" (leaf only)" if scenario.chain is Chain.LEAF else "")

@@ -2,7 +2,7 @@
 
 One snippet per stack and mode, with the file names a reader substitutes. The same text is what the
 tests run: ``runnable`` wraps a snippet in the smallest complete configuration (a port, the lab's
-server certificate, an app answer) and ``tests/stacks.py`` starts the real server with it, so a
+server certificate, an app answer) and ``tests/support/stacks.py`` starts the real server with it, so a
 snippet shown in docs/server-stacks.md cannot drift from one that was measured.
 
 The Java and Spring Boot snippets are the exceptions: no Maven here, so the tests run the JDK's own

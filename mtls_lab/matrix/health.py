@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 import httpx
 
-from caller.tls import Chain, ClientBehavior, ClientIdentity, HandshakeNotes, client_context
-from certs.layout import Identity, LabPaths
 from mtls_lab.alerts import received_alert
+from mtls_lab.caller.tls import Chain, ClientBehavior, ClientIdentity, HandshakeNotes, client_context
+from mtls_lab.certs.layout import Identity, LabPaths
 from mtls_lab.errors import ExitCode, LabError, cause_of, causes
 
 HEALTH_PATH = "/_lab/health"

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from caller.action import parse
-from caller.call import CallOptions, call, lab_identity
-from caller.tls import Chain, ClientBehavior
-from caller.verdict import Verdict
-from certs.layout import LabPaths
+from mtls_lab.caller.action import parse
+from mtls_lab.caller.call import CallOptions, call, lab_identity
+from mtls_lab.caller.tls import Chain, ClientBehavior
+from mtls_lab.caller.verdict import Verdict
+from mtls_lab.certs.layout import LabPaths
 
 
 def ajo_call(

@@ -1,6 +1,6 @@
 """Real server stacks on 127.0.0.1 for the tests: nginx, HAProxy, Caddy (Go), a JSSE server and openssl s_server.
 
-Each is configured from the snippets of ``mtls_lab.stack_configs`` (so the documented snippets are the
+Each is configured from the snippets of ``mtls_lab.server.stack_configs`` (so the documented snippets are the
 ones measured), started once per configuration and session, several at a time (start-up dominates:
 the JVM and javac take seconds), and stopped together. A stack whose binary is absent is skipped by
 the tests that need it; CI installs them all (.ci/run).
@@ -22,11 +22,11 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 
-from certs.layout import LabPaths
-from mtls_lab.stack_configs import ClientAuth, Files, caddy, haproxy, nginx
-from tests.clients import free_port, wait_for_port
+from mtls_lab.certs.layout import LabPaths
+from mtls_lab.server.stack_configs import ClientAuth, Files, caddy, haproxy, nginx
+from tests.support.ports import free_port, wait_for_port
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 JAVA_SOURCE = REPO / "tests" / "java" / "MtlsServer.java"
 
 

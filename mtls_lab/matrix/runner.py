@@ -11,17 +11,16 @@ from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any, TextIO
 
-from caller.action import parse
-from caller.call import CallOptions, call, lab_identity
-from caller.tls import Chain, ClientBehavior
-from caller.verdict import Verdict
-from certs.inspect import fingerprint, load_pem_chain
-from certs.layout import Identity, LabPaths
-from mtls_lab.scenarios import Scenario
-from mtls_lab.synced_trust import synced_bundle
-from server.adobe_api import Phase
-from server.config import Mode, RejectStyle, ServerConfig, TLSVersion
-from server.run import RunningServer
+from mtls_lab.caller.action import parse
+from mtls_lab.caller.call import CallOptions, call
+from mtls_lab.caller.tls import ClientIdentity
+from mtls_lab.caller.verdict import Verdict
+from mtls_lab.certs.inspect import fingerprint, load_pem_chain
+from mtls_lab.certs.layout import Identity, LabPaths
+from mtls_lab.lifecycle.synced import synced_bundle
+from mtls_lab.matrix.scenarios import Advertise, Scenario
+from mtls_lab.server.run import RunningServer
+from mtls_lab.server.settings import ServerConfig
 
 Progress = Callable[[int, int, Scenario], None]
 
@@ -52,15 +51,20 @@ class Result:
         return {
             "id": s.id,
             "server": {
-                "mode": s.mode,
+                "mode": s.mode.value,
                 "trust": [c.value for c in s.trust],
-                "advertise": s.advertise.value if not isinstance(s.advertise, str) else s.advertise,
-                "tls_max": s.tls_max,
+                "advertise": s.advertise.value,
+                "tls_max": s.tls_max.value,
                 "allow_cn": list(s.allow),
                 "pinned_leaf": s.pin,
-                "trust_sync_phase": s.trust_sync,
+                "trust_sync_phase": s.trust_sync.value if s.trust_sync else None,
             },
-            "caller": {"identity": s.identity, "chain": s.chain, "behavior": s.behavior, "tls": s.tls},
+            "caller": {
+                "identity": s.identity.value if s.identity else "none",
+                "chain": s.chain.value,
+                "behavior": s.behavior.value,
+                "tls": s.tls.value if s.tls else None,
+            },
             "expected": {"verdict": s.expect, "client_cert_sent": s.sent},
             "actual": {
                 "verdict": self.actual,
@@ -93,16 +97,18 @@ def select(
 
 def server_config(scenario: Scenario, pki: LabPaths) -> ServerConfig:
     pins = (fingerprint(load_pem_chain(pki.client_leaf(Identity.ADOBE))[0]),) if scenario.pin else ()
-    advertise = scenario.advertise if isinstance(scenario.advertise, str) else str(pki.ca(scenario.advertise))
+    advertise = (
+        scenario.advertise.value if isinstance(scenario.advertise, Advertise) else str(pki.ca(scenario.advertise))
+    )
     return ServerConfig(
-        mode=Mode(scenario.mode),
+        mode=scenario.mode,
         certs=pki.root,
         trust=_trust(scenario, pki),
         advertise_ca=advertise,
-        tls_max=TLSVersion(scenario.tls_max),
+        tls_max=scenario.tls_max,
         allow_cn=scenario.allow or ServerConfig().allow_cn,
-        reject_style=RejectStyle(scenario.style) if scenario.style != "proxy-no-header" else RejectStyle.ALERT,
-        client_cert_header="X-SSL-Client-Cert" if scenario.style == "proxy-no-header" else None,
+        reject_style=scenario.style,
+        client_cert_header="X-SSL-Client-Cert" if scenario.proxy_without_header else None,
         pins=pins,
         quiet=True,
     )
@@ -112,15 +118,17 @@ def _trust(scenario: Scenario, pki: LabPaths) -> tuple[Path, ...]:
     """The scenario's CA files, or the one bundle trust-sync made of them in the scenario's phase."""
     if scenario.trust_sync is None:
         return tuple(pki.ca(c) for c in scenario.trust)
-    return (synced_bundle(pki, scenario.trust, Phase(scenario.trust_sync)),)
+    return (synced_bundle(pki, scenario.trust, scenario.trust_sync),)
 
 
 def server_label(scenario: Scenario) -> str:
     """The server's configuration in a few words, for ladder headers."""
     trusts = ", ".join(c.value for c in scenario.trust)
-    advertise = scenario.advertise if isinstance(scenario.advertise, str) else f"only {scenario.advertise.value}"
-    synced = f" as trust-sync keeps it in phase {scenario.trust_sync}" if scenario.trust_sync else ""
-    return f"{scenario.mode}, TLS up to {scenario.tls_max}, trusts {trusts}{synced}, advertises {advertise}"
+    advertise = (
+        scenario.advertise.value if isinstance(scenario.advertise, Advertise) else f"only {scenario.advertise.value}"
+    )
+    synced = f" as trust-sync keeps it in phase {scenario.trust_sync.value}" if scenario.trust_sync else ""
+    return f"{scenario.mode.value}, TLS up to {scenario.tls_max.value}, trusts {trusts}{synced}, advertises {advertise}"
 
 
 def run_one(scenario: Scenario, pki: LabPaths, server: RunningServer) -> Result:
@@ -133,9 +141,9 @@ def call_at(scenario: Scenario, pki: LabPaths, base_url: str) -> Result:
     action = parse({"name": "matrix_call", "url": base_url + "/custom-action", "method": "POST"})
     options = CallOptions(
         pki=pki,
-        identity=lab_identity(pki, scenario.identity, Chain(scenario.chain)),
-        behavior=ClientBehavior(scenario.behavior),
-        tls=scenario.tls,
+        identity=ClientIdentity.from_lab(pki, scenario.identity, scenario.chain) if scenario.identity else None,
+        behavior=scenario.behavior,
+        tls=scenario.tls.value if scenario.tls else None,
         retries=0,
     )
     verdict = call(action, {"profile": {}}, options)

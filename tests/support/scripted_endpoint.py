@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from certs.layout import CA, LabPaths
+from mtls_lab.certs.layout import CA, LabPaths
 
 NGINX_NO_CERT_PAGE = (
     "<html>\r\n<head><title>400 No required SSL certificate was sent</title></head>\r\n<body>\r\n"

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from certs.layout import CA, LabPaths
+from mtls_lab.certs.layout import CA, LabPaths
 
 HEADER = "X-SSL-Client-Cert"
 

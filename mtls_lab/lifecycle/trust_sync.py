@@ -1,6 +1,6 @@
 """``mtls-lab trust-sync``: the automation Adobe asks customers to build, as a worked example.
 
-It reads Adobe's public-certificate API (every page, see ``mtls_lab.cert_api``), finds the CAs that
+It reads Adobe's public-certificate API (every page, see ``mtls_lab.lifecycle.client``), finds the CAs that
 issued each listed certificate, and keeps a PEM trust bundle of those roots and intermediates (never
 leaves) up to date, plus a state file next to it:
 
@@ -35,9 +35,9 @@ from typing import Any
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 
-from certs.inspect import common_name, fingerprint, is_ca, pem_of
-from mtls_lab.cert_api import SYSTEM, Credentials, Fetched, Listed, api_context, fetch_all
+from mtls_lab.certs.inspect import common_name, fingerprint, is_ca, pem_of
 from mtls_lab.errors import LabError
+from mtls_lab.lifecycle.client import SYSTEM, Credentials, Fetched, Listed, api_context, fetch_all
 
 STATE_FORMAT = "mtls-lab trust-sync state 1"
 BUNDLE_HEADER = (

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import re
 import shutil
-import socket
 import ssl
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
-from certs.layout import CA, Identity, LabPaths
 from mtls_lab.alerts import Alert, received_alert
+from mtls_lab.certs.layout import CA, Identity, LabPaths
 
 OPENSSL = shutil.which("openssl")
 needs_openssl = pytest.mark.skipif(OPENSSL is None, reason="the openssl binary is not installed")
@@ -100,58 +98,3 @@ def httpx_call(pki: LabPaths, url: str, tls: str | None, identity: tuple[Path, P
         alert = received_alert(exc)
         return Seen(alert=alert.label if alert else None, error=repr(exc)), type(exc).__name__
     return Seen(status=response.status_code, body=response.text), None
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_port(port: int, seconds: float = 10) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.02)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
-
-
-class OpenSSLServers:
-    """``openssl s_server -www`` instances trusting the Adobe-like root: one per set of flags, stopped together."""
-
-    def __init__(self, pki: LabPaths) -> None:
-        self.pki = pki
-        self.running: dict[tuple[str, ...], tuple[subprocess.Popen[bytes], int]] = {}
-
-    def start(self, *flags: str) -> int:
-        if flags not in self.running:
-            port = free_port()
-            args = [
-                str(OPENSSL),
-                "s_server",
-                "-accept",
-                f"127.0.0.1:{port}",
-                "-cert",
-                str(self.pki.server_cert),
-                "-key",
-                str(self.pki.server_key),
-                "-CAfile",
-                str(self.pki.ca(CA.ADOBE_ROOT)),
-                "-www",
-                "-quiet",
-                *flags,
-            ]
-            process = subprocess.Popen(
-                args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-            )
-            wait_for_port(port)
-            self.running[flags] = (process, port)
-        return self.running[flags][1]
-
-    def stop(self) -> None:
-        for process, _ in self.running.values():
-            process.terminate()
-            process.wait(5)

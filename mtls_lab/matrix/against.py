@@ -15,12 +15,12 @@ from dataclasses import dataclass
 
 import httpx
 
-from certs.layout import CA, LabPaths
-from mtls_lab import matrix
+from mtls_lab.certs.layout import CA, LabPaths
 from mtls_lab.errors import LabError
-from mtls_lab.health import Health, probe
-from mtls_lab.scenarios import Scenario, row
-from server.config import Mode, ServerConfig
+from mtls_lab.matrix import runner
+from mtls_lab.matrix.health import Health, probe
+from mtls_lab.matrix.scenarios import Scenario, row
+from mtls_lab.server.settings import Mode, ServerConfig
 
 
 @dataclass(frozen=True)
@@ -56,15 +56,15 @@ def pair(scenarios: list[Scenario], targets: list[Target], pki: LabPaths) -> lis
     by_mode = {t.mode: t for t in targets}
     if len(by_mode) < len(targets):
         raise LabError("--against: one URL per mode: the same mode was given twice")
-    return [(s, by_mode[Mode(s.mode)]) for s in scenarios if Mode(s.mode) in by_mode and _on_default_server(s, pki)]
+    return [(s, by_mode[s.mode]) for s in scenarios if s.mode in by_mode and _on_default_server(s, pki)]
 
 
 def _on_default_server(scenario: Scenario, pki: LabPaths) -> bool:
     # Both: the scenario table's own server defaults (a row given no server settings, so a server-side
     # field added later counts too), and the ServerConfig the matrix would start, compared with `serve`'s.
-    plain = row(scenario.mode, None, "none", "accepted")
+    plain = row(scenario.mode, None, None, "accepted")
     same_row = scenario.server_key() == plain.server_key()
-    return same_row and matrix.server_config(scenario, pki) == default_server(Mode(scenario.mode), pki)
+    return same_row and runner.server_config(scenario, pki) == default_server(scenario.mode, pki)
 
 
 def check(target: Target, pki: LabPaths) -> None:
@@ -77,8 +77,8 @@ def check(target: Target, pki: LabPaths) -> None:
 
 
 def run_against(
-    scenarios: list[Scenario], texts: list[str], pki: LabPaths, progress: matrix.Progress | None = None
-) -> list[matrix.Result]:
+    scenarios: list[Scenario], texts: list[str], pki: LabPaths, progress: runner.Progress | None = None
+) -> list[runner.Result]:
     """Run the scenarios the given servers can answer, against them; LabError if none can."""
     targets = [parse_target(text) for text in texts]
     pairs = pair(scenarios, targets, pki)
@@ -91,5 +91,5 @@ def run_against(
     for index, (scenario, target) in enumerate(pairs):
         if progress:
             progress(index, len(pairs), scenario)
-        results.append(matrix.call_at(scenario, pki, target.url))
+        results.append(runner.call_at(scenario, pki, target.url))
     return results

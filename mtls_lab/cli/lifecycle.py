@@ -5,20 +5,24 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from certs.layout import CA, DEFAULT_CERTS_DIR, LabPaths
+from mtls_lab.certs.layout import CA, LabPaths
+from mtls_lab.cli.options import json_option, listen_options, pki_option
 from mtls_lab.errors import ExitCode, LabError
+from mtls_lab.lifecycle.phases import API_PATH, DEFAULT_PORT, ChainMode, Phase
 
-PHASES = ["current", "overlap", "rotated", "migration"]  # server.adobe_api.Phase, not imported: it loads uvicorn
-DEFAULT_PORT = 8447  # server.adobe_api.DEFAULT_PORT; not 8444-8446, which the compose matrix profile publishes
+if TYPE_CHECKING:
+    from mtls_lab.cli.options import Commands
 
 
-def add_adobe_api(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_adobe_api(sub: Commands) -> None:
     """Register ``mtls-lab adobe-api``."""
     p = sub.add_parser(
         "adobe-api",
+        parents=[listen_options(DEFAULT_PORT), pki_option()],
         help="serve a local stand-in for Adobe's public-certificate API, at a chosen point of the lifecycle",
-        description="Serve GET /data/core/mtls/v1/certificate/public-certificate over HTTPS (the lab server's "
+        description=f"Serve GET {API_PATH} over HTTPS (the lab server's "
         "certificate, trusted via certs/ca/server-root.pem) in Adobe's documented format, with the lab's "
         "Adobe-like certificates, so that certificate automation can meet a rotation and the CA migration before "
         "production. It wants the headers Authorization: Bearer, x-api-key and x-gw-ims-org-id and answers like "
@@ -26,18 +30,12 @@ def add_adobe_api(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "both valid; rotated = next year's only (the old one is revoked); migration = the certificate from the "
         'new DigiCert Assured ID hierarchy. PUT /_lab/phase {"phase": NAME} switches phases while it runs.',
     )
-    p.add_argument("--phase", choices=PHASES, default="current", help="point in the lifecycle (default current)")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument(
-        "--port",
-        type=int,
-        default=DEFAULT_PORT,
-        help=f"port (default {DEFAULT_PORT}; 0 = a free port, printed at start-up)",
+        "--phase", choices=[p.value for p in Phase], default="current", help="point in the lifecycle (default current)"
     )
-    p.add_argument("--certs", type=Path, default=DEFAULT_CERTS_DIR, help="lab PKI directory (default ./certs)")
     p.add_argument(
         "--chain",
-        choices=["leaf", "full"],
+        choices=[c.value for c in ChainMode],
         default="leaf",
         help="publicCertificate holds the certificate alone, as Adobe documents (leaf, default), or also its "
         "intermediate and root (full, a lab extension)",
@@ -49,7 +47,7 @@ def add_adobe_api(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _run_adobe_api(ns: argparse.Namespace) -> int:
-    from server.adobe_api import AdobeApiConfig, ChainMode, Phase, serve_api
+    from mtls_lab.lifecycle.api import AdobeApiConfig, serve_api
 
     config = AdobeApiConfig(
         phase=Phase(ns.phase),
@@ -65,10 +63,11 @@ def _run_adobe_api(ns: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-def add_trust_sync(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_trust_sync(sub: Commands) -> None:
     """Register ``mtls-lab trust-sync``."""
     p = sub.add_parser(
         "trust-sync",
+        parents=[pki_option(), json_option("print the report as one JSON object")],
         help="keep a trust bundle of Adobe's CAs up to date from the public-certificate API (a reference client)",
         description="Read every page of Adobe's public-certificate API (or `mtls-lab adobe-api`), find the CAs that "
         "issued each listed certificate, and keep a PEM bundle of those roots and intermediates (never leaves) "
@@ -98,18 +97,16 @@ def add_trust_sync(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         help="CA file for the API's HTTPS certificate, or 'system' (default: the lab's ca/server-root.pem in "
         "--certs if present, else system)",
     )
-    p.add_argument("--certs", type=Path, default=DEFAULT_CERTS_DIR, help="lab PKI directory (default ./certs)")
     p.add_argument("--warn-days", type=int, default=30, help="warn about certificates expiring within N days (30)")
     p.add_argument("--prune", action="store_true", help="remove CAs that no valid certificate needs")
     p.add_argument("--limit", type=int, help="page size to ask for (default: the API's)")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds per request (default 10)")
-    p.add_argument("--json", action="store_true", help="print the report as one JSON object")
     p.set_defaults(handler=_run_trust_sync)
 
 
 def _run_trust_sync(ns: argparse.Namespace) -> int:
-    from mtls_lab.cert_api import SYSTEM, Credentials
-    from mtls_lab.trust_sync import SyncOptions, render, sync
+    from mtls_lab.lifecycle.client import SYSTEM, Credentials
+    from mtls_lab.lifecycle.trust_sync import SyncOptions, render, sync
 
     if ns.warn_days < 0:
         raise LabError(f"--warn-days {ns.warn_days}: give a number of days, 0 or more")

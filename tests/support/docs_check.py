@@ -214,7 +214,7 @@ def matches(expected: list[str], actual: str) -> bool:
 def update(readme: Path, pki: Path, repo: Path, scratch_root: Path) -> str:
     """The README with every console block's output replaced by what its commands print now.
 
-    ``python -m tests.docs_check`` writes it back: the outputs shown are always real output. Lines
+    ``python -m tests.support.docs_check`` writes it back: the outputs shown are always real output. Lines
     after a command that start with ``...`` are kept as they are (an excerpt marker), and a block whose
     output was trimmed with ``...`` keeps only as many leading lines as it showed.
     """
@@ -249,15 +249,15 @@ def update(readme: Path, pki: Path, repo: Path, scratch_root: Path) -> str:
 
 
 def _with_matrix(text: str, pki: Path) -> str:
-    from certs.layout import LabPaths
-    from mtls_lab import matrix
-    from mtls_lab.scenarios import SCENARIOS
+    from mtls_lab.certs.layout import LabPaths
+    from mtls_lab.matrix import runner
+    from mtls_lab.matrix.scenarios import SCENARIOS
 
     start, end = "<!-- matrix:start -->", "<!-- matrix:end -->"
     if start not in text:
         return text
     head, rest = text.split(start, 1)
-    table = matrix.render_markdown(matrix.run(SCENARIOS, LabPaths(pki))).strip()
+    table = runner.render_markdown(runner.run(SCENARIOS, LabPaths(pki))).strip()
     return f"{head}{start}\n{table}\n{end}{rest.split(end, 1)[1]}"
 
 
@@ -266,7 +266,7 @@ if __name__ == "__main__":
     import tempfile
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from certs.pki import generate
+    from mtls_lab.certs.pki import generate
 
     repo = Path(__file__).resolve().parent.parent
     with tempfile.TemporaryDirectory() as tmp:

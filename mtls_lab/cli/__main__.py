@@ -1,0 +1,3 @@
+from mtls_lab.cli.command import main
+
+raise SystemExit(main())

@@ -1,0 +1,144 @@
+"""``mtls-lab call`` (replay a custom action like AJO) and ``mtls-lab probe`` (diagnose a real endpoint)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mtls_lab.cli.options import IDENTITY_NAMES, certificate_options, given_identity, json_option, ladder, pki_option
+from mtls_lab.errors import ExitCode, LabError
+
+if TYPE_CHECKING:
+    from mtls_lab.certs.layout import LabPaths
+    from mtls_lab.cli.options import Commands
+
+
+def add_call(sub: Commands) -> None:
+    p = sub.add_parser(
+        "call",
+        parents=[
+            pki_option(),
+            certificate_options(),
+            json_option(
+                "print the verdict as one JSON object (always with the observed handshake messages in `handshake`)"
+            ),
+        ],
+        help="replay a custom action the way AJO would, and explain the outcome",
+        description="Replay an AJO custom action against an endpoint with an Adobe-like client certificate, "
+        "following AJO's runtime rules (up to 3 retries inside the timeout, none on 401/403/404 or after a "
+        "first-call timeout, 302 redirects followed), and print a verdict: the failing layer, the cause and "
+        "the fix. Exit codes: 0 accepted, 1 HTTP error, 2 usage, 3 TLS rejected by the server, "
+        "4 server certificate not trusted, 5 connection error or timeout.",
+    )
+    p.add_argument("action", nargs="?", type=Path, help="custom-action JSON file (default: a plain POST to --url)")
+    p.add_argument("--url", help="endpoint URL, replacing the action's (default https://localhost:8443/custom-action)")
+    p.add_argument("--context", type=Path, help="JSON file with profile, event and journey values for variables")
+    p.add_argument("--path", help="the dynamic path added to the URL for this call")
+    p.add_argument("--identity", choices=IDENTITY_NAMES, default="adobe", help="lab client identity (default adobe)")
+    p.add_argument(
+        "--chain",
+        choices=["full", "leaf"],
+        default="full",
+        help="send the intermediate with the leaf (full, default) or the leaf alone",
+    )
+    p.add_argument(
+        "--client-behavior",
+        choices=["java", "openssl"],
+        default="java",
+        help="java (default; AJO's sender, a model): send the certificate only if the server names no "
+        "CAs or an issuer of the chain; openssl: whenever one is requested (curl, Python, httpx)",
+    )
+    p.add_argument("--tls", choices=["1.2", "1.3"], help="pin the TLS version (default: highest, 1.3 then 1.2)")
+    p.add_argument(
+        "--server-ca",
+        help="CA file trusted for the server's certificate, or 'system' (default: the lab's ca/server-root.pem)",
+    )
+    p.add_argument("--timeout", type=float, help="the journey's timeout in seconds, 1-30 (default: the action's, 30)")
+    p.add_argument("--retries", type=int, default=3, help="retries after the first attempt (AJO: up to 3)")
+    p.add_argument("--trace", action="store_true", help="draw the TLS conversation that happened, message by message")
+    p.set_defaults(handler=_run_call)
+
+
+def _run_call(ns: argparse.Namespace) -> int:
+    import json
+
+    from mtls_lab.caller.action import load, load_context, parse
+    from mtls_lab.caller.call import CallOptions, call
+    from mtls_lab.caller.report import render
+    from mtls_lab.caller.tls import ClientBehavior
+
+    if ns.timeout is not None and not 1 <= ns.timeout <= 30:
+        raise LabError(f"--timeout {ns.timeout:g}: AJO's timeout is 1 to 30 seconds")
+    if not 0 <= ns.retries <= 3:
+        raise LabError(f"--retries {ns.retries}: AJO retries at most 3 times")
+    url = ns.url if ns.url is not None else ("https://localhost:8443/custom-action" if ns.action is None else None)
+    action = load(ns.action) if ns.action else parse({"name": "lab_call", "url": url, "method": "POST"}, "--url")
+    if ns.url is not None:  # an empty --url is an error, not the default
+        action = action.with_url(ns.url)
+    options = CallOptions(
+        pki=_lab_pki(ns),
+        identity=given_identity(ns),
+        behavior=ClientBehavior(ns.client_behavior),
+        tls=ns.tls,
+        server_ca=ns.server_ca,
+        path=ns.path,
+        timeout=ns.timeout,
+        retries=ns.retries,
+    )
+    verdict = call(action, load_context(ns.context), options)
+    if ns.json:
+        print(json.dumps(verdict.to_json(), indent=2))
+    else:
+        if ns.trace:
+            print(ladder(verdict) + "\n")
+        print(render(verdict, action.method))
+    return int(verdict.outcome.exit_code)
+
+
+def _lab_pki(ns: argparse.Namespace) -> LabPaths | None:
+    from mtls_lab.certs.pki import require
+
+    needs_lab = (ns.cert is None and ns.identity != "none") or ns.server_ca is None
+    return require(ns.certs) if needs_lab else None
+
+
+def add_probe(sub: Commands) -> None:
+    p = sub.add_parser(
+        "probe",
+        parents=[pki_option(), certificate_options(), json_option("the report as one JSON object")],
+        help="diagnose a real endpoint the way AJO would meet it",
+        description="Connect to an endpoint as AJO would (each connection a TLS handshake and one harmless GET of "
+        "the URL's path) and report its server chain, TLS versions, whether it requests a client certificate, the "
+        "CA names it advertises and what AJO's Java client will do with them, and the likely outcome with fixes. "
+        "It cannot see whether the endpoint trusts Adobe's real certificate (only Adobe holds the key). Exit "
+        "codes: 0 nothing to fix, 1 fixes listed, 2 usage, 5 unreachable, 7 plain HTTP, 8 not TLS, 9 timeout.",
+    )
+    p.add_argument("url", help="https://host[:port][/path]")
+    p.add_argument("--server-ca", default="system", help="CA file for the server's chain, or 'system' (default)")
+    p.add_argument(
+        "--try-identity",
+        action="append",
+        choices=IDENTITY_NAMES[:-1],
+        metavar="NAME",
+        help="also present this lab identity, repeatable, to see how the endpoint treats it",
+    )
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds per connection (default 5)")
+    p.set_defaults(handler=_run_probe)
+
+
+def _run_probe(ns: argparse.Namespace) -> int:
+    import json
+
+    from mtls_lab.caller.probe import probe, render
+    from mtls_lab.caller.tls import Chain, ClientIdentity
+    from mtls_lab.certs.layout import Identity
+    from mtls_lab.certs.pki import require
+
+    pki = require(ns.certs) if (ns.try_identity or (ns.certs / "manifest.json").exists()) else None
+    tries = [ClientIdentity.from_lab(pki, Identity(name), Chain.FULL) for name in ns.try_identity or [] if pki]
+    if ns.cert is not None or ns.key is not None:
+        tries.append(given_identity(ns) or ClientIdentity("?", ns.cert, ns.key))
+    report = probe(ns.url, ns.server_ca, pki, tries, ns.timeout)
+    print(json.dumps(report.to_json(), indent=2) if ns.json else render(report))
+    return ExitCode.PROBLEMS_FOUND if report.fixes else ExitCode.OK

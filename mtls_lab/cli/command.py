@@ -1,0 +1,75 @@
+"""``mtls-lab``: one command, with subcommands that forward to the programmatic API.
+
+User errors print ``mtls-lab: error: what is wrong: how to fix it`` on one line (never a traceback)
+and exit with a named ``ExitCode``. Every option can also come from an ``MTLS_LAB_<OPTION>``
+environment variable (the compose file uses them); the command line wins.
+
+Each command lives in the module of its concept (``pki``, ``server``, ``caller``, ``matrix``,
+``lifecycle``) and imports what it runs only when it runs, so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from mtls_lab import __version__
+from mtls_lab.cli import caller, lifecycle, matrix, pki, server
+from mtls_lab.cli.options import Handler, env_arguments
+from mtls_lab.errors import ExitCode, LabError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    command = next((a for a in args if not a.startswith("-")), None)
+    subparsers = _subparsers(parser)
+    if command in subparsers:
+        at = args.index(command)
+        args[at + 1 : at + 1] = env_arguments(subparsers[command], args[at + 1 :])
+    namespace = parser.parse_args(args)
+    handler: Handler | None = getattr(namespace, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return ExitCode.USAGE
+    try:
+        return handler(namespace)
+    except LabError as exc:
+        print(f"mtls-lab: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # output piped into `head` and the like: not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return ExitCode.OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mtls-lab",
+        description="Reproduce, understand and fix the mutual-TLS failures between Adobe Journey Optimizer "
+        "custom actions and your endpoint: a lab PKI, a reference server and an AJO-like caller.",
+        epilog="Run `mtls-lab COMMAND --help` for each command's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"mtls-lab {__version__}")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    pki.add_certs(sub)
+    server.add_serve(sub)
+    caller.add_call(sub)
+    matrix.add_matrix(sub)
+    matrix.add_demo(sub)
+    caller.add_probe(sub)
+    server.add_nginx_conf(sub)
+    matrix.add_health(sub)
+    lifecycle.add_adobe_api(sub)
+    lifecycle.add_trust_sync(sub)
+    return parser
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}

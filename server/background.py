@@ -1,0 +1,61 @@
+"""A uvicorn server in a background thread on an already bound socket: for tests, the matrix and the demo.
+
+Both the reference server (``RunningServer``) and the stand-in for Adobe's certificate API
+(``mtls_lab.lifecycle.api.RunningAdobeApi``) run this way.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from types import TracebackType
+from typing import Self
+
+import uvicorn
+
+from mtls_lab.errors import LabError
+
+
+class BackgroundServer:
+    """Serve ``server`` on ``sock`` in a daemon thread: ``start()`` waits until it accepts, ``stop()`` joins it."""
+
+    def __init__(self, server: uvicorn.Server, sock: socket.socket, name: str) -> None:
+        self._server = server
+        self._sock = sock
+        self.port: int = sock.getsockname()[1]
+        self._name = name
+        self._thread = threading.Thread(target=self._run, name=f"mtls-lab-{name}-{self.port}", daemon=True)
+
+    def _run(self) -> None:
+        self._server.run(sockets=[self._sock])
+
+    def start(self) -> Self:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise LabError(f"the lab's {self._name} on port {self.port} did not start: see the log above")
+            time.sleep(0.005)
+        return self
+
+    def request_stop(self) -> None:
+        """Ask the server to stop without waiting (stop many at once, then ``stop`` each)."""
+        self._server.should_exit = True
+
+    def stop(self) -> None:
+        self.request_stop()
+        self._thread.join(timeout=10)
+        self._sock.close()
+        self.closed()
+
+    def closed(self) -> None:
+        """Called once the server has stopped: release what the subclass holds."""
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.stop()
