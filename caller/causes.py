@@ -130,7 +130,9 @@ def _not_sent(f: CallFacts) -> Cause:
             "it is Adobe's next-generation certificate (the 2026-2027 CA migration), and the endpoint advertised "
             f"only {_names(f)}, so a Java client such as AJO omitted it."
         )
-        fix = f"Server side: add {NEXT_CHAIN} to the trust store (and so to the advertised names) before Adobe switches."
+        fix = (
+            f"Server side: add {NEXT_CHAIN} to the trust store (and so to the advertised names) before Adobe switches."
+        )
     elif f.behavior == "java":
         why = (
             "a Java client such as AJO sends its certificate only if the endpoint names no CAs or names an issuer "
@@ -315,10 +317,13 @@ def _seen(seen: str, version: str | None) -> str:
 
 
 def _evidence(seen: str, cause: Cause, version: str | None, stacks: list[Stack]) -> str:
-    text = f"The endpoint answered {_seen(seen, version)}, which {describe(stacks)} servers send for {PHRASES[cause.failure]}"
+    what = PHRASES[cause.failure]
+    text = f"The endpoint answered {_seen(seen, version)}, which {describe(stacks)} servers send for {what}"
     vague = [s for s in stacks if len({KIND[f] for f in failures_behind(seen, s, version)}) > 1]
     if vague:
-        text += f"; {describe(vague)} servers send it for several kinds of rejection, so it does not say which check failed"
+        text += (
+            f"; {describe(vague)} servers send it for several kinds of rejection, so it does not say which check failed"
+        )
     return text + "."
 
 

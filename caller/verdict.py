@@ -22,8 +22,8 @@ from typing import Any
 
 import httpx
 
-from mtls_lab.caller.causes import ADOBE_CHAIN, NEXT_CHAIN, CallFacts, Diagnosis, diagnose
 from mtls_lab.alerts import Alert, received_alert
+from mtls_lab.caller.causes import ADOBE_CHAIN, NEXT_CHAIN, CallFacts, Diagnosis, diagnose
 from mtls_lab.errors import ExitCode, cause_of
 
 __all__ = ["ADOBE_CHAIN", "NEXT_CHAIN", "CallFacts"]  # CallFacts lives with the causes it feeds
@@ -383,7 +383,9 @@ def classify_response(response: httpx.Response, facts: CallFacts) -> Classificat
         found = diagnose("", facts, same_for_all=page[0])
         if found is not None:
             return replace(
-                Classification.diagnosed(Outcome.HTTP_ERROR, Phase.HTTP, None, found, status=status, server_reason=reason),
+                Classification.diagnosed(
+                    Outcome.HTTP_ERROR, Phase.HTTP, None, found, status=status, server_reason=reason
+                ),
                 explanation=f"{explanation} {found.causes[0].why}"
                 + (f" Less likely: {'; '.join(c.why for c in found.causes[1:])}" if found.causes[1:] else ""),
                 fix=f"{found.fix} {page[1]}".strip(),

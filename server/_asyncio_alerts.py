@@ -12,6 +12,11 @@ after a failed handshake this protocol does what nginx's lingering close does: h
 transport, half-close (FIN after the alert), drain and discard input until the client closes or
 ``linger`` seconds pass, then close.
 
+Imitating another stack (``--alert-style java``): a JSSE server answers a missing certificate with
+``bad_certificate`` where OpenSSL sends ``handshake_failure``. On TLS 1.2 that alert goes out before
+the server's ChangeCipherSpec, in plaintext, so ``missing_certificate_alert`` rewrites its one
+description byte in the outgoing data (server/alert_styles.py says why TLS 1.3 cannot be done so).
+
 It reaches into private members of ``asyncio.sslproto.SSLProtocol``; ``check_internals`` verifies
 they exist, and ``tests/test_asyncio_alerts.py`` proves the alert arrives over real sockets.
 """
@@ -37,6 +42,9 @@ _REQUIRED = (
     "buffer_updated",
     "_check_handshake_timeout",
 )
+_PLAINTEXT_ALERT = b"\x15\x03\x03\x00\x02\x02"  # a TLS 1.2 record: alert, length 2, level fatal
+_HANDSHAKE_FAILURE = 40
+_REWRITABLE = "PEER_DID_NOT_RETURN_A_CERTIFICATE"
 
 
 def check_internals() -> None:
@@ -52,6 +60,17 @@ def check_internals() -> None:
 check_internals()
 
 
+def rewrite_plaintext_alert(data: bytes, old: int, new: int) -> bytes:
+    """``data`` with a plaintext TLS 1.2 fatal alert ``old`` turned into ``new`` (records are walked, not searched)."""
+    out, at = bytearray(data), 0
+    while at + 5 <= len(out):
+        length = int.from_bytes(out[at + 3 : at + 5], "big")
+        if out[at : at + 6] == _PLAINTEXT_ALERT and length == 2 and at + 7 <= len(out) and out[at + 6] == old:
+            out[at + 6] = new
+        at += 5 + length
+    return bytes(out)
+
+
 class AlertDeliveringSSLProtocol(sslproto.SSLProtocol):
     """``SSLProtocol`` that sends the handshake's alert and closes gracefully when the handshake fails."""
 
@@ -64,9 +83,13 @@ class AlertDeliveringSSLProtocol(sslproto.SSLProtocol):
         *args: Any,
         on_reject: RejectHook | None = None,
         linger: float = 2.0,
+        missing_certificate_alert: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        if missing_certificate_alert is not None and not isinstance(getattr(self, "_outgoing", None), ssl.MemoryBIO):
+            raise RuntimeError("asyncio.sslproto changed (no _outgoing MemoryBIO): update server/_asyncio_alerts.py")
+        self._missing_certificate_alert = missing_certificate_alert
         self._on_reject = on_reject
         self._linger = linger
         self._lingering = False
@@ -82,6 +105,11 @@ class AlertDeliveringSSLProtocol(sslproto.SSLProtocol):
             inner._handshake_timeout_handle.cancel()
             inner._handshake_timeout_handle = None
         inner._set_state(sslproto.SSLProtocolState.UNWRAPPED)
+        if self._missing_certificate_alert is not None and handshake_exc.reason == _REWRITABLE:
+            outgoing: ssl.MemoryBIO = inner._outgoing
+            outgoing.write(
+                rewrite_plaintext_alert(outgoing.read(), _HANDSHAKE_FAILURE, self._missing_certificate_alert)
+            )
         inner._process_outgoing()  # the alert OpenSSL queued goes to the socket now
         if self._on_reject is not None:
             self._on_reject(inner._transport, handshake_exc)

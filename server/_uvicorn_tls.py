@@ -141,6 +141,7 @@ def tls_protocol_factory(
     on_reject: RejectHook | None = None,
     verifier: Verifier | None = None,
     limits: HTTPLimits | None = None,
+    missing_certificate_alert: int | None = None,
 ) -> Callable[..., asyncio.Protocol]:
     """A uvicorn ``http`` protocol factory that terminates TLS with the lab's alert-delivering protocol."""
 
@@ -156,6 +157,7 @@ def tls_protocol_factory(
             server_side=True,
             ssl_handshake_timeout=handshake_timeout,
             on_reject=on_reject,
+            missing_certificate_alert=missing_certificate_alert,
         )
 
     return create

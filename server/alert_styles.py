@@ -68,7 +68,10 @@ def verify_error(style: AlertStyle, code: int, leaf_der: bytes, now: dt.datetime
     if style is AlertStyle.JAVA:
         return SUBJECT_ISSUER_MISMATCH
     if style is AlertStyle.GO:
-        if _leaf_out_of_dates(leaf_der, now or dt.datetime.now(dt.UTC)) or code in (CERT_NOT_YET_VALID, CERT_HAS_EXPIRED):
+        if _leaf_out_of_dates(leaf_der, now or dt.datetime.now(dt.UTC)) or code in (
+            CERT_NOT_YET_VALID,
+            CERT_HAS_EXPIRED,
+        ):
             return CERT_HAS_EXPIRED
         return UNABLE_TO_GET_ISSUER_CERT_LOCALLY if code in GO_UNKNOWN_AUTHORITY else CERT_REJECTED
     return code

@@ -60,7 +60,10 @@ def haproxy(mode: ClientAuth, f: Files, address: str = ":443") -> str:
     verify = "required" if mode is ClientAuth.REQUIRED else "optional"
     text = f"{bind} ca-file {f.adobe_cas} verify {verify}\n"
     if mode is ClientAuth.OPTIONAL:
-        text += 'http-request return status 403 content-type text/plain string "no client certificate" ' "unless { ssl_c_used }\n"
+        text += (
+            'http-request return status 403 content-type text/plain string "no client certificate" '
+            "unless { ssl_c_used }\n"
+        )
     return text
 
 
@@ -100,9 +103,7 @@ def openssl(mode: ClientAuth, f: Files, port: int | str = 443) -> str:
 
 
 def spring_boot(mode: ClientAuth, f: Files) -> str:
-    text = "server.ssl.certificate=file:{cert}\nserver.ssl.certificate-private-key=file:{key}\n".format(
-        cert=f.cert, key=f.key
-    )
+    text = f"server.ssl.certificate=file:{f.cert}\nserver.ssl.certificate-private-key=file:{f.key}\n"
     if mode is ClientAuth.NONE:
         return text
     need = "need" if mode is ClientAuth.REQUIRED else "want"

@@ -108,6 +108,7 @@ def server_config(scenario: Scenario, pki: LabPaths) -> ServerConfig:
         tls_max=scenario.tls_max,
         allow_cn=scenario.allow or ServerConfig().allow_cn,
         reject_style=scenario.style,
+        alert_style=scenario.alerts,
         client_cert_header="X-SSL-Client-Cert" if scenario.proxy_without_header else None,
         pins=pins,
         quiet=True,

@@ -15,7 +15,8 @@ and compares. Read one row as:
   leaf), ``chain``, ``behavior``, ``note``, ``trust_sync`` (a lifecycle phase: the server's trust store
   starts as ``trust`` and is then kept by ``mtls-lab trust-sync`` from the lab's Adobe API in that phase;
   see ``mtls_lab.lifecycle.synced``), ``style`` (who answers a bad certificate), ``proxy_without_header``
-  (TLS is terminated by a proxy in front that forwards no certificate).
+  (TLS is terminated by a proxy in front that forwards no certificate), ``alerts`` (whose alerts a TLS
+  rejection carries: OpenSSL's, a Java server's or a Go server's, as measured in docs/server-stacks.md).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any
 from mtls_lab.caller.tls import Chain, ClientBehavior
 from mtls_lab.certs.layout import CA, Identity
 from mtls_lab.lifecycle.phases import Phase
-from mtls_lab.server.settings import Mode, RejectStyle, TLSVersion
+from mtls_lab.server.settings import AlertStyle, Mode, RejectStyle, TLSVersion
 
 
 class Advertise(enum.Enum):
@@ -71,6 +72,8 @@ class Scenario:
     style: RejectStyle = RejectStyle.ALERT
     # a proxy in front terminates TLS, and the certificate header never arrives at the app
     proxy_without_header: bool = False
+    # server side, continued: whose alerts a TLS rejection carries
+    alerts: AlertStyle = AlertStyle.OPENSSL
 
     @property
     def id(self) -> str:
@@ -96,6 +99,7 @@ class Scenario:
             f"trust-sync-{self.trust_sync.value if self.trust_sync else ''}": self.trust_sync is not None,
             f"{self.style.value}-style": self.style is not RejectStyle.ALERT,
             "behind-proxy-no-header": self.proxy_without_header,
+            f"{self.alerts.value}-alerts": self.alerts is not AlertStyle.OPENSSL,
         }
 
     def server_key(self) -> tuple[Any, ...]:
@@ -110,6 +114,7 @@ class Scenario:
             self.trust_sync,
             self.style,
             self.proxy_without_header,
+            self.alerts,
         )
 
     def settings(self) -> dict[str, Any]:
@@ -139,6 +144,7 @@ def row(
     trust_sync: Phase | None = None,
     style: RejectStyle = RejectStyle.ALERT,
     proxy_without_header: bool = False,
+    alerts: AlertStyle = AlertStyle.OPENSSL,
 ) -> Scenario:
     if sent is None:
         sent = mode is not TLS and identity is not None
@@ -159,6 +165,7 @@ def row(
         trust_sync,
         style,
         proxy_without_header,
+        alerts,
     )
 
 
@@ -238,6 +245,25 @@ def _lifecycle() -> list[Scenario]:
     ]
 
 
+def _other_stacks() -> list[Scenario]:
+    """The same failures as a Java (JSSE) and a Go 1.20+ server report them (docs/server-stacks.md)."""
+    java, go = AlertStyle.JAVA, AlertStyle.GO
+    return [
+        row(MTLS, V12, None, "alert bad_certificate", alerts=java, note="JSSE: a missing certificate is 'bad'"),
+        row(MTLS, V12, ADOBE, "alert bad_certificate", False, advertise=OTHER, alerts=java, note="names other CAs"),
+        row(MTLS, V13, ADOBE, "accepted", alerts=java),
+        row(MTLS, V13, Identity.EXPIRED, "alert certificate_unknown", alerts=java, note="JSSE: any rejection"),
+        row(MTLS, V13, Identity.NO_CLIENT_AUTH, "alert certificate_unknown", alerts=java),
+        row(MTLS, V13, Identity.IMPOSTOR, "alert certificate_unknown", behavior=OPENSSL, alerts=java),
+        row(MTLS, V12, None, "alert handshake_failure", alerts=go),
+        row(MTLS, V13, ADOBE, "accepted", alerts=go),
+        row(MTLS, V13, Identity.EXPIRED, "alert certificate_expired", alerts=go),
+        row(MTLS, V13, Identity.NOT_YET_VALID, "alert certificate_expired", alerts=go, note="Go: dates are 'expired'"),
+        row(MTLS, V13, Identity.NO_CLIENT_AUTH, "alert bad_certificate", alerts=go),
+        row(MTLS, V13, Identity.IMPOSTOR, "alert unknown_ca", behavior=OPENSSL, alerts=go),
+    ]
+
+
 SCENARIOS: list[Scenario] = [
     *_grid(),
     # The endpoint names another CA: a Java client (AJO) omits its certificate.
@@ -264,6 +290,7 @@ SCENARIOS: list[Scenario] = [
     row(MTLS, None, ADOBE, "accepted", tls_max=V12, note="falls back to TLS 1.2: fine"),
     row(MTLS, V13, ADOBE, "alert protocol_version", False, tls_max=V12, note="no common version"),
     *_lifecycle(),
+    *_other_stacks(),
     # The same root causes through other faces: nginx's 400 pages, a gateway's 403, a proxy that forwards nothing.
     *(
         row(MTLS, V13, who, expect, sent, style=style, behavior=behavior, allow=allow)

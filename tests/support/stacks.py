@@ -215,7 +215,7 @@ def _start_caddy(stacks: Stacks, server: StackServer, workdir: Path) -> Running:
     conf = workdir / "Caddyfile"
     conf.write_text(
         "{\n\tadmin off\n\tauto_https off\n\tdebug\n}\n"
-        f"https://localhost:{port} {{\n\tbind 127.0.0.1\n{body}\trespond \"ok\" 200\n}}\n"
+        f'https://localhost:{port} {{\n\tbind 127.0.0.1\n{body}\trespond "ok" 200\n}}\n'
     )
     env = {**os.environ, "HOME": str(workdir), "XDG_DATA_HOME": str(workdir), "XDG_CONFIG_HOME": str(workdir)}
     process = _launch(
