@@ -284,6 +284,7 @@ def _verdict(
         causes=list(result.causes),
         stack_evidence=result.stack_evidence,
         tell_apart=result.tell_apart,
+        likely_cause=result.likely_cause,
     )
 
 

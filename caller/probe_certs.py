@@ -73,7 +73,7 @@ class Hierarchy(enum.Enum):
     def label(self) -> str:
         return {
             Hierarchy.TODAY: "today's chain",
-            Hierarchy.MIGRATION: "the CA migration's chain (mid-2026 to spring 2027)",
+            Hierarchy.MIGRATION: "the CA migration's chain",
         }[self]
 
 

@@ -99,6 +99,7 @@ class Verdict:
     causes: list[str] = field(default_factory=list)  # facts first: every cause still open, most likely first
     stack_evidence: str = ""  # the server's answer read as evidence of its TLS stack
     tell_apart: str = ""  # a command or log line that separates the open causes
+    likely_cause: str | None = None  # machine-readable first cause: "not_sent", "expired", "expired_clock", ...
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -119,6 +120,7 @@ class Classification:
     causes: tuple[str, ...] = ()  # every cause the facts leave open, most likely first
     stack_evidence: str = ""  # what the answer says about the server's TLS stack
     tell_apart: str = ""  # how to tell the causes apart, when several are open
+    likely_cause: str | None = None  # the first cause's Failure name ("not_sent", "expired", ...)
 
     @classmethod
     def diagnosed(
@@ -133,6 +135,7 @@ class Classification:
             causes=tuple(c.why for c in found.causes),
             stack_evidence=found.evidence,
             tell_apart=found.tell_apart,
+            likely_cause=found.causes[0].failure.name.lower() + ("_clock" if found.causes[0].clock else ""),
             **http,
         )
 
