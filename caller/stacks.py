@@ -156,8 +156,10 @@ def failures_behind(seen: str, stack: Stack, tls: str | None) -> list[Failure]:
 
 
 def guess(observed: Mapping[tuple[Failure, str], str]) -> list[Stack]:
-    """The stacks consistent with every observed ``(failure, tls) -> answer``; empty when none is."""
-    return [s for s in Stack if all(answer(s, f, tls) == seen for (f, tls), seen in observed.items())]
+    """The stacks consistent with the most observed ``(failure, tls) -> answer`` (all of them, usually)."""
+    scores = {s: sum(answer(s, f, tls) == seen for (f, tls), seen in observed.items()) for s in Stack}
+    best = max(scores.values(), default=0)
+    return [s for s, score in scores.items() if score == best and best > 0]
 
 
 def describe(stacks: Iterable[Stack]) -> str:

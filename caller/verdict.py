@@ -393,8 +393,22 @@ def classify_response(response: httpx.Response, facts: CallFacts) -> Classificat
                 + (f" Less likely: {'; '.join(c.why for c in found.causes[1:])}" if found.causes[1:] else ""),
                 fix=f"{found.fix} {page[1]}".strip(),
             )
-    return Classification(Outcome.HTTP_ERROR, Phase.HTTP, None, explanation, fix, status=status, server_reason=reason)
+    missing = "not_sent" if reason in NO_CERTIFICATE_REASONS and not facts.cert_sent else None
+    return Classification(
+        Outcome.HTTP_ERROR,
+        Phase.HTTP,
+        None,
+        explanation,
+        fix,
+        status=status,
+        server_reason=reason,
+        likely_cause=missing,
+    )
 
+
+NO_CERTIFICATE_REASONS = frozenset(
+    {"nginx_no_certificate", "no_client_certificate", "kong_no_certificate", "gateway_forbidden"}
+)
 
 # Answers that are the same for every certificate failure: the facts alone name the cause; the page or the
 # gateway's log names the check. (reason code -> (evidence, where the fix goes on that system))

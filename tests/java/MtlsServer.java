@@ -3,14 +3,15 @@
 // own com.sun.net.httpserver.HttpsServer closes a failed handshake without sending JSSE's alert
 // (measured), which no production Java server does.
 //
-//   java MtlsServer PORT CERT_CHAIN.pem KEY.pem(PKCS#8) TRUST.pem CLIENT_AUTH(need|want|none) PROTOCOLS
+//   java MtlsServer CERT_CHAIN.pem KEY.pem(PKCS#8) PORT TRUST.pem CLIENT_AUTH PROTOCOLS [PORT TRUST.pem ...]
 //
+// One JVM serves several configurations, one listener each (a JVM takes seconds to start).
 // CLIENT_AUTH: need = Tomcat certificateVerification="required" / Spring Boot server.ssl.client-auth=need;
-//              want = "optional" / client-auth=want.  PROTOCOLS: e.g. TLSv1.2,TLSv1.3
+//              want = "optional" / client-auth=want; none.  PROTOCOLS: e.g. TLSv1.2,TLSv1.3
 // The trust store holds every certificate of TRUST.pem; JSSE advertises all of them as CA names.
 // Answers each request 200 with the client certificate's subject, or 403 when none was presented (the
 // app's own check), then closes. Prints "listening PORT" once it accepts connections; a rejected
-// handshake prints "rejected: <JSSE's message>".
+// handshake prints "rejected on PORT: <JSSE's message>".
 
 import java.io.ByteArrayOutputStream;
 import java.io.InputStream;
@@ -38,19 +39,27 @@ import javax.net.ssl.TrustManagerFactory;
 
 public final class MtlsServer {
     public static void main(String[] args) throws Exception {
-        int port = Integer.parseInt(args[0]);
         CertificateFactory x509 = CertificateFactory.getInstance("X.509");
-        Collection<? extends Certificate> chain = x509.generateCertificates(Files.newInputStream(Path.of(args[1])));
-        PrivateKey key = readKey(Path.of(args[2]));
-        Collection<? extends Certificate> trusted = x509.generateCertificates(Files.newInputStream(Path.of(args[3])));
-        String clientAuth = args[4];
-        String[] protocols = args[5].split(",");
-
+        Collection<? extends Certificate> chain = x509.generateCertificates(Files.newInputStream(Path.of(args[0])));
+        PrivateKey key = readKey(Path.of(args[1]));
         KeyStore identity = KeyStore.getInstance("PKCS12");
         identity.load(null, null);
         identity.setKeyEntry("server", key, new char[0], chain.toArray(new Certificate[0]));
         KeyManagerFactory keys = KeyManagerFactory.getInstance(KeyManagerFactory.getDefaultAlgorithm());
         keys.init(identity, new char[0]);
+        for (int at = 2; at + 3 < args.length; at += 4) {
+            SSLServerSocket listener = listen(keys, x509, Integer.parseInt(args[at]), Path.of(args[at + 1]),
+                    args[at + 2], args[at + 3].split(","));
+            Thread accepting = new Thread(() -> accept(listener));
+            accepting.start();
+            System.out.println("listening " + listener.getLocalPort());
+        }
+        System.out.flush();
+    }
+
+    private static SSLServerSocket listen(KeyManagerFactory keys, CertificateFactory x509, int port, Path trustFile,
+            String clientAuth, String[] protocols) throws Exception {
+        Collection<? extends Certificate> trusted = x509.generateCertificates(Files.newInputStream(trustFile));
 
         KeyStore trustStore = KeyStore.getInstance("PKCS12");
         trustStore.load(null, null);
@@ -70,13 +79,19 @@ public final class MtlsServer {
         if (clientAuth.equals("want")) {
             listener.setWantClientAuth(true);
         }
-        System.out.println("listening " + port);
-        System.out.flush();
+        return listener;
+    }
+
+    private static void accept(SSLServerSocket listener) {
         while (true) {
-            SSLSocket socket = (SSLSocket) listener.accept();
-            Thread thread = new Thread(() -> serve(socket));
-            thread.setDaemon(true);
-            thread.start();
+            try {
+                SSLSocket socket = (SSLSocket) listener.accept();
+                Thread thread = new Thread(() -> serve(socket));
+                thread.setDaemon(true);
+                thread.start();
+            } catch (java.io.IOException closed) {
+                return;
+            }
         }
     }
 
@@ -106,7 +121,7 @@ public final class MtlsServer {
             out.write(body);
             out.flush();
         } catch (Exception rejected) {
-            System.out.println("rejected: " + rejected);
+            System.out.println("rejected on " + socket.getLocalPort() + ": " + rejected);
             System.out.flush();
         }
     }

@@ -8,7 +8,9 @@ the tests that need it; CI installs them all (.ci/run).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import hashlib
 import os
 import re
 import shutil
@@ -22,6 +24,12 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 
+from mtls_lab.caller.action import parse
+from mtls_lab.caller.call import CallOptions, call, lab_identity
+from mtls_lab.caller.probe_certs import probe_identity, stack_probe
+from mtls_lab.caller.stacks import Failure
+from mtls_lab.caller.tls import Chain, ClientBehavior
+from mtls_lab.caller.verdict import Verdict
 from mtls_lab.certs.layout import LabPaths
 from mtls_lab.server.stack_configs import ClientAuth, Files, caddy, haproxy, nginx
 from tests.support.ports import free_port, wait_for_port
@@ -55,6 +63,7 @@ BINARIES = {
     **CADDY,
 }
 STACKS = ("openssl", "java", "go", "go-legacy", "haproxy", "nginx")
+QUICK_JVM = ("-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Xshare:auto")  # start in about half the time
 
 
 def available(stack: str) -> bool:
@@ -91,8 +100,9 @@ class Running:
 class Stacks:
     """Start real servers on demand, once per configuration; ``stop`` ends them all."""
 
-    def __init__(self, pki: LabPaths, root: Path) -> None:
+    def __init__(self, pki: LabPaths, root: Path, java_cache: Path | None = None) -> None:
         self.pki, self.root = pki, root
+        self.java_cache = java_cache or root
         self.running: dict[StackServer, Running] = {}
         self._lock = threading.Lock()
         self._java_classes: Path | None = None
@@ -100,30 +110,38 @@ class Stacks:
         self._counter = 0
 
     def start(self, server: StackServer) -> Running:
-        with self._lock:
-            if server in self.running:
-                return self.running[server]
-            self._counter += 1
-            workdir = self.root / f"{server.stack}-{self._counter}"
-        workdir.mkdir(parents=True)
-        running = _STARTERS[server.stack](self, server, workdir)
-        with self._lock:
-            self.running[server] = running
-        return running
+        return self.start_all([server])[server]
 
     def start_all(self, servers: list[StackServer]) -> dict[StackServer, Running]:
-        """Start several at once: most of the time goes into waiting for each process."""
+        """Start several at once (most of the time goes into waiting): every Java one in one JVM."""
+        with self._lock:
+            missing = [s for s in dict.fromkeys(servers) if s not in self.running]
+            java = [s for s in missing if s.stack == "java"]
+            batches = [[s] for s in missing if s.stack != "java"] + ([java] if java else [])
         with ThreadPoolExecutor(max_workers=6) as pool:
-            return dict(zip(servers, pool.map(self.start, servers), strict=True))
+            for started in pool.map(self._start_batch, batches):
+                with self._lock:
+                    self.running.update(started)
+        return {s: self.running[s] for s in servers}
+
+    def _start_batch(self, batch: list[StackServer]) -> dict[StackServer, Running]:
+        with self._lock:
+            self._counter += 1
+            workdir = self.root / f"{batch[0].stack}-{self._counter}"
+        workdir.mkdir(parents=True)
+        if batch[0].stack == "java":
+            return _start_java(self, batch, workdir)
+        return {batch[0]: _STARTERS[batch[0].stack](self, batch[0], workdir)}
 
     def stop(self) -> None:
-        for running in self.running.values():
-            running.process.terminate()
-        for running in self.running.values():
+        processes = {id(r.process): r.process for r in self.running.values()}.values()  # a JVM serves several
+        for process in processes:
+            process.terminate()
+        for process in processes:
             try:
-                running.process.wait(10)
+                process.wait(10)
             except subprocess.TimeoutExpired:
-                running.process.kill()
+                process.kill()
 
     # --- files the servers need -------------------------------------------------------------------------------
 
@@ -139,24 +157,37 @@ class Stacks:
         )
 
     def java_classes(self) -> Path:
-        """Compile the JSSE server once per session."""
+        """The JSSE server compiled with javac: once per version of its source (kept in ``java_cache``)."""
         with self._java_lock:
             if self._java_classes is None:
-                out = self.root / "java-classes"
-                subprocess.run(
-                    [str(shutil.which("javac")), "-d", str(out), str(JAVA_SOURCE)], check=True, capture_output=True
-                )
+                digest = hashlib.sha256(JAVA_SOURCE.read_bytes()).hexdigest()[:16]
+                out = self.java_cache / f"MtlsServer-{digest}"
+                if not (out / "MtlsServer.class").exists():
+                    javac = [str(shutil.which("javac")), *(f"-J{flag}" for flag in QUICK_JVM)]
+                    subprocess.run([*javac, "-d", str(out), str(JAVA_SOURCE)], check=True, capture_output=True)
                 self._java_classes = out
             return self._java_classes
 
+    def compile_java_in_background(self) -> None:
+        """Start javac now (it takes seconds): the first Java server then waits for less."""
+        if available("java"):
+            threading.Thread(target=self._compile_quietly, daemon=True).start()
 
-def _launch(args: list[str], workdir: Path, port: int, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    output = (workdir / "output.log").open("wb")
-    process = subprocess.Popen(
-        args, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, cwd=workdir, env=env
-    )
+    def _compile_quietly(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):  # the first Java server compiles again, and says
+            self.java_classes()
+
+
+def _launch(
+    args: list[str], workdir: Path, port: int | list[int], env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    with (workdir / "output.log").open("wb") as output:  # the child keeps its own copy of the descriptor
+        process = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, cwd=workdir, env=env
+        )
     try:
-        wait_for_port(port, 30)
+        for each in port if isinstance(port, list) else [port]:
+            wait_for_port(each, 30)
     except RuntimeError:
         process.kill()
         raise RuntimeError(f"{args[0]} did not start: {(workdir / 'output.log').read_text()[-2000:]}") from None
@@ -224,9 +255,8 @@ def _start_caddy(stacks: Stacks, server: StackServer, workdir: Path) -> Running:
     return Running(server, port, process, workdir)
 
 
-def _start_java(stacks: Stacks, server: StackServer, workdir: Path) -> Running:
+def _start_java(stacks: Stacks, servers: list[StackServer], workdir: Path) -> dict[StackServer, Running]:
     classes = stacks.java_classes()
-    port = free_port()
     key = workdir / "key-pkcs8.pem"  # Java reads PKCS#8 only
     private = serialization.load_pem_private_key(stacks.pki.server_key.read_bytes(), None)
     key.write_bytes(
@@ -235,24 +265,15 @@ def _start_java(stacks: Stacks, server: StackServer, workdir: Path) -> Running:
         )
     )
     key.chmod(0o600)
-    auth = {ClientAuth.NONE: "none", ClientAuth.OPTIONAL: "want", ClientAuth.REQUIRED: "need"}[server.mode]
-    protocols = "TLSv1.2" if server.tls_max == "1.2" else "TLSv1.2,TLSv1.3"
-    args = [
-        str(shutil.which("java")),
-        "-Xshare:auto",
-        "-XX:TieredStopAtLevel=1",
-        "-cp",
-        str(classes),
-        "MtlsServer",
-        str(port),
-        str(stacks.pki.server_cert),
-        str(key),
-        str(server.trust),
-        auth,
-        protocols,
-    ]
-    process = _launch(args, workdir, port)
-    return Running(server, port, process, workdir)
+    ports = [free_port() for _ in servers]
+    listeners: list[str] = []
+    for server, port in zip(servers, ports, strict=True):
+        auth = {ClientAuth.NONE: "none", ClientAuth.OPTIONAL: "want", ClientAuth.REQUIRED: "need"}[server.mode]
+        protocols = "TLSv1.2" if server.tls_max == "1.2" else "TLSv1.2,TLSv1.3"
+        listeners += [str(port), str(server.trust), auth, protocols]
+    java = [str(shutil.which("java")), *QUICK_JVM, "-cp", str(classes), "MtlsServer"]
+    process = _launch([*java, str(stacks.pki.server_cert), str(key), *listeners], workdir, ports)
+    return {server: Running(server, port, process, workdir) for server, port in zip(servers, ports, strict=True)}
 
 
 def _start_openssl(stacks: Stacks, server: StackServer, workdir: Path) -> Running:
@@ -283,7 +304,6 @@ _STARTERS: dict[str, Callable[[Stacks, StackServer, Path], Running]] = {
     "haproxy": _start_haproxy,
     "go": _start_caddy,
     "go-legacy": _start_caddy,
-    "java": _start_java,
     "openssl": _start_openssl,
 }
 
@@ -297,3 +317,36 @@ def wait_for_log(running: Running, text: str, seconds: float = 5) -> str:
             return log
         time.sleep(0.05)
     return running.log()
+
+
+# --- presenting each failure -----------------------------------------------------------------------------------
+
+# Failure -> (lab identity or None, chain, client behaviour): how the caller presents it. OpenSSL behaviour sends the
+# certificate whatever CA names the server gives, so every server gets to judge it.
+PRESENTED: dict[Failure, tuple[str, str, str]] = {
+    Failure.NOT_SENT: ("none", "full", "java"),
+    Failure.UNTRUSTED: ("impostor", "full", "openssl"),
+    Failure.LEAF_ONLY: ("adobe", "leaf", "openssl"),
+    Failure.SELF_SIGNED: ("self-signed", "full", "openssl"),
+    Failure.EXPIRED: ("expired", "full", "openssl"),
+    Failure.NOT_YET_VALID: ("not-yet-valid", "full", "openssl"),
+    Failure.NO_CLIENT_AUTH: ("no-client-auth", "full", "openssl"),
+}
+
+
+def present(pki: LabPaths, url: str, failure: Failure, tls: str | None) -> Verdict:
+    """Call ``url`` presenting ``failure`` (the stack probe and the lab identities; GET: s_server answers it)."""
+    action = parse({"name": "stack_test", "url": url + "/", "method": "GET", "timeout": 5})
+    if failure is Failure.STACK_PROBE:
+        with probe_identity(stack_probe()) as identity:
+            options = CallOptions(pki=pki, identity=identity, behavior=ClientBehavior.OPENSSL, tls=tls, retries=0)
+            return call(action, {}, options)
+    who, chain, behavior = PRESENTED[failure]
+    options = CallOptions(
+        pki=pki,
+        identity=lab_identity(pki, who, Chain(chain)),
+        behavior=ClientBehavior(behavior),
+        tls=tls,
+        retries=0,
+    )
+    return call(action, {}, options)
