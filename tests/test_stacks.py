@@ -34,7 +34,12 @@ CAUSE = {
     Failure.NO_CLIENT_AUTH: {"no_client_auth"},
     Failure.STACK_PROBE: {"expired", "self_signed"},  # both are true of it: which one depends on the answer
 }
-SHAPES = [(ClientAuth.REQUIRED, "1.3"), (ClientAuth.OPTIONAL, "1.3"), (ClientAuth.REQUIRED, "1.2")]
+SHAPES = [
+    (ClientAuth.REQUIRED, "1.3"),
+    (ClientAuth.OPTIONAL, "1.3"),
+    (ClientAuth.REQUIRED, "1.2"),
+    (ClientAuth.NONE, "1.3"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +110,20 @@ def test_optional_lets_a_missing_certificate_through_but_still_judges_a_sent_one
     assert missing.client_cert_sent is False
     untrusted = present(pki, running.url, Failure.UNTRUSTED, "1.3")
     assert answer_of(untrusted) == answer(server.stack, Failure.UNTRUSTED, "1.3")
+
+
+@pytest.mark.parametrize("server", MEASURED, ids=[m.key for m in MEASURED])
+def test_tls_only_never_asks_so_no_certificate_goes(
+    server: MeasuredServer, pki: LabPaths, servers: dict[tuple[str, ClientAuth, str], Running]
+) -> None:
+    running = _server(servers, server.key, ClientAuth.NONE)
+    from tests.support.ajo_call import ajo_call
+
+    verdict = ajo_call(pki, running.url, "adobe", method="GET", timeout=5)
+    assert verdict.server_requested_cert is False and verdict.client_cert_sent is False
+    assert verdict.phase.value == "http" and verdict.status == (403 if server.key == "java" else 200)
+    if verdict.status == 403:  # the app wanted a certificate the TLS layer never asked for
+        assert verdict.likely_cause is None and "never requested" in verdict.explanation
 
 
 @pytest.mark.parametrize("server", MEASURED, ids=[m.key for m in MEASURED])
