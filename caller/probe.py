@@ -165,7 +165,7 @@ def answer_of(verdict: Verdict) -> str:
         return f"alert {verdict.alert}"
     if verdict.status is not None:
         return f"{verdict.status} {verdict.server_reason}" if verdict.server_reason else f"HTTP {verdict.status}"
-    return verdict.outcome.value
+    return str(verdict.outcome.value)
 
 
 def _rejects_missing(answer: str) -> bool:
