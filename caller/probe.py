@@ -63,6 +63,9 @@ class IdentityTry:
     outcome: str
     answer: str  # "alert unknown_ca", "HTTP 403", "accepted"
     rejected_at: str  # "TLS", "HTTP" or "-"
+    cause: str = ""  # the verdict's most likely cause, facts first
+    issuer: str = ""  # the leaf's issuer: identities of one chain tell trust apart from the certificate itself
+    note: str = ""
 
 
 @dataclass
@@ -137,6 +140,7 @@ def probe(
     _readiness(report, check_trust)
     for identity in tries:
         report.identities.append(_try(url, server_ca, pki, identity, timeout))
+    _same_chain(report.identities)
     _verdict(report)
     return report
 
@@ -301,14 +305,29 @@ def _try(
 ) -> IdentityTry:
     # sent whatever the endpoint advertises: the point is to see how it treats this certificate
     verdict = _connect(url, server_ca, pki, identity, None, timeout, ClientBehavior.OPENSSL)
+    issuer = identity.leaf_facts().issuer
+    cause = verdict.causes[0] if verdict.causes else ""
     if verdict.outcome is Outcome.ACCEPTED:
-        return IdentityTry(identity.label, verdict.outcome.value, f"accepted (HTTP {verdict.status})", "-")
+        return IdentityTry(identity.label, verdict.outcome.value, f"accepted (HTTP {verdict.status})", "-", "", issuer)
     if verdict.alert:
-        return IdentityTry(identity.label, verdict.outcome.value, f"alert {verdict.alert}", "TLS")
+        return IdentityTry(identity.label, verdict.outcome.value, f"alert {verdict.alert}", "TLS", cause, issuer)
     if verdict.status is not None:
         reason = f" {verdict.server_reason}" if verdict.server_reason else ""
-        return IdentityTry(identity.label, verdict.outcome.value, f"HTTP {verdict.status}{reason}", "HTTP")
-    return IdentityTry(identity.label, verdict.outcome.value, verdict.explanation, "TLS")
+        answer = f"HTTP {verdict.status}{reason}"
+        return IdentityTry(identity.label, verdict.outcome.value, answer, "HTTP", cause, issuer)
+    return IdentityTry(identity.label, verdict.outcome.value, verdict.explanation, "TLS", cause, issuer)
+
+
+def _same_chain(tries: list[IdentityTry]) -> None:
+    """A rejected certificate whose issuer the endpoint accepted for another: trust is not the cause."""
+    accepted = {t.issuer: t.identity for t in tries if t.rejected_at == "-"}
+    for attempt in tries:
+        other = accepted.get(attempt.issuer)
+        if attempt.rejected_at != "-" and other is not None:
+            attempt.note = (
+                f"the endpoint accepted {other}, from the same issuer, so it trusts that CA: it refused this "
+                "certificate itself"
+            )
 
 
 def _verdict(report: ProbeReport) -> None:
@@ -425,6 +444,7 @@ def render(report: ProbeReport) -> str:
             if attempt.rejected_at != "-"
             else f"identity {attempt.identity}: {attempt.answer}"
         )
+        out += [f"  {line}" for line in (attempt.cause, attempt.note) if line]
     out += ["", f"VERDICT: {report.configuration}. {report.likely_outcome}"]
     out += [f"  fix: {fix}" for fix in report.fixes] or ["  nothing to fix that the probe can see"]
     out += _render_readiness(report)

@@ -227,3 +227,19 @@ def test_the_stack_guess_prefers_the_stacks_that_fit_every_answer() -> None:
     both = {(Failure.NOT_SENT, "1.2"): "alert handshake_failure"}  # OpenSSL and Go 1.20+ alike
     assert guess(both) == [Stack.OPENSSL, Stack.GO]
     assert guess({(Failure.STACK_PROBE, "1.3"): "HTTP 418"}) == []
+
+
+def test_the_probe_reads_a_rejection_against_an_accepted_sibling_of_the_same_chain(
+    pki: LabPaths, lab_server: ServerFactory
+) -> None:
+    """A Java server says certificate_unknown for an expired certificate; it accepted the current one of the same
+    issuer, so trust is ruled out. An impostor (another issuer) gets no such note: trust stays a possibility."""
+    from mtls_lab.caller.tls import Chain, ClientIdentity
+    from mtls_lab.certs.layout import Identity
+
+    tries = [ClientIdentity.from_lab(pki, i, Chain.FULL) for i in (Identity.ADOBE, Identity.EXPIRED, Identity.IMPOSTOR)]
+    server = lab_server(mode=Mode.MTLS, alert_style=AlertStyle.JAVA)
+    adobe, expired, impostor = probe(server.url + "/", str(pki.ca(CA.SERVER_ROOT)), pki, tries, timeout=5).identities
+    assert adobe.rejected_at == "-" and expired.answer == impostor.answer == "alert certificate_unknown"
+    assert expired.cause.startswith("The client certificate expired on") and "accepted adobe" in expired.note
+    assert impostor.note == "" and "CA it does not trust" in impostor.cause
