@@ -111,14 +111,23 @@ class ProbeChain:
         return note + b"".join(c.public_bytes(serialization.Encoding.PEM) for c in self.certs)
 
 
-def forge(hierarchy: Hierarchy, root: x509.Certificate | None = None, now: dt.datetime | None = None) -> ProbeChain:
-    """Build the probe chain for ``hierarchy`` from its real root (see the module docstring)."""
+def forge(
+    hierarchy: Hierarchy,
+    root: x509.Certificate | None = None,
+    now: dt.datetime | None = None,
+    false_root_key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | None = None,
+) -> ProbeChain:
+    """Build the probe chain for ``hierarchy`` from its real root (see the module docstring).
+
+    ``false_root_key`` signs the intermediate in the root's place: by default a fresh RSA key of the root's
+    size (the tests pass another type to show why the type matters).
+    """
     root = root or real_root(hierarchy.root)
     moment = now or dt.datetime.now(dt.UTC)
     root_key = root.public_key()
     if not isinstance(root_key, rsa.RSAPublicKey):
         raise LabError(f"{hierarchy.root} has a {type(root_key).__name__}: the probe handles RSA roots only")
-    false_root_key = rsa.generate_private_key(65537, root_key.key_size)  # same type and size as the root's
+    false_root_key = false_root_key or rsa.generate_private_key(65537, root_key.key_size)  # the root's type and size
     intermediate_key = ec.generate_private_key(ec.SECP256R1())
     leaf_key = ec.generate_private_key(ec.SECP256R1())
     root_ski = root.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest

@@ -205,6 +205,27 @@ def test_the_probe_chain_never_validates_and_never_stays_on_disk(hierarchy: Hier
     assert not folder.exists()
 
 
+def test_the_false_signature_needs_the_roots_key_type(
+    pki: LabPaths, stack_servers: dict[tuple[str, str, str], Running]
+) -> None:
+    """Signed with an EC key, the probe intermediate does not even match the RSA root: trusted or not, unknown_ca."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from mtls_lab.caller.action import parse
+    from mtls_lab.caller.call import CallOptions, call
+    from mtls_lab.caller.probe import answer_of
+    from mtls_lab.caller.tls import ClientBehavior
+
+    url = _server(stack_servers, "openssl", "today").url + "/"
+    action = parse({"name": "key_type", "url": url, "method": "GET", "timeout": 5})
+    answers = []
+    for key in (None, ec.generate_private_key(ec.SECP256R1())):
+        with probe_identity(forge(TODAY, false_root_key=key)) as chain:
+            options = CallOptions(pki=pki, identity=chain, behavior=ClientBehavior.OPENSSL, retries=0)
+            answers.append(answer_of(call(action, {}, options)))
+    assert answers == ["alert decrypt_error", "alert unknown_ca"]
+
+
 def test_probe_check_trust_from_the_command_line(
     pki: LabPaths, stack_servers: dict[tuple[str, str, str], Running], capsys: pytest.CaptureFixture[str]
 ) -> None:
