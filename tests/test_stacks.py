@@ -243,3 +243,13 @@ def test_the_probe_reads_a_rejection_against_an_accepted_sibling_of_the_same_cha
     assert adobe.rejected_at == "-" and expired.answer == impostor.answer == "alert certificate_unknown"
     assert expired.cause.startswith("The client certificate expired on") and "accepted adobe" in expired.note
     assert impostor.note == "" and "CA it does not trust" in impostor.cause
+
+
+def test_alert_style_goes_with_tls_alerts_only(pki: LabPaths, capsys: pytest.CaptureFixture[str]) -> None:
+    from mtls_lab.cli import main
+    from mtls_lab.errors import ExitCode
+
+    args = ["serve", "--certs", str(pki.root), "--alert-style", "java", "--reject-style", "nginx", "--port", "0"]
+    assert main(args) == ExitCode.USAGE
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "--alert-style java goes with --reject-style alert" in error
