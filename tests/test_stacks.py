@@ -253,3 +253,15 @@ def test_alert_style_goes_with_tls_alerts_only(pki: LabPaths, capsys: pytest.Cap
     assert main(args) == ExitCode.USAGE
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "--alert-style java goes with --reject-style alert" in error
+
+
+def test_the_record_names_the_alert_the_java_style_really_sent(pki: LabPaths, fresh_server: ServerFactory) -> None:
+    """The TLS 1.2 bad_certificate is rewritten after OpenSSL wrote handshake_failure: the record follows the wire;
+    a restyled verification keeps OpenSSL's own reason."""
+    server = fresh_server(mode=Mode.MTLS, alert_style=AlertStyle.JAVA)
+    assert answer_of(present(pki, server.url, Failure.NOT_SENT, "1.2")) == "alert bad_certificate"
+    assert answer_of(present(pki, server.url, Failure.EXPIRED, "1.3")) == "alert certificate_unknown"
+    expired, missing = (e for e in server.record.newest(10) if e.get("kind") == "connection")
+    assert (missing["alert_sent"]["name"], missing["alert_sent"]["observed"]) == ("bad_certificate", True)
+    assert missing["error"] == "no client certificate"
+    assert expired["alert_sent"]["name"] == "certificate_unknown" and "certificate has expired" in expired["error"]
