@@ -82,7 +82,7 @@ def _mtls_lab_commands() -> list[tuple[str, str]]:
     for block in BLOCKS:
         for step in steps(block) if block.kind in ("sh", "console") else []:
             command = step.command.rstrip("&").strip()
-            for part in command.split("&&"):
+            for part in re.split(r"&&|;", command):  # `cmd; echo "exit $?"` shows an exit code
                 try:
                     words = shlex.split(part.split("|")[0].strip(), comments=True)
                 except ValueError:
