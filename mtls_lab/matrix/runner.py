@@ -294,7 +294,7 @@ def render_markdown(results: list[Result]) -> str:
         fix = r.verdict.fix.replace("|", "\\|") if r.verdict.outcome.value != "accepted" else ""
         expected = f"{r.scenario.expect} ({_sent(r.scenario.sent, short=True)})"
         lines.append(f"| `{r.scenario.id}` | {expected} | {_words(r)} | {'yes' if r.match else '**NO**'} | {fix} |")
-    return "\n".join(lines) + "\n\n" + summary(results, timing=False)  # deterministic: the README embeds it
+    return "\n".join(lines) + "\n\n" + summary(results, timing=False)  # deterministic: docs/matrix.md embeds it
 
 
 def render_json(results: list[Result]) -> str:
