@@ -68,9 +68,11 @@ def received_alert(exc: BaseException) -> Alert | None:
     return None
 
 
-# OpenSSL's ssl_verify_alarm_type(): the alert a verifier sends for an X509_V_ERR_* code.
+# OpenSSL's ssl_x509err2alert() (ssl/statem/statem_lib.c): the alert a verifier sends for an X509_V_ERR_*
+# code; a code not listed there gets certificate_unknown.
 _VERIFY_ALERTS = {
     2: Alert.UNKNOWN_CA,  # unable to get issuer certificate
+    7: Alert.DECRYPT_ERROR,  # certificate signature failure
     9: Alert.BAD_CERTIFICATE,  # certificate is not yet valid
     10: Alert.CERTIFICATE_EXPIRED,
     13: Alert.BAD_CERTIFICATE,  # format error in notBefore
@@ -81,19 +83,42 @@ _VERIFY_ALERTS = {
     21: Alert.UNKNOWN_CA,  # unable to verify the first certificate
     23: Alert.CERTIFICATE_REVOKED,
     26: Alert.UNSUPPORTED_CERTIFICATE,  # unsuitable certificate purpose (EKU)
-    27: Alert.UNKNOWN_CA,  # certificate not trusted
+    27: Alert.BAD_CERTIFICATE,  # certificate not trusted
+    28: Alert.BAD_CERTIFICATE,  # certificate rejected
+}
+
+
+# OpenSSL's reason for a failed connection -> the alert OpenSSL sends with it (SSLfatal calls in ssl/), as
+# measured against the lab server and openssl s_server alike (tests/test_alert_truth.py)
+_REASON_ALERTS = {
+    "UNSUPPORTED_PROTOCOL": Alert.PROTOCOL_VERSION,
+    "NO_SHARED_CIPHER": Alert.HANDSHAKE_FAILURE,
+    "NO_SUITABLE_SIGNATURE_ALGORITHM": Alert.HANDSHAKE_FAILURE,
+    "BAD_SIGNATURE": Alert.DECRYPT_ERROR,
+    "DIGEST_CHECK_FAILED": Alert.DECRYPT_ERROR,
+    "WRONG_SIGNATURE_TYPE": Alert.ILLEGAL_PARAMETER,
+    "UNKNOWN_ALERT_TYPE": Alert.ILLEGAL_PARAMETER,
+    "LENGTH_MISMATCH": Alert.DECODE_ERROR,
+    "DECRYPTION_FAILED_OR_BAD_RECORD_MAC": Alert.BAD_RECORD_MAC,
+    "INVALID_ALERT": Alert.UNEXPECTED_MESSAGE,
+    "UNEXPECTED_MESSAGE": Alert.UNEXPECTED_MESSAGE,
+    "UNEXPECTED_RECORD": Alert.UNEXPECTED_MESSAGE,
+    "BAD_RECORD_TYPE": Alert.UNEXPECTED_MESSAGE,
+    "CCS_RECEIVED_EARLY": Alert.UNEXPECTED_MESSAGE,
 }
 
 
 def sent_alert(exc: ssl.SSLError, tls_version: str | None = None) -> Alert | None:
-    """The alert a server that raised ``exc`` during its handshake sends to the client."""
+    """The alert OpenSSL is expected to send with ``exc``, from its reason: a fallback only.
+
+    The lab's server names the alert OpenSSL really wrote (``mtls_lab.server._tls_watch``) and uses this
+    table only when it could not watch the connection. The table cannot know everything: a first record
+    that does not look like TLS at all (``WRONG_VERSION_NUMBER``) gets no alert, a later one
+    ``protocol_version``; it says None for both.
+    """
     if isinstance(exc, ssl.SSLCertVerificationError):
         return _VERIFY_ALERTS.get(exc.verify_code or 0, Alert.CERTIFICATE_UNKNOWN)
     reason = exc.reason or ""
     if reason == "PEER_DID_NOT_RETURN_A_CERTIFICATE":
         return Alert.CERTIFICATE_REQUIRED if tls_version == "TLSv1.3" else Alert.HANDSHAKE_FAILURE
-    if reason in {"UNSUPPORTED_PROTOCOL", "WRONG_VERSION_NUMBER"}:
-        return Alert.PROTOCOL_VERSION
-    if reason in {"NO_SHARED_CIPHER", "NO_SUITABLE_SIGNATURE_ALGORITHM"}:
-        return Alert.HANDSHAKE_FAILURE
-    return None
+    return _REASON_ALERTS.get(reason)

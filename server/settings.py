@@ -52,6 +52,38 @@ class RejectStyle(enum.Enum):
         }[self]
 
 
+class AlertStyle(enum.Enum):
+    """Whose alerts the server sends when it rejects a client certificate (``server/alert_styles.py``)."""
+
+    OPENSSL = "openssl"
+    JAVA = "java"
+    GO = "go"
+
+    @property
+    def summary(self) -> str:
+        return {
+            AlertStyle.OPENSSL: "OpenSSL's alerts (HAProxy, openssl s_server)",
+            AlertStyle.JAVA: "a Java server's alerts (Tomcat, Jetty, Spring Boot)",
+            AlertStyle.GO: "a Go 1.20+ server's alerts (Caddy, Traefik)",
+        }[self]
+
+
+class Authorize(enum.Enum):
+    """What the app checks before it accepts a call on its routes."""
+
+    CERTIFICATE = "certificate"  # the client certificate's identity (allow-list, pins): the community question
+    TOKEN = "token"  # a bearer token from a lab token endpoint (custom or certificate-based authentication)
+    BOTH = "both"  # both: an mTLS endpoint that also wants a token
+
+    @property
+    def certificate(self) -> bool:
+        return self is not Authorize.TOKEN
+
+    @property
+    def token(self) -> bool:
+        return self is not Authorize.CERTIFICATE
+
+
 class TLSVersion(enum.Enum):
     V1_2 = "1.2"
     V1_3 = "1.3"
@@ -89,9 +121,16 @@ class ServerConfig:
     record_body_limit: int = 64 * 1024
     max_body: int = 1024 * 1024
     reject_style: RejectStyle = RejectStyle.ALERT
+    alert_style: AlertStyle = AlertStyle.OPENSSL  # with reject_style ALERT: whose alerts
     client_cert_header: str | None = None  # read the client certificate from this header (a proxy terminates TLS)
     trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")  # addresses whose client-certificate header counts
     quiet: bool = False
+    # Leaf certificates in --trust count (trusted and advertised), as real servers take them: the matrix's
+    # "trust store holds Adobe's leaf" rows. The CLI keeps refusing a trust file without a CA.
+    trust_leaves: bool = False
+    authorize: Authorize = Authorize.CERTIFICATE
+    idp_register: tuple[Path, ...] = ()  # leaf certificates the identity provider (/_lab/idp/token) accepts
+    idp_audience: tuple[str, ...] = ()  # the aud values it accepts (empty: its own token endpoint URL)
 
 
 _TIMEOUTS = {
@@ -117,5 +156,10 @@ def check_settings(config: ServerConfig) -> None:
     for field, option in _COUNTS.items():
         if getattr(config, field) < 1:
             raise LabError(f"{option} {getattr(config, field)}: give a number above 0")
+    if config.alert_style is not AlertStyle.OPENSSL and config.reject_style is not RejectStyle.ALERT:
+        raise LabError(
+            f"--alert-style {config.alert_style.value} goes with --reject-style alert (nginx and gateways "
+            "answer over HTTP): drop one of them"
+        )
     if not 0 <= config.port <= 65535:
         raise LabError(f"--port {config.port}: give a port from 1 to 65535 (0: any free port)")

@@ -27,12 +27,25 @@ def add_call(sub: Commands) -> None:
         help="replay a custom action the way AJO would, and explain the outcome",
         description="Replay an AJO custom action against an endpoint with an Adobe-like client certificate, "
         "following AJO's runtime rules (up to 3 retries inside the timeout, none on 401/403/404 or after a "
-        "first-call timeout, 302 redirects followed), and print a verdict: the failing layer, the cause and "
-        "the fix. Exit codes: 0 accepted, 1 HTTP error, 2 usage, 3 TLS rejected by the server, "
-        "4 server certificate not trusted, 5 connection error or timeout.",
+        "first-call timeout, 302 redirects followed, a timeout reached during the retries counted as a timeout), "
+        "with its authentication (custom authorization: the token call first, without the client certificate), "
+        "and print a verdict: which call failed, the failing layer, the cause and the fix. Exit codes: 0 accepted, "
+        "1 HTTP error, 2 usage, 3 TLS rejected by the server, 4 server certificate not trusted, 5 connection error "
+        "or timeout.",
     )
     p.add_argument("action", nargs="?", type=Path, help="custom-action JSON file (default: a plain POST to --url)")
     p.add_argument("--url", help="endpoint URL, replacing the action's (default https://localhost:8443/custom-action)")
+    p.add_argument(
+        "--token-url",
+        help="the custom authorization's token endpoint, replacing the one in the action (the action file stays "
+        "as pasted from AJO); an aud equal to the old endpoint follows it",
+    )
+    p.add_argument(
+        "--token-cert",
+        action="store_true",
+        help="also present the client certificate on the token call (AJO most likely does not: a model; Adobe "
+        "says OAuth token endpoints must not use mTLS)",
+    )
     p.add_argument("--context", type=Path, help="JSON file with profile, event and journey values for variables")
     p.add_argument("--path", help="the dynamic path added to the URL for this call")
     p.add_argument("--identity", choices=IDENTITY_NAMES, default="adobe", help="lab client identity (default adobe)")
@@ -76,6 +89,8 @@ def _run_call(ns: argparse.Namespace) -> int:
     action = load(ns.action) if ns.action else parse({"name": "lab_call", "url": url, "method": "POST"}, "--url")
     if ns.url is not None:  # an empty --url is an error, not the default
         action = action.with_url(ns.url)
+    if ns.token_url is not None:
+        action = action.with_token_url(ns.token_url)
     options = CallOptions(
         pki=_lab_pki(ns),
         identity=given_identity(ns),
@@ -85,6 +100,7 @@ def _run_call(ns: argparse.Namespace) -> int:
         path=ns.path,
         timeout=ns.timeout,
         retries=ns.retries,
+        token_cert=ns.token_cert,
     )
     verdict = call(action, load_context(ns.context), options)
     if ns.json:
@@ -110,9 +126,11 @@ def add_probe(sub: Commands) -> None:
         help="diagnose a real endpoint the way AJO would meet it",
         description="Connect to an endpoint as AJO would (each connection a TLS handshake and one harmless GET of "
         "the URL's path) and report its server chain, TLS versions, whether it requests a client certificate, the "
-        "CA names it advertises and what AJO's Java client will do with them, and the likely outcome with fixes. "
-        "It cannot see whether the endpoint trusts Adobe's real certificate (only Adobe holds the key). Exit "
-        "codes: 0 nothing to fix, 1 fixes listed, 2 usage, 5 unreachable, 7 plain HTTP, 8 not TLS, 9 timeout.",
+        "CA names it advertises and what AJO's Java client will do with them, a guess at its TLS stack, the likely "
+        "outcome with fixes, and one readiness verdict per Adobe CA hierarchy (today's and the migration's). "
+        "With --check-trust it also tests whether the endpoint trusts Adobe's real DigiCert roots, with probe "
+        "chains that fail by construction (docs/trust-check.md). Exit codes: 0 nothing to fix, 1 fixes listed, "
+        "2 usage, 5 unreachable, 7 plain HTTP, 8 not TLS, 9 timeout.",
     )
     p.add_argument("url", help="https://host[:port][/path]")
     p.add_argument("--server-ca", default="system", help="CA file for the server's chain, or 'system' (default)")
@@ -122,6 +140,13 @@ def add_probe(sub: Commands) -> None:
         choices=IDENTITY_NAMES[:-1],
         metavar="NAME",
         help="also present this lab identity, repeatable, to see how the endpoint treats it",
+    )
+    p.add_argument(
+        "--check-trust",
+        action="store_true",
+        help="also test whether the endpoint trusts DigiCert Global Root G2 (today) and DigiCert Assured ID "
+        "Root G2 (the migration): two extra connections, each presenting a probe chain under the real root whose "
+        "signature is false, so it never passes",
     )
     p.add_argument("--timeout", type=float, default=5.0, help="seconds per connection (default 5)")
     p.set_defaults(handler=_run_probe)
@@ -139,6 +164,6 @@ def _run_probe(ns: argparse.Namespace) -> int:
     tries = [ClientIdentity.from_lab(pki, Identity(name), Chain.FULL) for name in ns.try_identity or [] if pki]
     if ns.cert is not None or ns.key is not None:
         tries.append(given_identity(ns) or ClientIdentity("?", ns.cert, ns.key))
-    report = probe(ns.url, ns.server_ca, pki, tries, ns.timeout)
+    report = probe(ns.url, ns.server_ca, pki, tries, ns.timeout, check_trust=ns.check_trust)
     print(json.dumps(report.to_json(), indent=2) if ns.json else render(report))
     return ExitCode.PROBLEMS_FOUND if report.fixes else ExitCode.OK

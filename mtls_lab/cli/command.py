@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from mtls_lab import __version__
-from mtls_lab.cli import caller, lifecycle, matrix, pki, server
+from mtls_lab.cli import caller, lifecycle, matrix, pki, server, stacks
 from mtls_lab.cli.options import Handler, env_arguments
 from mtls_lab.errors import ExitCode, LabError
 
@@ -51,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mtls-lab",
         description="Reproduce, understand and fix the mutual-TLS failures between Adobe Journey Optimizer "
         "custom actions and your endpoint: a lab PKI, a reference server and an AJO-like caller.",
-        epilog="Run `mtls-lab COMMAND --help` for each command's options.",
+        epilog="Run `mtls-lab COMMAND --help` for each command's options. The repository's docs/ folder explains "
+        "every case: start with docs/troubleshooting.md (find your case) or docs/README.md (all pages).",
     )
     parser.add_argument("--version", action="version", version=f"mtls-lab {__version__}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
@@ -61,10 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
     matrix.add_matrix(sub)
     matrix.add_demo(sub)
     caller.add_probe(sub)
+    stacks.add_stacks(sub)
     server.add_nginx_conf(sub)
     matrix.add_health(sub)
     lifecycle.add_adobe_api(sub)
     lifecycle.add_trust_sync(sub)
+    lifecycle.add_idp_leaves(sub)
     return parser
 
 
