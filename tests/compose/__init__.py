@@ -6,6 +6,7 @@
   late; a caller that does not wait for it).
 - ``python-stand-in.Dockerfile``: the local stand-in for ``python:3.11-slim-bookworm``.
 - ``project.py``: the compose file as data, and a compose project run through the real ``docker compose``.
+- ``commands.py``: the documented commands and what each must do (checked against docs/compose.md).
 
 ``scripts/compose-test.sh`` starts the engine these tests use (``make compose-test``).
 """
