@@ -23,6 +23,7 @@ from mtls_lab.server.run import RunningServer
 from mtls_lab.server.settings import ServerConfig
 
 Progress = Callable[[int, int, Scenario], None]
+Observe = Callable[["Result", RunningServer], None]  # each result with its server, while the server runs
 
 
 @dataclass(frozen=True)
@@ -150,8 +151,14 @@ def call_at(scenario: Scenario, pki: LabPaths, base_url: str) -> Result:
     return Result(scenario, verdict, time.perf_counter() - started)
 
 
-def run(scenarios: list[Scenario], pki: LabPaths, progress: Progress | None = None) -> list[Result]:
-    """Run every scenario; each distinct server configuration is started once."""
+def run(
+    scenarios: list[Scenario], pki: LabPaths, progress: Progress | None = None, observe: Observe | None = None
+) -> list[Result]:
+    """Run every scenario; each distinct server configuration is started once.
+
+    ``observe`` sees each result with the server it ran against, before that server stops (the HTML report
+    reads the server's record of the attempt there).
+    """
     servers: dict[tuple[Any, ...], RunningServer] = {}
     results: list[Result] = []
     try:
@@ -162,6 +169,8 @@ def run(scenarios: list[Scenario], pki: LabPaths, progress: Progress | None = No
             if key not in servers:
                 servers[key] = RunningServer(server_config(scenario, pki)).start()
             results.append(run_one(scenario, pki, servers[key]))
+            if observe:
+                observe(results[-1], servers[key])
     finally:
         for server in servers.values():
             server.request_stop()
