@@ -102,6 +102,12 @@ def _run_call(ns: argparse.Namespace) -> int:
     )
     started = dt.datetime.now(dt.UTC)
     verdict = call(action, load_context(ns.context), options)
+    if ns.json:
+        print(json.dumps(verdict.to_json(), indent=2))
+    else:
+        if ns.trace:
+            print(ladder(verdict) + "\n")
+        print(render(verdict, action.method))
     if ns.report:
         from mtls_lab.report.reports import call_report
 
@@ -114,12 +120,6 @@ def _run_call(ns: argparse.Namespace) -> int:
             started=started,
         )
         save_report(ns, html)
-    if ns.json:
-        print(json.dumps(verdict.to_json(), indent=2))
-    else:
-        if ns.trace:
-            print(ladder(verdict) + "\n")
-        print(render(verdict, action.method))
     return int(verdict.outcome.exit_code)
 
 
@@ -178,8 +178,10 @@ def _run_probe(ns: argparse.Namespace) -> int:
 
         run = run_probe(ns.url, ns.server_ca, pki, tries, ns.timeout)
         report = run.report
-        save_report(ns, probe_report(run, argv=ns.command_line, pki=pki, server_record=ns.server_record))
+        html = probe_report(run, argv=ns.command_line, pki=pki, server_record=ns.server_record)
     else:
         report = probe(ns.url, ns.server_ca, pki, tries, ns.timeout)
     print(json.dumps(report.to_json(), indent=2) if ns.json else render(report))
+    if ns.report:
+        save_report(ns, html)
     return ExitCode.PROBLEMS_FOUND if report.fixes else ExitCode.OK

@@ -85,15 +85,15 @@ def _run_matrix(ns: argparse.Namespace) -> int:
 
         pki, recorder = ensure_pki(ns.certs), Recorder()
         results = runner.run(chosen, pki, progress=runner.terminal_progress(), observe=recorder)
+    if ns.trace:
+        print(ladder(results[0].verdict, runner.server_label(results[0].scenario)) + "\n")
+    render = runner.render_json if ns.json else runner.render_markdown if ns.markdown else runner.render_text
+    print(render(results))
     if ns.report:
         from mtls_lab.report.reports import matrix_report
 
         sides = recorder.sides if recorder else None
         save_report(ns, matrix_report("ajo-mtls-lab matrix: every scenario, live", results, pki, sides))
-    if ns.trace:
-        print(ladder(results[0].verdict, runner.server_label(results[0].scenario)) + "\n")
-    render = runner.render_json if ns.json else runner.render_markdown if ns.markdown else runner.render_text
-    print(render(results))
     return ExitCode.OK if all(r.match for r in results) else ExitCode.MISMATCH
 
 

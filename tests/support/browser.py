@@ -74,6 +74,7 @@ class Page:
                 "captureBeyondViewport": True,
                 "clip": {"x": 0, "y": 0, "width": width, "height": height, "scale": 1},
             }
+        self.browser.send("Page.bringToFront", {}, self.session)  # a tab in the background paints nothing
         data = self.browser.send("Page.captureScreenshot", params, self.session)["data"]
         path.write_bytes(base64.b64decode(data))
         return path
@@ -98,7 +99,8 @@ class Browser:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        self.socket = connect(self._endpoint(), max_size=None, open_timeout=10)
+        self.exits = contextlib.ExitStack()  # websockets 17 wants its connection used as a context manager
+        self.socket = self.exits.enter_context(connect(self._endpoint(), max_size=None, open_timeout=10))
         self.ids = itertools.count(1)
         self.pages: dict[str, Page] = {}
 
@@ -184,7 +186,7 @@ class Browser:
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
-            self.socket.close()
+            self.exits.close()
         self.process.terminate()
         try:
             self.process.wait(10)
