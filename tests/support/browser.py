@@ -64,9 +64,17 @@ class Page:
             raise BrowserError(f"{expression!r} failed: {result['exceptionDetails']}")
         return result["result"].get("value")
 
-    def screenshot(self, path: Path, full_page: bool = False) -> Path:
+    def screenshot(self, path: Path, full_page: bool = False, selector: str | None = None) -> Path:
+        """The viewport, the whole page, or the box of one element (``selector``) as a PNG file."""
         params: dict[str, Any] = {"format": "png"}
-        if full_page:
+        if selector is not None:
+            box = self.evaluate(
+                f"(() => {{ const r = document.querySelector({json.dumps(selector)}).getBoundingClientRect(); "
+                "return [r.left + scrollX, r.top + scrollY, r.width, r.height]; })()"
+            )
+            clip = dict(zip(("x", "y", "width", "height"), box, strict=True))
+            params |= {"captureBeyondViewport": True, "clip": {**clip, "scale": 1}}
+        elif full_page:
             width, height = self.evaluate(
                 "[document.documentElement.scrollWidth, document.documentElement.scrollHeight]"
             )
@@ -175,6 +183,8 @@ class Browser:
             {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
             session,
         )
+        # no scrollbar: a full-page or element capture then lays the page out exactly as the viewport did
+        self.send("Emulation.setScrollbarsHidden", {"hidden": True}, session)
         self.send("Page.navigate", {"url": path.resolve().as_uri()}, session)
         deadline = time.monotonic() + 20
         while not page.loaded and time.monotonic() < deadline:
