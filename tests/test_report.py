@@ -26,18 +26,21 @@ import trustme
 
 from mtls_lab.caller.action import parse
 from mtls_lab.caller.call import CallOptions, call
+from mtls_lab.caller.verdict import Outcome
 from mtls_lab.certs.layout import CA, LabPaths
 from mtls_lab.cli import main
 from mtls_lab.errors import ExitCode
 from mtls_lab.matrix.demo import STEPS
-from mtls_lab.report import render, server_side
+from mtls_lab.report import render, server_side, views
 from mtls_lab.report.reports import call_report
 from mtls_lab.report.views import scenario_anchor
 from mtls_lab.server.run import RunningServer
 from mtls_lab.server.settings import Mode, ServerConfig
 from tests.support import report_screens
 from tests.support.browser import CHROMIUM, Browser, Page
-from tests.support.docs_check import Outcome, matches, steps
+from tests.support.docs_check import Outcome as BlockOutcome
+from tests.support.docs_check import matches, steps
+from tests.support.ports import free_port
 from tests.support.scripted_endpoint import Script, json_body, scripted_endpoint
 
 HOSTILE_CN = "<script>window.__pwned=1</script>"
@@ -210,9 +213,33 @@ def test_a_report_never_overwrites_a_file(pki: LabPaths, tmp_path: Path) -> None
     assert missing.code == ExitCode.USAGE and "does not exist: create it" in missing.err
 
 
-def test_server_record_needs_a_report(tmp_path: Path) -> None:
+def test_server_record_needs_a_report_and_an_existing_file(tmp_path: Path) -> None:
     done = cli("call", "--url", "https://localhost:9/x", "--identity", "none", "--server-record", tmp_path / "r")
     assert done.code == ExitCode.USAGE and "--server-record goes with --report" in done.err
+    report = ("--report", tmp_path / "r.html")
+    done = cli(
+        "call", "--url", "https://localhost:9/x", "--identity", "none", "--server-record", tmp_path / "r", *report
+    )
+    assert done.code == ExitCode.USAGE and "no such file: give the file of `mtls-lab serve --record FILE`" in done.err
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_every_outcome_has_a_headline() -> None:
+    assert set(views._HEADLINES) == set(Outcome)
+
+
+def test_a_call_that_never_connected_draws_no_ladder_and_says_why(pki: LabPaths, tmp_path: Path) -> None:
+    record = tmp_path / "calls.jsonl"
+    record.write_text("")
+    path = tmp_path / "refused.html"
+    url = f"https://localhost:{free_port()}/x"  # nothing listens there
+    done = cli("call", "--url", url, "--identity", "none", "--certs", pki.root, "--retries", "0",
+               "--report", path, "--server-record", record)  # fmt: skip
+    assert done.code == ExitCode.CONNECTION and f"report written to {path}" in done.err
+    html = unescape(path.read_text())
+    assert "Connection failed (connect), no TLS alert" in html
+    assert "no TLS message was exchanged (no connection)" in html and '<g class="msg' not in html
+    assert "The caller made no TCP connection, so the server cannot have recorded this attempt." in html
 
 
 # --- the server's side: matched by the caller's local port ----------------------------------------------
@@ -226,6 +253,12 @@ def test_the_server_side_is_the_entry_from_the_callers_port(reports: dict[str, P
     port = server_side.peer_port(ours[0])
     assert f"entries from the caller's port {port}" in html
     assert "HTTP 403 no_client_certificate" in html and html.count('class="entry request"') == 1
+
+
+def test_the_probe_report_shows_the_servers_entry_of_its_first_connection(reports: dict[str, Path]) -> None:
+    html = unescape(reports["probe-tls-only"].read_text())
+    assert html.count('class="entry request"') == 1
+    assert "GET /custom-action" in html and "HTTP 403 no_client_certificate" in html
 
 
 def test_a_rejected_handshake_with_no_connection_entry_says_so(reports: dict[str, Path]) -> None:
@@ -496,13 +529,17 @@ def test_the_report_policy_blocks_a_script_that_got_in(browser: Browser, tmp_pat
 
 # --- docs/report.md: its commands write the reports its screenshots show ---------------------------------
 
+DocsRun = tuple[dict[int, list[BlockOutcome]], list[tuple[report_screens.Shot, Path]]]
+
 
 @pytest.fixture(scope="module")
-def docs_run(pki: LabPaths, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[int, list[Outcome]], list[Any]]:
+def docs_run(
+    pki: LabPaths, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[dict[int, list[BlockOutcome]], list[Any]]:
     return report_screens.run(pki.root, tmp_path_factory.mktemp("docs-report"))
 
 
-def test_the_docs_page_commands_run_as_shown(docs_run: tuple[dict[int, list[Outcome]], list[Any]]) -> None:
+def test_the_docs_page_commands_run_as_shown(docs_run: DocsRun) -> None:
     outcomes, _ = docs_run
     for shot in report_screens.shots():
         for step, outcome in zip(steps(shot.block), outcomes[shot.block.line], strict=True):
@@ -512,9 +549,7 @@ def test_the_docs_page_commands_run_as_shown(docs_run: tuple[dict[int, list[Outc
             assert matches(expected, outcome.output), f"{where} printed:\n{outcome.output}"
 
 
-def test_the_docs_page_shows_a_screenshot_of_each_report_kind(
-    docs_run: tuple[dict[int, list[Outcome]], list[Any]], browser: Browser
-) -> None:
+def test_the_docs_page_shows_a_screenshot_of_each_report_kind(docs_run: DocsRun, browser: Browser) -> None:
     _, made = docs_run
     page = report_screens.PAGE.read_text()
     kinds = set()

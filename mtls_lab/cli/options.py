@@ -120,8 +120,11 @@ def start_report(ns: argparse.Namespace) -> None:
         from mtls_lab.report.reports import check_new
 
         check_new(ns.report)
-    if getattr(ns, "report", None) is None and getattr(ns, "server_record", None) is not None:
+    record = getattr(ns, "server_record", None)
+    if record is not None and getattr(ns, "report", None) is None:
         raise LabError("--server-record goes with --report: add --report FILE")
+    if record is not None and not record.is_file():
+        raise LabError(f"--server-record {record}: no such file: give the file of `mtls-lab serve --record FILE`")
 
 
 def save_report(ns: argparse.Namespace, html: str) -> None:

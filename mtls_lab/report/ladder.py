@@ -12,6 +12,7 @@ import textwrap
 from dataclasses import dataclass, field
 from typing import Any
 
+from mtls_lab.caller.ladder import _response as response_line  # the terminal ladder's words for the answer
 from mtls_lab.caller.verdict import Verdict
 
 WIDTH = 900
@@ -111,7 +112,7 @@ def _label(message: dict[str, Any], verdict: Verdict, finished_sent: bool) -> li
     kind, details = message["type"], message["details"]
     sent = message["direction"] == TO_SERVER
     if kind == "ApplicationData":
-        head, facts = ("HTTP request", [verdict.request_line]) if sent else ("HTTP response", [_response(verdict)])
+        head, facts = ("HTTP request", [verdict.request_line]) if sent else ("HTTP response", [response_line(verdict)])
     elif kind == "Alert":
         head, facts = f"Alert {details.get('alert')} ({details.get('level')})", [_when(message, finished_sent)]
     elif kind == "Certificate":
@@ -160,13 +161,6 @@ def _when(message: dict[str, Any], finished_sent: bool) -> str:
     if finished_sent:
         return "after the caller's Finished was sent, before the server's: the handshake failed"
     return "before the caller's Finished: the handshake failed"
-
-
-def _response(verdict: Verdict) -> str:
-    if verdict.status is None:
-        return "(no response received)"
-    reason = f' {{"reason": "{verdict.server_reason}"}}' if verdict.server_reason else ""
-    return f"HTTP {verdict.status}{reason}"
 
 
 def _wrap(text: str) -> list[str]:
