@@ -282,25 +282,39 @@ def test_entries_match_by_port_and_time() -> None:
 
 
 def test_connection_entries_are_read_through_the_seam() -> None:
-    """Record version 2's connection entries (planned shape): the alert and the empty Certificate are shown."""
+    """Record version 2's connection entries (docs/reference/record.md): the empty Certificate and the alert."""
     entry = {
         "record_version": 2,
         "kind": "connection",
+        "connection_id": "5f3a-1",
         "time": dt.datetime.now(dt.UTC).isoformat(),
-        "peer": "127.0.0.1:6000",
+        "client": "127.0.0.1:6000",
         "sni": "localhost",
+        "versions_offered": ["TLSv1.3", "TLSv1.2"],
         "tls_version": "TLSv1.3",
         "certificate_requested": True,
-        "advertised_ca_names": ["CN=MTLS LAB impostor root (unrelated CA)"],
-        "chain": [],
-        "alert": {"name": "certificate_required", "after_client_finished": True},
+        "ca_names_advertised": ["CN=MTLS LAB impostor root (unrelated CA)"],
+        "client_certificate": "empty",
+        "client_chain": [],
+        "ssl_client_verify": "NONE",
+        "outcome": "rejected",
+        "alert_sent": {"name": "certificate_required", "level": "fatal", "after_client_finished": True},
+        "alert_received": None,
+        "a_field_added_later": "shown too",
     }
     side = server_side.for_attempt([entry], 6000, None, "test")
     assert side.has_connection_entries and side.note == ""
     facts = {f.label: f for f in side.entries[0].facts}
-    assert facts["client certificate"].value == "empty Certificate (none presented)"
-    assert facts["alert sent"].value == "name: certificate_required, after_client_finished: yes"
-    assert facts["alert sent"].tone == "bad" and facts["SNI"].value == "localhost"
+    assert facts["client certificate"].value == "empty Certificate: asked, and the client sent none"
+    assert facts["alert sent"].value == "certificate_required (fatal), after the client's Finished"
+    assert facts["alert sent"].tone == facts["outcome"].tone == "bad"
+    assert facts["SNI"].value == "localhost" and facts["versions offered"].value == "TLSv1.3; TLSv1.2"
+    assert facts["a field added later"].value == "shown too" and "alert received from the client" not in facts
+    presented = {**entry, "client_certificate": "presented", "client_chain": [{"subject": "CN=x", "issuer": "CN=y"}]}
+    shown = {f.label: f.value for f in server_side.connection_facts(presented)}
+    assert shown["client certificate"] == "presented: CN=x (issued by CN=y)"
+    none = server_side.for_attempt([entry], 6001, None, "test")
+    assert none.note.endswith("no connection of the caller's reached it.")  # a version 2 record: no v1 excuse
 
 
 # --- in the browser ---------------------------------------------------------------------------------------

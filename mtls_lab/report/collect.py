@@ -22,7 +22,7 @@ from mtls_lab.caller.tls import ClientBehavior, ClientIdentity
 from mtls_lab.caller.verdict import Verdict
 from mtls_lab.certs.layout import LabPaths
 from mtls_lab.matrix.runner import Result
-from mtls_lab.report.server_side import ServerSide, for_attempt, read_record_file
+from mtls_lab.report.server_side import ServerSide, for_attempt, read_record_file, versioned
 from mtls_lab.server.run import RunningServer
 
 SETTLE = 1.0  # seconds to wait for a connection entry the server writes after the caller saw the alert
@@ -47,8 +47,7 @@ def attempt_side(read: Entries, verdict: Verdict, since: dt.datetime, source: st
     while True:
         entries = read()
         side = for_attempt(entries, last_port(verdict), since, source)
-        versioned = any(int(e.get("record_version", 1) or 1) >= 2 for e in entries)
-        if side.has_connection_entries or not versioned or time.monotonic() >= deadline:
+        if side.has_connection_entries or not versioned(entries) or time.monotonic() >= deadline:
             return side
         time.sleep(0.05)
 

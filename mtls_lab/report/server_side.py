@@ -85,9 +85,14 @@ def for_attempt(
     if port is None:
         side.note = "The caller made no TCP connection, so the server cannot have recorded this attempt."
         return side
+    entries = list(entries)
     mine = [e for e in entries if peer_port(e) == port and _recent(e, since)]
     side.entries = [_entry(e) for e in sorted(mine, key=lambda e: str(e.get("time", "")))]
-    if not side.entries:
+    if not side.entries and versioned(entries):
+        side.note = (
+            f"The server recorded nothing from the caller's port {port}: no connection of the caller's reached it."
+        )
+    elif not side.entries:
         side.note = (
             f"The server recorded nothing from the caller's port {port}. Its record holds requests that "
             "reached the app; a handshake its TLS layer rejected leaves no request entry, and this record "
@@ -96,6 +101,11 @@ def for_attempt(
     elif not side.has_connection_entries:
         side.note = "This record holds requests only (record version 1): the TLS facts come with each request."
     return side
+
+
+def versioned(entries: Iterable[dict[str, Any]]) -> bool:
+    """Whether the record has connection entries: ``record_version`` 2 or later."""
+    return any(isinstance(e.get("record_version"), int) and e["record_version"] >= 2 for e in entries)
 
 
 def peer_port(entry: dict[str, Any]) -> int | None:
@@ -164,41 +174,62 @@ def _certificate_facts(entry: dict[str, Any]) -> list[Fact]:
     ]
 
 
-# --- the seam for connection entries (record version 2) -------------------------------------------------
+# --- the seam for connection entries (record version 2, docs/reference/record.md) ---------------------
 
-_CONNECTION_LABELS = {
+# the fields shown as they are, in this order; the alerts, the certificate and the chain are put in words
+_CONNECTION_FIELDS = {
+    "outcome": "outcome",
     "sni": "SNI",
     "versions_offered": "versions offered",
-    "tls_version": "version negotiated",
+    "tls_version": "version chosen",
+    "cipher": "cipher",
     "certificate_requested": "certificate requested",
-    "advertised_ca_names": "CA names advertised",
-    "verification": "verification",
-    "alert": "alert sent",
+    "ca_names_advertised": "CA names advertised",
 }
+_AFTER = {"ssl_client_verify": "verification", "error": "error", "http_refused": "HTTP refused", "requests": "requests"}
+_WORDED = {"client_certificate", "client_chain", "alert_sent", "alert_received"}
+_NOT_SHOWN = {"time", "ended", "kind", "record_version", "client", "peer", "connection_id", "mode", "reason"}
 
 
 def connection_facts(entry: dict[str, Any]) -> list[Fact]:
-    """One TLS connection as the server saw it: the fields this report knows first, then any others."""
-    facts = [Fact(label, _text(entry[key])) for key, label in _CONNECTION_LABELS.items() if key in entry]
-    facts.append(_presented(entry))
-    shown = {*_CONNECTION_LABELS, "time", "kind", "record_version", "peer", "client", "chain", "client_certificate"}
-    facts += [Fact(key.replace("_", " "), _text(value)) for key, value in entry.items() if key not in shown]
+    """One TLS connection as the server saw it: the fields this report knows, then any added later."""
+    facts = [Fact(label, _text(entry[key])) for key, label in _CONNECTION_FIELDS.items() if key in entry]
+    facts += [_presented(entry), _alert("alert sent", entry.get("alert_sent"))]
+    if entry.get("alert_received"):
+        facts.append(_alert("alert received from the client", entry["alert_received"]))
+    facts += [Fact(label, _text(entry[key])) for key, label in _AFTER.items() if entry.get(key) is not None]
+    known = {*_CONNECTION_FIELDS, *_AFTER, *_WORDED, *_NOT_SHOWN}
+    facts += [Fact(key.replace("_", " "), _text(value)) for key, value in entry.items() if key not in known]
     return [_toned(f) for f in facts]
 
 
 def _presented(entry: dict[str, Any]) -> Fact:
-    chain = entry.get("chain", entry.get("client_certificate"))
-    if isinstance(chain, dict):
-        chain = [chain]
-    if not chain:
-        return Fact("client certificate", "empty Certificate (none presented)", "bad")
-    subjects = [str(c.get("subject", "?")) if isinstance(c, dict) else str(c) for c in chain]
-    return Fact("client certificate", " + ".join(subjects))
+    chain = entry.get("client_chain") or []
+    state = entry.get("client_certificate")
+    if state == "empty":
+        return Fact("client certificate", "empty Certificate: asked, and the client sent none", "bad")
+    if state == "not_sent" or not chain:
+        return Fact("client certificate", "none (no Certificate message)")
+    names = [f"{c.get('subject', '?')} (issued by {c.get('issuer', '?')})" for c in chain if isinstance(c, dict)]
+    return Fact("client certificate", "presented: " + "; then ".join(names))
+
+
+def _alert(label: str, alert: Any) -> Fact:
+    if not isinstance(alert, dict):
+        return Fact(label, "none")
+    when = ""
+    if "after_client_finished" in alert:
+        when = ", after the client's Finished" if alert["after_client_finished"] else ", before the client's Finished"
+    return Fact(label, f"{alert.get('name', '?')} ({alert.get('level', '?')}){when}", "bad")
 
 
 def _toned(fact: Fact) -> Fact:
-    if fact.label == "alert sent" and fact.value not in ("", "none", "None"):
-        return Fact(fact.label, fact.value, "bad")
+    if fact.tone:
+        return fact
+    if fact.label == "outcome":
+        return Fact(fact.label, fact.value, "good" if fact.value == "accepted" else "bad")
+    if fact.label == "verification" and fact.value != "NONE":
+        return Fact(fact.label, fact.value, "good" if fact.value == "SUCCESS" else "bad")
     return fact
 
 
