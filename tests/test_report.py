@@ -245,14 +245,20 @@ def test_a_call_that_never_connected_draws_no_ladder_and_says_why(pki: LabPaths,
 # --- the server's side: matched by the caller's local port ----------------------------------------------
 
 
+def _record(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
 def test_the_server_side_is_the_entry_from_the_callers_port(reports: dict[str, Path]) -> None:
     html = unescape(reports["call-tls-only"].read_text())
-    record = [json.loads(line) for line in (reports["call-tls-only"].parent / "tls.jsonl").read_text().splitlines()]
-    ours = [e for e in record if e["path"] == "/custom-action" and e["method"] == "POST"]
+    record = _record(reports["call-tls-only"].parent / "tls.jsonl")
+    ours = [e for e in record if e.get("kind", "request") == "request" and e["method"] == "POST"]
     assert len(ours) == 1  # the probe's GETs are in the same record: only the call's POST is this attempt's
     port = server_side.peer_port(ours[0])
     assert f"entries from the caller's port {port}" in html
     assert "HTTP 403 no_client_certificate" in html and html.count('class="entry request"') == 1
+    connections = html.count('class="entry connection"')
+    assert connections == (1 if server_side.versioned(record) else 0)  # the POST's connection, not the probe's
 
 
 def test_the_probe_report_shows_the_servers_entry_of_its_first_connection(reports: dict[str, Path]) -> None:
@@ -261,10 +267,15 @@ def test_the_probe_report_shows_the_servers_entry_of_its_first_connection(report
     assert "GET /custom-action" in html and "HTTP 403 no_client_certificate" in html
 
 
-def test_a_rejected_handshake_with_no_connection_entry_says_so(reports: dict[str, Path]) -> None:
+def test_a_rejected_handshake_is_shown_from_the_servers_side_too(reports: dict[str, Path]) -> None:
+    """With connection entries (record version 2) the server's alert is beside the caller's; without, a note."""
     html = unescape(reports["call-mtls-other-ca"].read_text())
-    assert "The server recorded nothing from the caller's port" in html
-    assert 'class="entry' not in html
+    if not server_side.versioned(_record(reports["call-mtls-other-ca"].parent / "mtls.jsonl")):
+        assert "The server recorded nothing from the caller's port" in html and 'class="entry' not in html
+        return
+    assert html.count('class="entry connection"') == 1 and 'class="entry request"' not in html
+    assert "empty Certificate: asked, and the client sent none" in html
+    assert "certificate_required (fatal), after the client's Finished" in html
 
 
 def test_entries_match_by_port_and_time() -> None:
