@@ -454,7 +454,10 @@ def test_a_tls12_rejection_comes_after_the_callers_finished_was_sent(pages: dict
     root = "#s-mtls_tls1_2_adobe_java_advertises-other-ca svg.ladder"
     drawn = arrows(page, root)
     assert drawn[-1]["type"] == "Alert" and not drawn[-1]["rightwards"]
-    assert "handshake_failure" in drawn[-1]["text"] and "before the server's" in drawn[-1]["text"]
+    assert (
+        "handshake_failure" in drawn[-1]["text"]
+        and "the caller had sent its whole flight, Finished included" in drawn[-1]["text"]
+    )
     assert all(a["visible"] for a in drawn)
 
 

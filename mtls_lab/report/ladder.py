@@ -159,7 +159,10 @@ def _when(message: dict[str, Any], finished_sent: bool) -> str:
             "judged the certificate then, so the caller met the alert on its first read"
         )
     if finished_sent:
-        return "after the caller's Finished was sent, before the server's: the handshake failed"
+        return (
+            "the caller had sent its whole flight, Finished included (TLS 1.2); the server rejected it before "
+            "finishing its own side: the handshake failed"
+        )
     return "before the caller's Finished: the handshake failed"
 
 
