@@ -33,13 +33,14 @@ from mtls_lab.errors import ExitCode
 from mtls_lab.matrix.demo import STEPS
 from mtls_lab.report import render, server_side, views
 from mtls_lab.report.reports import call_report
+from mtls_lab.report.reproduce import scenario_commands
 from mtls_lab.report.views import scenario_anchor
 from mtls_lab.server.run import RunningServer
 from mtls_lab.server.settings import Mode, ServerConfig
 from tests.support import report_screens
 from tests.support.browser import CHROMIUM, Browser, Page
 from tests.support.docs_check import Outcome as BlockOutcome
-from tests.support.docs_check import matches, steps
+from tests.support.docs_check import Scratch, matches, steps
 from tests.support.ports import free_port
 from tests.support.scripted_endpoint import Script, json_body, scripted_endpoint
 
@@ -52,6 +53,7 @@ HOSTILE_BODY = json_body(
         "fix": '<img src=x onerror="window.__pwned=4">',
     }
 )
+REPO = Path(__file__).resolve().parent.parent
 MATRIX = [
     "mtls/tls1.3/adobe/java",
     "tls/tls1.3/adobe/java",
@@ -326,6 +328,33 @@ def test_connection_entries_are_read_through_the_seam() -> None:
     assert shown["client certificate"] == "presented: CN=x (issued by CN=y)"
     none = server_side.for_attempt([entry], 6001, None, "test")
     assert none.note.endswith("no connection of the caller's reached it.")  # a version 2 record: no v1 excuse
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        "mtls/tls1.3/adobe/java/advertises-other-ca",
+        "mtls/tls1.3/adobe-rotated/java/pinned-leaf",
+        "mtls/tls1.3/impostor/openssl",
+    ],
+)
+def test_a_scenarios_reproduce_commands_reproduce_it(scenario: str, pki: LabPaths, tmp_path: Path) -> None:
+    """The serve and call commands a matrix report prints give the scenario's verdict, run as they are."""
+    from mtls_lab.matrix.scenarios import SCENARIOS
+
+    chosen = next(s for s in SCENARIOS if s.id == scenario)
+    commands = scenario_commands(chosen)
+    assert commands[0] == f"mtls-lab matrix --only {scenario} --trace" and commands[1].endswith("&")
+    outcomes = Scratch(tmp_path / "scratch", pki.root, REPO).run_block([commands[1], commands[2] + " --json"])
+    verdict = json.loads(outcomes[-1].output)
+    actual = (
+        "accepted"
+        if verdict["outcome"] == "accepted"
+        else f"alert {verdict['alert']}"
+        if verdict["alert"]
+        else f"{verdict['status']} {verdict['server_reason']}"
+    )
+    assert (actual, verdict["client_cert_sent"]) == (chosen.expect, chosen.sent), outcomes[0].output
 
 
 # --- in the browser ---------------------------------------------------------------------------------------
