@@ -13,10 +13,11 @@ from mtls_lab.certs.layout import LabPaths
 from mtls_lab.errors import LabError
 from mtls_lab.matrix.runner import Result, server_label
 from mtls_lab.report import render
+from mtls_lab.report.certificates import LabMarks
 from mtls_lab.report.collect import ProbeRun, Recorder, file_side
 from mtls_lab.report.reproduce import command_line, scenario_commands
 from mtls_lab.report.server_side import ServerSide
-from mtls_lab.report.views import CallView, LabMarks, call_view, matrix_view, probe_view, scenario_anchor
+from mtls_lab.report.views import CallView, call_view, matrix_view, probe_view, scenario_anchor
 
 
 def check_new(path: Path) -> None:

@@ -290,6 +290,3 @@ def matrix_view(title: str, results: list[Result], details: list[CallView], note
 def scenario_anchor(scenario_id: str) -> str:
     """An id usable in a URL fragment and an HTML id."""
     return "s-" + "".join(c if c.isalnum() or c == "-" else "_" for c in scenario_id)
-
-
-__all__ = ["CallView", "Headline", "LabMarks", "MatrixView", "ProbeView", "call_view"]
