@@ -15,7 +15,7 @@ second) coming. At the end it prints the calls made, the verdicts by outcome, th
 kind (errors and tracebacks are server errors), the lines recorded against the requests that reached
 the app, and the server's memory: peak (VmHWM), after warm-up and at the end (VmRSS).
 
-Pass (exit 0): every record line is whole, lines recorded == requests that reached the app, no server
+Pass (exit 0): every record line is whole, requests recorded == requests that reached the app, no server
 error or traceback, and memory at the end within ``--tolerance-mb`` of memory after warm-up.
 
 Run: ``python benchmarks/soak.py [--seconds 60] [--workers 4] [--warmup 10] [--tolerance-mb 10]``.
@@ -55,6 +55,15 @@ INVALID = ["impostor", "expired", "not-yet-valid", "no-client-auth", "self-signe
 GARBAGE = ["bytes", "plain-http", "truncated-hello", "open-close", "huge-head", "malformed"]
 WEIGHTS = {"valid": 6, "big": 1, "identity": 3, "garbage": 3}
 REACHES_APP = {"valid:accepted", "big:413"}
+# the server's one line per bad connection (mtls_lab.server.connections, mtls_lab.server._uvicorn_limits)
+BAD_CONNECTION_LINES = (
+    "handshake rejected",
+    "handshake timed out",
+    "handshake ended by the client",
+    "connection failed after the handshake",
+    "connection ended by the client",
+    "request refused",
+)
 
 
 @dataclass
@@ -240,7 +249,7 @@ def slow_worker(pki: LabPaths, port: int, deadline: float, tally: Tally) -> None
 def log_kinds(log: str) -> Counter[str]:
     kinds: Counter[str] = Counter()
     for line in log.splitlines():
-        for pattern in ("handshake rejected", "handshake timed out", "request refused", " ERROR ", "Traceback"):
+        for pattern in (*BAD_CONNECTION_LINES, " ERROR ", "Traceback"):
             if pattern in line:
                 kinds[pattern.strip()] += 1
                 break
@@ -283,7 +292,8 @@ def report(
     kinds = log_kinds(log)
     errors = kinds["ERROR"] + kinds["Traceback"]
     bad = sum(n for key, n in outcomes.items() if key.split(":")[0] in ("identity", "garbage", "slow"))
-    per_bad = kinds["handshake rejected"] + kinds["handshake timed out"] + kinds["request refused"]
+    per_bad = sum(kinds[pattern] for pattern in BAD_CONNECTION_LINES)
+    requests = sum(json.loads(line).get("kind", "request") == "request" for line in lines if _is_json(line))
     warm, growth = watch.after_warmup(), end["VmRSS"] - watch.after_warmup()
     print(f"soak: {args.seconds:g} s, {args.workers} workers + 1 slow-client thread, warm-up {args.warmup:g} s")
     print(f"calls made: {sum(outcomes.values())}")
@@ -292,13 +302,16 @@ def report(
         print(f"  {key:<40} {n}")
     print(f"server log lines: {dict(kinds)}")
     print(f"server errors (ERROR lines + tracebacks): {errors}; lines about bad connections: {per_bad} for {bad}")
-    print(f"lines recorded: {len(lines)} ({whole} whole JSON lines); requests that reached the app: {reached}")
+    print(
+        f"lines recorded: {len(lines)} ({whole} whole JSON lines: {requests} requests, {whole - requests} connections);"
+        f" requests that reached the app: {reached}"
+    )
     print(
         f"server memory: peak {end['VmHWM'] / 1024:.1f} MB (VmHWM); after warm-up {warm / 1024:.1f} MB, "
         f"at the end {end['VmRSS'] / 1024:.1f} MB (growth {growth / 1024:+.1f} MB, tolerance {args.tolerance_mb} MB)"
     )
     checks = {
-        "no lost or extra lines": len(lines) == whole == reached,
+        "no lost or extra lines": len(lines) == whole and requests == reached,
         "no server errors": errors == 0,
         "at most one log line per bad connection": per_bad <= bad and kinds["other"] == 0,
         "no memory growth after warm-up": growth <= args.tolerance_mb * 1024,

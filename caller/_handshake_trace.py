@@ -7,18 +7,19 @@ messages; ``SSLContext._msg_callback`` is private, but CPython's own test suite 
 plaintext, TLS 1.3's encrypted ones included. ``check_internals`` verifies the hook exists.
 
 The TLS framing of the few messages we read (ClientHello, ServerHello, CertificateRequest,
-Certificate) is decoded here; the DER inside them is decoded by libraries: certificates by
-cryptography, distinguished names by OpenSSL (``mtls_lab._openssl.name_text``).
+Certificate) is decoded by ``mtls_lab.tls_wire`` (shared with the server); the DER inside them by
+libraries: certificates by cryptography, distinguished names by OpenSSL.
 """
 
 from __future__ import annotations
 
 import ssl
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from mtls_lab import _openssl
+from mtls_lab import tls_wire
 from mtls_lab.alerts import Alert
 from mtls_lab.certs.inspect import CertFacts
 
@@ -37,8 +38,6 @@ _TYPES = {
     20: "Finished",
     24: "KeyUpdate",
 }
-_VERSIONS = {0x0301: "TLS 1.0", 0x0302: "TLS 1.1", 0x0303: "TLS 1.2", 0x0304: "TLS 1.3"}
-SUPPORTED_VERSIONS, SERVER_NAME, CERTIFICATE_AUTHORITIES = 43, 0, 47
 
 
 def check_internals(context_class: type = ssl.SSLContext) -> None:
@@ -135,28 +134,7 @@ class HandshakeTrace:
         return content_type == 0x100 and data[:1] == b"\x17"
 
 
-# --- decoding the few messages whose facts matter --------------------------------------------------
-
-
-class _Reader:
-    def __init__(self, data: bytes) -> None:
-        self.data, self.at = data, 0
-
-    def take(self, size: int) -> bytes:
-        chunk = self.data[self.at : self.at + size]
-        if len(chunk) != size:
-            raise ValueError("truncated handshake message")
-        self.at += size
-        return chunk
-
-    def number(self, size: int) -> int:
-        return int.from_bytes(self.take(size), "big")
-
-    def vector(self, length_size: int) -> bytes:
-        return self.take(self.number(length_size))
-
-    def done(self) -> bool:
-        return self.at >= len(self.data)
+# --- decoding the few messages whose facts matter (framing in mtls_lab.tls_wire, shared with the server) ----
 
 
 def _details(kind: str, tls13: bool, body: bytes) -> dict[str, Any]:
@@ -164,79 +142,9 @@ def _details(kind: str, tls13: bool, body: bytes) -> dict[str, Any]:
     return decoder(body, tls13) if decoder else {}
 
 
-def _extensions(reader: _Reader) -> dict[int, bytes]:
-    if reader.done():
-        return {}
-    block = _Reader(reader.vector(2))
-    found = {}
-    while not block.done():
-        ext_type = block.number(2)
-        found[ext_type] = block.vector(2)
-    return found
-
-
-def _client_hello(body: bytes, _tls13: bool) -> dict[str, Any]:
-    reader = _Reader(body)
-    legacy = reader.number(2)
-    reader.take(32)
-    reader.vector(1)  # session id
-    reader.vector(2)  # cipher suites
-    reader.vector(1)  # compression
-    ext = _extensions(reader)
-    details: dict[str, Any] = {"versions_offered": [_VERSIONS.get(legacy, hex(legacy))]}
-    if SUPPORTED_VERSIONS in ext:
-        versions = _Reader(ext[SUPPORTED_VERSIONS]).vector(1)
-        details["versions_offered"] = [
-            _VERSIONS.get(int.from_bytes(versions[i : i + 2], "big"), "other") for i in range(0, len(versions), 2)
-        ]
-    if SERVER_NAME in ext:
-        names = _Reader(_Reader(ext[SERVER_NAME]).vector(2))
-        names.take(1)
-        details["sni"] = names.vector(2).decode("ascii", errors="replace")
-    return details
-
-
-def _server_hello(body: bytes, _tls13: bool) -> dict[str, Any]:
-    reader = _Reader(body)
-    legacy = reader.number(2)
-    reader.take(32)
-    reader.vector(1)
-    cipher = reader.number(2)
-    reader.take(1)
-    ext = _extensions(reader)
-    version = int.from_bytes(ext[SUPPORTED_VERSIONS], "big") if SUPPORTED_VERSIONS in ext else legacy
-    return {"version": _VERSIONS.get(version, hex(version)), "cipher_suite": f"0x{cipher:04x}"}
-
-
-def _names(block: bytes) -> list[str]:
-    reader = _Reader(block)
-    names = []
-    while not reader.done():
-        names.append(_openssl.name_text(reader.vector(2)))
-    return names
-
-
-def _certificate_request(body: bytes, tls13: bool) -> dict[str, Any]:
-    reader = _Reader(body)
-    if tls13:  # RFC 8446 4.3.2: request context, then extensions (certificate_authorities)
-        reader.vector(1)
-        names = _extensions(reader).get(CERTIFICATE_AUTHORITIES)
-        return {"ca_names": _names(_Reader(names).vector(2)) if names else []}
-    reader.vector(1)  # RFC 5246 7.4.4: certificate types, signature algorithms, certificate_authorities
-    reader.vector(2)
-    return {"ca_names": _names(reader.vector(2))}
-
-
 def _certificate(body: bytes, tls13: bool) -> dict[str, Any]:
-    reader = _Reader(body)
-    if tls13:
-        reader.vector(1)  # request context
-    entries = _Reader(reader.vector(3))
     chain = []
-    while not entries.done():
-        der = entries.vector(3)
-        if tls13:
-            entries.vector(2)  # per-certificate extensions
+    for der in tls_wire.certificate_ders(body, tls13):
         facts = CertFacts.from_der(der)
         chain.append(
             {
@@ -252,9 +160,9 @@ def _certificate(body: bytes, tls13: bool) -> dict[str, Any]:
     return {"chain": chain}
 
 
-_DECODERS = {
-    "ClientHello": _client_hello,
-    "ServerHello": _server_hello,
-    "CertificateRequest": _certificate_request,
+_DECODERS: dict[str, Callable[[bytes, bool], dict[str, Any]]] = {
+    "ClientHello": tls_wire.client_hello,
+    "ServerHello": tls_wire.server_hello,
+    "CertificateRequest": tls_wire.certificate_request,
     "Certificate": _certificate,
 }

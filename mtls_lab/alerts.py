@@ -85,15 +85,37 @@ _VERIFY_ALERTS = {
 }
 
 
+# OpenSSL's reason for a failed connection -> the alert OpenSSL sends with it (SSLfatal calls in ssl/), as
+# measured against the lab server and openssl s_server alike (tests/test_alert_truth.py)
+_REASON_ALERTS = {
+    "UNSUPPORTED_PROTOCOL": Alert.PROTOCOL_VERSION,
+    "NO_SHARED_CIPHER": Alert.HANDSHAKE_FAILURE,
+    "NO_SUITABLE_SIGNATURE_ALGORITHM": Alert.HANDSHAKE_FAILURE,
+    "BAD_SIGNATURE": Alert.DECRYPT_ERROR,
+    "DIGEST_CHECK_FAILED": Alert.DECRYPT_ERROR,
+    "WRONG_SIGNATURE_TYPE": Alert.ILLEGAL_PARAMETER,
+    "UNKNOWN_ALERT_TYPE": Alert.ILLEGAL_PARAMETER,
+    "LENGTH_MISMATCH": Alert.DECODE_ERROR,
+    "DECRYPTION_FAILED_OR_BAD_RECORD_MAC": Alert.BAD_RECORD_MAC,
+    "INVALID_ALERT": Alert.UNEXPECTED_MESSAGE,
+    "UNEXPECTED_MESSAGE": Alert.UNEXPECTED_MESSAGE,
+    "UNEXPECTED_RECORD": Alert.UNEXPECTED_MESSAGE,
+    "BAD_RECORD_TYPE": Alert.UNEXPECTED_MESSAGE,
+    "CCS_RECEIVED_EARLY": Alert.UNEXPECTED_MESSAGE,
+}
+
+
 def sent_alert(exc: ssl.SSLError, tls_version: str | None = None) -> Alert | None:
-    """The alert a server that raised ``exc`` during its handshake sends to the client."""
+    """The alert OpenSSL is expected to send with ``exc``, from its reason: a fallback only.
+
+    The lab's server names the alert OpenSSL really wrote (``mtls_lab.server._tls_watch``) and uses this
+    table only when it could not watch the connection. The table cannot know everything: a first record
+    that does not look like TLS at all (``WRONG_VERSION_NUMBER``) gets no alert, a later one
+    ``protocol_version``; it says None for both.
+    """
     if isinstance(exc, ssl.SSLCertVerificationError):
         return _VERIFY_ALERTS.get(exc.verify_code or 0, Alert.CERTIFICATE_UNKNOWN)
     reason = exc.reason or ""
     if reason == "PEER_DID_NOT_RETURN_A_CERTIFICATE":
         return Alert.CERTIFICATE_REQUIRED if tls_version == "TLSv1.3" else Alert.HANDSHAKE_FAILURE
-    if reason in {"UNSUPPORTED_PROTOCOL", "WRONG_VERSION_NUMBER"}:
-        return Alert.PROTOCOL_VERSION
-    if reason in {"NO_SHARED_CIPHER", "NO_SUITABLE_SIGNATURE_ALGORITHM"}:
-        return Alert.HANDSHAKE_FAILURE
-    return None
+    return _REASON_ALERTS.get(reason)

@@ -12,6 +12,16 @@ after a failed handshake this protocol does what nginx's lingering close does: h
 transport, half-close (FIN after the alert), drain and discard input until the client closes or
 ``linger`` seconds pass, then close.
 
+The same holds after the handshake: a client that sends a malformed alert, an unexpected message or
+a record that does not decrypt makes OpenSSL queue a fatal alert (``illegal_parameter``,
+``unexpected_message``, ``bad_record_mac``), and asyncio's ``_fatal_error`` force-closes without
+sending it, where ``openssl s_server`` sends it. Such errors get the same graceful close here, and
+the application protocol is told at once that its connection is gone.
+
+Each connection reports to a ``ConnectionEvents`` (the record, ``mtls_lab.server.connections``):
+``handshake_failed`` and ``failed_after_handshake`` are called before the alert leaves, so that a
+client that has its alert finds the connection recorded; ``closed`` when the socket is closed.
+
 It reaches into private members of ``asyncio.sslproto.SSLProtocol``; ``check_internals`` verifies
 they exist, and ``tests/test_asyncio_alerts.py`` proves the alert arrives over real sockets.
 """
@@ -22,12 +32,26 @@ import asyncio
 import logging
 import ssl
 from asyncio import sslproto
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 logger = logging.getLogger("mtls_lab.server")
 
-RejectHook = Callable[[Any, BaseException], None]
+
+class ConnectionEvents(Protocol):
+    """What one connection tells its observer (the record)."""
+
+    def opened(self, transport: asyncio.BaseTransport, ssl_object: ssl.SSLObject) -> None:
+        """The TCP connection is up; the handshake starts."""
+
+    def handshake_failed(self, exc: BaseException, received: int) -> None:
+        """The handshake failed (``received`` bytes came from the client); any alert is not sent yet."""
+
+    def failed_after_handshake(self, exc: ssl.SSLError) -> None:
+        """A fatal TLS error after the handshake; the alert OpenSSL wrote is not sent yet."""
+
+    def closed(self) -> None:
+        """The socket is closed."""
+
 
 _REQUIRED = (
     "_on_handshake_complete",
@@ -36,15 +60,18 @@ _REQUIRED = (
     "_wakeup_waiter",
     "buffer_updated",
     "_check_handshake_timeout",
+    "_fatal_error",
+    "_do_read",
 )
 
 
 def check_internals() -> None:
     """Raise RuntimeError if asyncio's SSLProtocol no longer has what this module overrides."""
     missing = [name for name in _REQUIRED if not hasattr(sslproto.SSLProtocol, name)]
-    if missing or not hasattr(sslproto, "SSLProtocolState"):
+    missing += [name for name in ("SSLProtocolState", "AppProtocolState") if not hasattr(sslproto, name)]
+    if missing:
         raise RuntimeError(
-            f"asyncio.sslproto changed (missing {missing or 'SSLProtocolState'}): "
+            f"asyncio.sslproto changed (missing {missing}): "
             "the TLS-alert fix for CPython gh-98078 must be updated for this Python"
         )
 
@@ -53,7 +80,8 @@ check_internals()
 
 
 class AlertDeliveringSSLProtocol(sslproto.SSLProtocol):
-    """``SSLProtocol`` that sends the handshake's alert and closes gracefully when the handshake fails."""
+    """``SSLProtocol`` that sends the alert of a failed handshake, or of a fatal error after it, and closes
+    gracefully."""
 
     # asyncio allocates this read buffer per connection (256 KiB by default): 64 KiB still holds several
     # full TLS records, and a thousand idle clients then cost 64 MB instead of 256 MB.
@@ -62,19 +90,33 @@ class AlertDeliveringSSLProtocol(sslproto.SSLProtocol):
     def __init__(
         self,
         *args: Any,
-        on_reject: RejectHook | None = None,
+        events: ConnectionEvents | None = None,
         linger: float = 2.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
-        self._on_reject = on_reject
+        self._events = events
         self._linger = linger
         self._lingering = False
         self._linger_handle: asyncio.TimerHandle | None = None
+        self._received = 0
+
+    @property
+    def ssl_object(self) -> ssl.SSLObject:
+        """The connection's SSLObject (made when the protocol is, before the handshake)."""
+        sslobj: ssl.SSLObject = self._sslobj  # type: ignore[attr-defined]
+        return sslobj
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self._events is not None:
+            self._events.opened(transport, self.ssl_object)
+        super().connection_made(transport)
 
     def _on_handshake_complete(self, handshake_exc: Any) -> None:
         # EOF or a reset during the handshake arrives as ConnectionResetError (a class): nothing to send.
         if not isinstance(handshake_exc, ssl.SSLError):
+            if handshake_exc is not None and self._events is not None:
+                self._events.handshake_failed(ConnectionResetError("EOF during the handshake"), self._received)
             super()._on_handshake_complete(handshake_exc)
             return
         inner: Any = self  # asyncio's private members are untyped
@@ -82,18 +124,36 @@ class AlertDeliveringSSLProtocol(sslproto.SSLProtocol):
             inner._handshake_timeout_handle.cancel()
             inner._handshake_timeout_handle = None
         inner._set_state(sslproto.SSLProtocolState.UNWRAPPED)
+        if self._events is not None:
+            self._events.handshake_failed(handshake_exc, self._received)
         inner._process_outgoing()  # the alert OpenSSL queued goes to the socket now
-        if self._on_reject is not None:
-            self._on_reject(inner._transport, handshake_exc)
         self._linger_close()
         inner._wakeup_waiter(handshake_exc)
+
+    def _fatal_error(self, exc: BaseException, message: str = "Fatal error on transport") -> None:
+        inner: Any = self
+        after_handshake = inner._state in (sslproto.SSLProtocolState.WRAPPED, sslproto.SSLProtocolState.FLUSHING)
+        if not (isinstance(exc, ssl.SSLError) and after_handshake and inner._transport is not None):
+            super()._fatal_error(exc, message)
+            return
+        # a malformed alert, an unexpected message, a record that does not decrypt: OpenSSL wrote its alert
+        inner._set_state(sslproto.SSLProtocolState.UNWRAPPED)
+        if self._events is not None:
+            self._events.failed_after_handshake(exc)
+        inner._process_outgoing()
+        if inner._app_transport is not None:
+            inner._app_transport._closed = True
+        if inner._app_state in (sslproto.AppProtocolState.STATE_CON_MADE, sslproto.AppProtocolState.STATE_EOF):
+            inner._app_state = sslproto.AppProtocolState.STATE_CON_LOST  # the app hears it now, not after lingering
+            self._loop.call_soon(inner._app_protocol.connection_lost, exc)
+        self._linger_close()
 
     def _check_handshake_timeout(self) -> None:
         # asyncio aborts a slow handshake silently (an OSError is logged in debug mode only): say it once
         inner: Any = self
-        if inner._state == sslproto.SSLProtocolState.DO_HANDSHAKE and self._on_reject is not None:
+        if inner._state == sslproto.SSLProtocolState.DO_HANDSHAKE and self._events is not None:
             timeout = inner._ssl_handshake_timeout
-            self._on_reject(inner._transport, TimeoutError(f"no complete handshake within {timeout:g} s"))
+            self._events.handshake_failed(TimeoutError(f"no complete handshake within {timeout:g} s"), self._received)
         super()._check_handshake_timeout()
 
     def _linger_close(self) -> None:
@@ -112,6 +172,7 @@ class AlertDeliveringSSLProtocol(sslproto.SSLProtocol):
     def buffer_updated(self, nbytes: int) -> None:
         if self._lingering:
             return  # drain: read and discard, so that closing sends a FIN and not a reset
+        self._received += nbytes
         super().buffer_updated(nbytes)
 
     def eof_received(self) -> bool | None:  # type: ignore[override]
@@ -126,3 +187,5 @@ class AlertDeliveringSSLProtocol(sslproto.SSLProtocol):
             self._linger_handle.cancel()
             self._linger_handle = None
         super().connection_lost(exc)
+        if self._events is not None:
+            self._events.closed()

@@ -19,7 +19,8 @@ issue #157 ("Further timeouts and resource limiting", closed 2026 without these)
 
 Each refusal is one log line, and the answer is followed by a lingering close (read and discard for a
 moment) so that a client still sending reads the answer instead of a TCP reset. None of these requests
-reaches the app, so none is in the record.
+reaches the app, so none is a request entry of the record; the refusal is noted on the connection's
+entry (``http_refused``).
 
 The internals used are the attributes and methods in ``_REQUIRED`` (uvicorn's protocol class, its
 parser and per-request callbacks); ``check_internals`` verifies them at import.
@@ -78,6 +79,7 @@ class GuardedHTTPProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with a header timeout and a bounded request head."""
 
     limits = HTTPLimits()  # set per server by the protocol factory
+    connection: Any = None  # the record's Connection (mtls_lab.server.connections), set by the protocol factory
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -164,6 +166,7 @@ class GuardedHTTPProtocol(HttpToolsProtocol):
             return
         wait = f"{self.limits.header_timeout:g} s"
         if self._head_bytes == 0 and self.cycle is None:
+            self._note(f"no request within {wait} of the handshake, closed")
             _log(self.client, f"no request within {wait} of the handshake, closed")
             self._refused = True
             self.transport.close()
@@ -178,9 +181,11 @@ class GuardedHTTPProtocol(HttpToolsProtocol):
         self._cancel(self._head_timer)
         self._head_timer = None
         if self.cycle is not None and not self.cycle.response_complete:
+            self._note(f"{why}, closed (a response was in flight)")
             _log(self.client, f"{why}, closed (a response was in flight)")
             self.transport.close()
             return
+        self._note(f"{why}, answered {status}")
         _log(self.client, f"{why}, answered {status}")
         body = f"{why}\n".encode()
         self.transport.write(
@@ -198,6 +203,10 @@ class GuardedHTTPProtocol(HttpToolsProtocol):
         self._cancel(self._linger)
         wait = min(LINGER_QUIET, self._linger_until - self.loop.time())
         self._linger = self.loop.call_later(max(wait, 0.0), self.transport.close)
+
+    def _note(self, what: str) -> None:
+        if self.connection is not None:
+            self.connection.http_refused = what
 
     @staticmethod
     def _cancel(handle: asyncio.TimerHandle | None) -> None:

@@ -9,7 +9,9 @@ facts of the connection to every request's scope:
 - ``scope["extensions"]["tls"]``: the ASGI TLS extension (``client_cert_chain``, ``client_cert_name``,
   ``client_cert_error``, ``tls_version``, ``cipher_suite``, ``server_cert``);
 - ``scope["extensions"]["mtls_lab"]``: a ``TLSFacts`` with the parsed certificate, computed once per
-  connection, so keep-alive requests pay nothing.
+  connection, so keep-alive requests pay nothing;
+- ``scope["extensions"]["mtls_lab_connection"]``: the record's ``Connection`` (``connections.py``),
+  which counts the requests it carried.
 
 The internals used: uvicorn's protocol classes, their ``app`` attribute (read per request) and
 ``connection_made``; ``check_internals`` verifies them.
@@ -25,9 +27,10 @@ from typing import Any
 
 from mtls_lab import _openssl
 from mtls_lab.certs.inspect import CertFacts
-from mtls_lab.server._asyncio_alerts import AlertDeliveringSSLProtocol, RejectHook
+from mtls_lab.server._asyncio_alerts import AlertDeliveringSSLProtocol
 from mtls_lab.server._uvicorn_limits import GuardedHTTPProtocol as _BaseHTTP  # uvicorn's httptools protocol, bounded
 from mtls_lab.server._uvicorn_limits import HTTPLimits
+from mtls_lab.server.connections import Connection, ConnectionLog
 from mtls_lab.server.verify import NONE, ClientVerification
 
 _TLS_VERSIONS = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
@@ -42,6 +45,7 @@ class TLSFacts:
     client_cert: CertFacts | None
     client_cert_der: bytes | None
     verification: ClientVerification = NONE  # nginx's $ssl_client_verify; SUCCESS whenever OpenSSL verified
+    connection_id: str | None = None  # the record's id of the connection (docs/reference/record.md)
 
     def to_json(self) -> dict[str, Any]:
         """Computed once per connection (the record writes it for every request)."""
@@ -53,6 +57,7 @@ class TLSFacts:
                 "client_certificate_presented": self.client_cert is not None,
                 "client_certificate": self.client_cert.to_json() if self.client_cert else None,
                 "ssl_client_verify": self.verification.nginx_variable,
+                "connection_id": self.connection_id,
             }
             object.__setattr__(self, "_json", cached)
         return cached
@@ -70,7 +75,7 @@ Verifier = Callable[[list[bytes]], ClientVerification]
 
 
 def connection_facts(
-    ssl_object: ssl.SSLObject | None, verifier: Verifier | None = None
+    ssl_object: ssl.SSLObject | None, verifier: Verifier | None = None, connection_id: str | None = None
 ) -> tuple[TLSFacts, dict[str, Any]]:
     """The lab's facts and the ASGI TLS extension for one established connection.
 
@@ -100,7 +105,7 @@ def connection_facts(
         "tls_version": _TLS_VERSIONS.get(version or ""),
         "cipher_suite": _cipher_id(ssl_object.context, cipher[0]) if cipher else None,
     }
-    facts = TLSFacts(version, cipher[0] if cipher else None, cert, der or None, verification)
+    facts = TLSFacts(version, cipher[0] if cipher else None, cert, der or None, verification, connection_id)
     return facts, extension
 
 
@@ -122,13 +127,19 @@ class _TLSScopeProtocol(_BaseHTTP):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        facts, extension = connection_facts(transport.get_extra_info("ssl_object"), self.verifier)
+        connection = self.connection
+        facts, extension = connection_facts(
+            transport.get_extra_info("ssl_object"), self.verifier, connection.id if connection else None
+        )
+        if connection is not None:
+            connection.facts = facts
         app = self.app
 
         async def app_with_tls(scope: Any, receive: Any, send: Any) -> None:
             extensions = scope.setdefault("extensions", {})
             extensions["tls"] = extension
             extensions["mtls_lab"] = facts
+            extensions["mtls_lab_connection"] = connection
             await app(scope, receive, send)
 
         self.app = app_with_tls
@@ -138,16 +149,20 @@ def tls_protocol_factory(
     context: ssl.SSLContext,
     *,
     handshake_timeout: float,
-    on_reject: RejectHook | None = None,
+    connections: ConnectionLog | None = None,
     verifier: Verifier | None = None,
     limits: HTTPLimits | None = None,
 ) -> Callable[..., asyncio.Protocol]:
-    """A uvicorn ``http`` protocol factory that terminates TLS with the lab's alert-delivering protocol."""
+    """A uvicorn ``http`` protocol factory that terminates TLS with the lab's alert-delivering protocol.
+
+    With ``connections``, every connection attempt is recorded and each failure logged (one line)."""
 
     def create(**kwargs: Any) -> asyncio.Protocol:
+        connection = connections.connection() if connections is not None else None
         http = _TLSScopeProtocol(**kwargs)
         http.verifier = verifier
         http.limits = limits or HTTPLimits()
+        http.connection = connection
         return AlertDeliveringSSLProtocol(  # type: ignore[return-value]  # an SSLProtocol is a BufferedProtocol
             asyncio.get_running_loop(),
             http,
@@ -155,10 +170,16 @@ def tls_protocol_factory(
             None,
             server_side=True,
             ssl_handshake_timeout=handshake_timeout,
-            on_reject=on_reject,
+            events=connection,
         )
 
     return create
+
+
+def scope_connection(scope: Any) -> Connection | None:
+    """The record's ``Connection`` a request arrived on (None outside the lab's server)."""
+    connection = scope.get("extensions", {}).get("mtls_lab_connection")
+    return connection if isinstance(connection, Connection) else None
 
 
 def tls_facts(scope: Any) -> TLSFacts:

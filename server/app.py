@@ -16,11 +16,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mtls_lab.server._uvicorn_tls import TLSFacts, tls_facts
+from mtls_lab.certs.inspect import normalize_fingerprint
+from mtls_lab.server._uvicorn_tls import TLSFacts, scope_connection, tls_facts
 from mtls_lab.server.body import BodyEnd, answer_timed_out, note_disconnected, read_body
 from mtls_lab.server.config import LoadedServer
 from mtls_lab.server.forwarded import trusted
-from mtls_lab.server.record import CallRecord
+from mtls_lab.server.record import RECORD_VERSION, CallRecord, Query
 from mtls_lab.server.settings import Mode
 from mtls_lab.server.styles import forwarded_facts, gate
 
@@ -146,10 +147,10 @@ def create_app(server: LoadedServer, record: CallRecord) -> Starlette:
 
     async def calls(request: Request) -> Response:
         try:
-            limit = max(0, min(int(request.query_params.get("limit", "100")), 10_000))
-        except ValueError:
-            return JSONResponse({"error": "limit must be an integer"}, status_code=400)
-        return JSONResponse({"calls": record.newest(limit)})
+            limit, query = _calls_query(request)
+        except ValueError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse({"calls": record.newest(limit, query)})
 
     async def token(request: Request) -> Response:
         """A token endpoint for the custom-authorization example: any credentials get a lab token."""
@@ -169,6 +170,31 @@ def create_app(server: LoadedServer, record: CallRecord) -> Starlette:
     ]
     middleware = [Middleware(RecordMiddleware, server=server, record=record)]
     return Starlette(routes=routes, middleware=middleware)
+
+
+_YES, _NO = {"1", "true", "yes"}, {"", "0", "false", "no"}
+
+
+def _calls_query(request: Request) -> tuple[int, Query]:
+    """``/_lab/calls?limit=N&kind=connection|request&rejected=1&fingerprint=SHA256`` (docs/reference/record.md)."""
+    params = request.query_params
+    try:
+        limit = max(0, min(int(params.get("limit", "100")), 10_000))
+    except ValueError:
+        raise ValueError("limit must be an integer") from None
+    kind = params.get("kind") or None
+    if kind not in (None, "connection", "request"):
+        raise ValueError("kind must be connection or request")
+    rejected = params.get("rejected", "").lower()
+    if rejected not in _YES | _NO:
+        raise ValueError("rejected must be 1 or 0")
+    fingerprint = params.get("fingerprint") or None
+    if fingerprint is not None:
+        try:
+            fingerprint = normalize_fingerprint(fingerprint)
+        except ValueError as exc:
+            raise ValueError(f"fingerprint: {exc}") from None
+    return limit, Query(kind=kind, rejected=rejected in _YES, fingerprint=fingerprint)
 
 
 async def _too_large(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
@@ -210,13 +236,17 @@ def _json_or_text(payload: bytes) -> Any:
 
 
 class RecordMiddleware:
-    """Record every request that reaches the app (except the lab's read-only routes) as one line."""
+    """Record every request that reaches the app (except the lab's read-only routes) as one line, with the
+    ``connection_id`` of its connection (whose own entry ``mtls_lab.server.connections`` writes)."""
 
     def __init__(self, app: ASGIApp, server: LoadedServer, record: CallRecord) -> None:
         self.app, self.server, self.record = app, server, record
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in UNRECORDED:
+            connection = scope_connection(scope)
+            if connection is not None:
+                connection.lab_requests += 1
             await self.app(scope, receive, send)
             return
         cfg = self.server.config
@@ -262,7 +292,12 @@ class RecordMiddleware:
         facts = tls_facts(scope)
         reason = scope.get("state", {}).get("lab_reason")
         client = scope.get("client")
+        connection = scope_connection(scope)
+        if connection is not None:
+            connection.requests += 1
         entry = {
+            "record_version": RECORD_VERSION,
+            "kind": "request",
             "time": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
             "client": f"{client[0]}:{client[1]}" if client else None,
             "method": scope["method"],

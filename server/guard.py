@@ -1,7 +1,7 @@
 """What keeps the reference server up under bad input: settings checks, one line per bad connection.
 
-- ``log_handshake_abuse``: one line for a handshake timeout; plain HTTP sent to the TLS port gets
-  nginx's readable 400 (``answer_plain_http``), not a bare close;
+- ``answer_plain_http``: plain HTTP sent to the TLS port gets nginx's readable 400, not a bare close
+  (``mtls_lab.server.connections`` calls it, and logs and records every failed handshake in one line);
 - ``concise_loop_errors``: a connection-level OSError that reaches asyncio's exception handler (a reset
   while writing, ``accept()`` out of file descriptors) is logged as one line, not a traceback; anything
   else (a bug) keeps asyncio's full report;
@@ -42,18 +42,6 @@ def answer_plain_http(transport: Any) -> None:
     """Write nginx's kind of answer to plain HTTP on a TLS port, before the connection closes."""
     if transport is not None and not transport.is_closing():
         transport.write(PLAIN_HTTP_ANSWER)
-
-
-def log_handshake_abuse(transport: Any, exc: BaseException, where: str) -> bool:
-    """One line for a handshake that was not a TLS client's: a timeout or plain HTTP; False otherwise."""
-    if isinstance(exc, TimeoutError):
-        logger.warning("handshake timed out from %s: %s, closed", where, exc)
-        return True
-    if getattr(exc, "reason", None) == "HTTP_REQUEST":
-        answer_plain_http(transport)
-        logger.warning("handshake rejected from %s: plain HTTP sent to the TLS port, answered HTTP 400", where)
-        return True
-    return False
 
 
 def concise_loop_errors(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:

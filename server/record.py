@@ -1,4 +1,8 @@
-"""The record of received calls: one JSON object per request that reached the app.
+"""The record: one JSON object per TLS connection attempt and per request that reached the app.
+
+The format is versioned and documented in docs/reference/record.md: every entry has ``record_version``
+(``RECORD_VERSION``) and ``kind`` (``connection`` or ``request``); a request carries the
+``connection_id`` of its connection. Lines written before version 2 have neither and are requests.
 
 With a path, lines are appended to a JSON-lines file opened with O_APPEND, each line in a single
 ``write`` call, so concurrent writers (even other processes) never interleave or truncate lines and a
@@ -20,6 +24,8 @@ import os
 import stat
 import threading
 from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +33,45 @@ from mtls_lab.errors import LabError
 
 logger = logging.getLogger("mtls_lab.server")
 
+RECORD_VERSION = 2
 TAIL_CHUNK = 64 * 1024
-MEMORY_LIMIT = 10_000  # calls kept without --record: a long-running server must not grow for ever
+MEMORY_LIMIT = 10_000  # entries kept without --record: a long-running server must not grow for ever
+SCAN_LIMIT = 64 * 1024 * 1024  # a filtered read looks at the newest 64 MiB of the file at most
+
+
+@dataclass(frozen=True)
+class Query:
+    """Which entries a reader wants: a kind, rejections only, one client certificate (SHA-256)."""
+
+    kind: str | None = None  # "connection" or "request"; None: both
+    rejected: bool = False  # connections that did not complete normally, requests answered >= 400
+    fingerprint: str | None = None  # normalized SHA-256 of the client's leaf certificate
+
+    def matches(self, entry: dict[str, Any]) -> bool:
+        kind = entry.get("kind", "request")  # version 1 lines are requests
+        if self.kind is not None and kind != self.kind:
+            return False
+        if self.rejected and not _rejected(entry, kind):
+            return False
+        return self.fingerprint is None or _leaf_sha256(entry, kind) == self.fingerprint
+
+
+REQUESTS, CONNECTIONS = Query(kind="request"), Query(kind="connection")
+
+
+def _rejected(entry: dict[str, Any], kind: str) -> bool:
+    if kind == "connection":
+        return entry.get("outcome") != "accepted" or entry.get("http_refused") is not None
+    status = entry.get("status")
+    return isinstance(status, int) and status >= 400
+
+
+def _leaf_sha256(entry: dict[str, Any], kind: str) -> str | None:
+    if kind == "connection":
+        chain = entry.get("client_chain") or [{}]
+        return chain[0].get("sha256") if isinstance(chain[0], dict) else None
+    cert = entry.get("client_certificate")
+    return cert.get("sha256") if isinstance(cert, dict) else None
 
 
 class CallRecord:
@@ -90,14 +133,27 @@ class CallRecord:
             return False
         return True
 
-    def newest(self, limit: int) -> list[dict[str, Any]]:
-        """Up to ``limit`` recorded calls, newest first."""
+    def newest(self, limit: int, query: Query | None = None) -> list[dict[str, Any]]:
+        """Up to ``limit`` entries that match ``query`` (all by default), newest first."""
+        wanted = query or Query()
+        found: list[dict[str, Any]] = []
+        if limit <= 0:
+            return found
+        for line in self._lines_newest_first():
+            entry = _parse(line)
+            if entry is not None and wanted.matches(entry):
+                found.append(entry)
+                if len(found) >= limit:
+                    break
+        return found
+
+    def _lines_newest_first(self) -> Iterator[str]:
         if self._fd is None:
             with self._lock:
-                lines = list(self._memory)[-limit:] if limit else []
-        else:
-            lines = _tail_lines(self.path, limit) if self.path else []
-        return [entry for entry in map(_parse, reversed(lines)) if entry is not None]
+                lines = list(self._memory)
+            yield from reversed(lines)
+        elif self.path is not None:
+            yield from _lines_backwards(self.path)
 
     def close(self) -> None:
         if self._fd is not None:
@@ -126,18 +182,22 @@ def _parse(line: str) -> dict[str, Any] | None:
     return entry if isinstance(entry, dict) else None
 
 
-def _tail_lines(path: Path, limit: int) -> list[str]:
-    """The last ``limit`` complete lines of a file, read backwards in chunks."""
-    if limit <= 0 or not path.is_file():
-        return []  # rotated away and not written since
+def _lines_backwards(path: Path) -> Iterator[str]:
+    """The complete lines of a file, last first, read backwards in chunks (at most ``SCAN_LIMIT`` bytes)."""
+    if not path.is_file():
+        return  # rotated away and not written since
     with path.open("rb") as handle:
-        handle.seek(0, os.SEEK_END)
-        position = handle.tell()
-        data = b""
-        while position > 0 and data.count(b"\n") <= limit:
-            step = min(TAIL_CHUNK, position)
+        position = handle.seek(0, os.SEEK_END)
+        floor = max(0, position - SCAN_LIMIT)
+        rest = b""  # the start of the line that continues into the chunk read before
+        while position > floor:
+            step = min(TAIL_CHUNK, position - floor)
             position -= step
             handle.seek(position)
-            data = handle.read(step) + data
-    lines = [line for line in data.decode(errors="replace").split("\n") if line.strip()]
-    return lines[-limit:]
+            lines = (handle.read(step) + rest).split(b"\n")
+            rest = lines[0]  # may continue in the chunk before this one
+            for line in reversed(lines[1:]):
+                if line.strip():
+                    yield line.decode(errors="replace")
+        if floor == 0 and rest.strip():
+            yield rest.decode(errors="replace")

@@ -5,20 +5,18 @@ from __future__ import annotations
 import errno
 import logging
 import socket
-import ssl
 import sys
-from typing import Any
 
 import uvicorn
 from cryptography import x509
 
-from mtls_lab.alerts import sent_alert
 from mtls_lab.errors import LabError
 from mtls_lab.server._uvicorn_tls import tls_protocol_factory
 from mtls_lab.server.app import create_app
 from mtls_lab.server.background import BackgroundServer
 from mtls_lab.server.config import LoadedServer, load
-from mtls_lab.server.guard import LabUvicornServer, http_limits, log_handshake_abuse
+from mtls_lab.server.connections import ConnectionLog
+from mtls_lab.server.guard import LabUvicornServer, http_limits
 from mtls_lab.server.record import CallRecord
 from mtls_lab.server.settings import Mode, RejectStyle, ServerConfig
 from mtls_lab.server.verify import ClientVerification, verify_client_chain
@@ -50,22 +48,6 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def log_rejected_handshake(transport: Any, exc: BaseException) -> None:
-    """One concise line per rejected handshake, naming the alert sent."""
-    peer = transport.get_extra_info("peername") if transport is not None else None
-    where = f"{peer[0]}:{peer[1]}" if peer else "?"
-    if log_handshake_abuse(transport, exc, where) or not isinstance(exc, ssl.SSLError):
-        return
-    alert = sent_alert(exc)
-    if getattr(exc, "reason", None) == "PEER_DID_NOT_RETURN_A_CERTIFICATE":
-        said = "alert handshake_failure (TLS 1.2) or certificate_required (TLS 1.3)"
-        why = "no client certificate"
-    else:
-        said = f"alert {alert.label}" if alert else "no alert of ours (the client aborted)"
-        why = getattr(exc, "verify_message", None) or getattr(exc, "reason", None) or str(exc)
-    logger.warning("handshake rejected from %s: %s, sent %s", where, why, said)
-
-
 def make_server(loaded: LoadedServer, record: CallRecord) -> uvicorn.Server:
     cfg = loaded.config
     verifier = None
@@ -78,7 +60,7 @@ def make_server(loaded: LoadedServer, record: CallRecord) -> uvicorn.Server:
     factory = tls_protocol_factory(
         loaded.context,
         handshake_timeout=cfg.handshake_timeout,
-        on_reject=log_rejected_handshake,
+        connections=ConnectionLog(record, cfg, loaded.context),
         verifier=verifier,
         limits=http_limits(cfg),
     )

@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
+import ssl
 import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from mtls_lab.alerts import received_alert
 from mtls_lab.certs.layout import Identity, LabPaths
 from mtls_lab.server.guard import concise_loop_errors
+from mtls_lab.server.record import CONNECTIONS
 from mtls_lab.server.run import RunningServer
 from mtls_lab.server.settings import ServerConfig
 from tests.conftest import ServerFactory
@@ -33,6 +37,8 @@ from tests.support.misbehaving_clients import (
     trickle,
     valid_call,
 )
+from tests.support.record import entries, requests, wait_for_entry
+from tests.support.tls_clients import needs_openssl
 
 SHORT = 0.3  # every timeout of the abused server, so that the tests stay fast
 MAX_BODY = 1000
@@ -61,9 +67,20 @@ def logs() -> Iterator[LogCatcher]:
         yield catcher
 
 
-def recorded(server: RunningServer) -> list[dict[str, object]]:
+def recorded(server: RunningServer) -> list[dict[str, Any]]:
+    """The request entries of the record, in file order."""
     assert server.record.path is not None
-    return [json.loads(line) for line in server.record.path.read_text().splitlines()]
+    return requests(server.record.path)
+
+
+def connection_of(server: RunningServer, port: int) -> dict[str, Any]:
+    """The record entry of the connection from this local port (a connection is recorded when it ends)."""
+    return wait_for_entry(server.record, lambda e: e["client"] == f"127.0.0.1:{port}", CONNECTIONS)
+
+
+def not_recorded(server: RunningServer, port: int) -> bool:
+    time.sleep(0.1)
+    return not [e for e in server.record.newest(200, CONNECTIONS) if e["client"] == f"127.0.0.1:{port}"]
 
 
 def still_serves(pki: LabPaths, server: RunningServer) -> None:
@@ -85,12 +102,22 @@ def concise(logs: LogCatcher, at_most: int, at_least: int = 0) -> list[str]:
 # --- bytes that are not TLS ---------------------------------------------------------------------
 
 
+# What the record says of each: the outcome, OpenSSL's reason, and no alert where OpenSSL sends none
+# ("Doesn't look like TLS - don't send an alert": the server's answer is empty, as s_server's is).
+NOT_TLS = {
+    "garbage": ("rejected", "wrong version number"),
+    "plain-http": ("rejected", "plain HTTP sent to the TLS port, answered HTTP 400"),
+    "truncated-hello": ("client_aborted", "the client closed the connection during the handshake"),
+}
+
+
 @pytest.mark.parametrize(
     ("name", "lines"),
     [("garbage", 1), ("plain-http", 1), ("truncated-hello", 1), ("open-and-close", 0)],
 )
 def test_bytes_that_are_not_tls(name: str, lines: int, pki: LabPaths, abused: RunningServer, logs: LogCatcher) -> None:
     sock = raw(abused.port)
+    port = sock.getsockname()[1]
     if name == "garbage":
         sock.sendall(GARBAGE)
     elif name == "plain-http":
@@ -103,8 +130,25 @@ def test_bytes_that_are_not_tls(name: str, lines: int, pki: LabPaths, abused: Ru
     if name == "plain-http":
         assert answer.startswith(b"HTTP/1.1 400 ") and b"Use https://" in answer
         assert "plain HTTP sent to the TLS port" in concise(logs, 1, 1)[0]
+    else:
+        assert answer == b""  # no alert: OpenSSL sends none to bytes that are not TLS
+    if name == "open-and-close":
+        assert not_recorded(abused, port)  # a TCP connect without a byte is no TLS attempt
+    else:
+        entry = connection_of(abused, port)
+        assert (entry["outcome"], entry["error"], entry["alert_sent"]) == (*NOT_TLS[name], None)
+        line = concise(logs, 1, 1)[0]
+        assert NOT_TLS[name][1] in line and ("sent no alert" in line)
     still_serves(pki, abused)
     concise(logs, lines)
+
+
+@needs_openssl
+def test_openssl_sends_no_alert_to_bytes_that_are_not_tls_either(s_server: Callable[..., int]) -> None:
+    sock = raw(s_server("-Verify", "1", "-verify_return_error"))
+    sock.sendall(GARBAGE)
+    assert read_until_closed(sock, 2) == b""  # the sibling: the same bytes, the same silence
+    sock.close()
 
 
 # --- slow and idle clients ----------------------------------------------------------------------
@@ -117,8 +161,10 @@ def test_a_client_that_never_sends_a_byte_is_closed_after_the_handshake_timeout(
     started = time.monotonic()
     assert read_until_closed(sock, 5) == b""
     assert SHORT * 0.8 < time.monotonic() - started < SHORT + 1.5
+    entry = connection_of(abused, sock.getsockname()[1])
     sock.close()
     assert "handshake timed out" in concise(logs, 1, 1)[0]
+    assert (entry["outcome"], entry["sni"], entry["alert_sent"]) == ("timed_out", None, None)
     still_serves(pki, abused)
 
 
@@ -129,8 +175,11 @@ def test_a_client_that_stops_mid_handshake_is_closed(pki: LabPaths, abused: Runn
     first = read_until_closed(sock, 5)
     assert first[:1] == b"\x16"  # the server's handshake records came, then the close
     assert time.monotonic() - started < SHORT + 1.5
+    entry = connection_of(abused, sock.getsockname()[1])
     sock.close()
     assert "handshake timed out" in concise(logs, 1, 1)[0]
+    assert (entry["outcome"], entry["sni"], entry["tls_version"]) == ("timed_out", "localhost", "TLSv1.3")
+    assert entry["certificate_requested"] and entry["client_certificate"] == "not_sent"
     still_serves(pki, abused)
 
 
@@ -141,8 +190,12 @@ def test_a_client_idle_after_the_handshake_is_closed_after_the_header_timeout(
     started = time.monotonic()
     assert read_until_closed(conn, 5) == b""  # closed without an answer: nothing was asked
     assert SHORT * 0.8 < time.monotonic() - started < SHORT + 1.5
-    conn.close()
+    port = conn.getsockname()[1]
+    conn.close()  # the server waits for the client's close_notify or EOF before the connection ends
+    entry = connection_of(abused, port)
     assert "no request within" in concise(logs, 1, 1)[0]
+    assert (entry["outcome"], entry["requests"]) == ("accepted", 0)
+    assert entry["http_refused"].startswith("no request within")
     still_serves(pki, abused)
 
 
@@ -191,12 +244,18 @@ def test_a_client_that_leaves_mid_body_is_recorded_as_499(
 
 
 def _exchange(pki: LabPaths, server: RunningServer, request: bytes) -> bytes:
+    return _exchange_on(pki, server, request)[0]
+
+
+def _exchange_on(pki: LabPaths, server: RunningServer, request: bytes) -> tuple[bytes, int]:
+    """The answer, and the local port of the connection."""
     conn = tls(pki, server.port)
+    port = conn.getsockname()[1]
     with contextlib.suppress(OSError):  # the server may answer and close before it has read everything
         conn.sendall(request)
     answer = read_until_closed(conn, 3)
     conn.close()
-    return answer
+    return answer, port
 
 
 def _head(extra: bytes) -> bytes:
@@ -219,14 +278,17 @@ def test_oversized_and_malformed_heads(
     name: str, request_head: bytes, status: int, pki: LabPaths, abused: RunningServer, logs: LogCatcher
 ) -> None:
     before = len(recorded(abused))
-    answer = _exchange(pki, abused, request_head)
+    answer, port = _exchange_on(pki, abused, request_head)
     assert answer.startswith(b"HTTP/1.1 %d " % status), answer[:100]
+    connection = connection_of(abused, port)
     if status == 200:
         assert len(recorded(abused)) == before + 1  # reached the app: recorded
+        assert (connection["requests"], connection["http_refused"]) == (1, None)
         concise(logs, 0)
     else:
-        assert len(recorded(abused)) == before  # refused before the app: logged, not recorded
+        assert len(recorded(abused)) == before  # refused before the app: logged, not a request entry...
         assert "request refused from 127.0.0.1" in concise(logs, 1, 1)[0]
+        assert connection["requests"] == 0 and connection["http_refused"].endswith(f"answered {status}")  # ...noted
     still_serves(pki, abused)
 
 
@@ -253,9 +315,15 @@ def test_garbage_after_the_handshake_closes_only_that_connection(
 ) -> None:
     conn = tls(pki, abused.port)
     os.write(conn.fileno(), b"\x17\x03\x03\x00\x20" + os.urandom(32))  # an application record nobody encrypted
-    assert read_until_closed(conn, 3) == b""
+    with pytest.raises(ssl.SSLError) as received:
+        conn.recv(100)
+    entry = connection_of(abused, conn.getsockname()[1])
     conn.close()
-    concise(logs, 1)
+    alert = received_alert(received.value)
+    assert alert is not None and alert.label == "bad_record_mac"  # OpenSSL's alert now reaches the client
+    assert (entry["outcome"], entry["alert_sent"]["name"]) == ("protocol_error", "bad_record_mac")
+    assert entry["alert_sent"]["after_client_finished"] is True
+    assert "sent alert bad_record_mac" in concise(logs, 1, 1)[0]
     still_serves(pki, abused)
 
 
@@ -289,10 +357,19 @@ def test_a_burst_of_valid_and_invalid_handshakes(pki: LabPaths, fresh_server: Se
         lines = logs.wait_for(20)
     assert outcomes.count("200") == 30 and outcomes.count("413") == 10
     assert outcomes.count("rejected") == 10 and outcomes.count("garbage") == 10
-    text = (tmp_path / "burst.jsonl").read_text()
-    entries = [json.loads(line) for line in text.splitlines()]  # every line whole
-    assert text.endswith("\n") and len(entries) == 40  # one per request that reached the app, no more
-    assert sorted(e["status"] for e in entries) == [200] * 30 + [413] * 10
+    path = tmp_path / "burst.jsonl"
+    calls = requests(path)  # every line whole (each parses)
+    assert path.read_text().endswith("\n") and len(calls) == 40  # one per request that reached the app, no more
+    assert sorted(e["status"] for e in calls) == [200] * 30 + [413] * 10
+    deadline = time.monotonic() + 3
+    while len(entries(path, "connection")) < len(kinds) and time.monotonic() < deadline:
+        time.sleep(0.02)  # accepted connections are recorded as they close
+    connections = entries(path, "connection")
+    assert len(connections) == len(kinds)  # one per connection attempt, accepted or not
+    ends = Counter((e["outcome"], (e["alert_sent"] or {}).get("name"), e["requests"]) for e in connections)
+    assert ends == {("accepted", None, 1): 40, ("rejected", "unknown_ca", 0): 10, ("rejected", None, 0): 10}
+    linked = {e["connection_id"] for e in connections if e["outcome"] == "accepted"}
+    assert {e["connection_id"] for e in calls} == linked  # each request names its own connection
     assert len(lines) == 20 and all("handshake rejected" in line for line in lines)
     assert not [r for r in logs.records if r.exc_info]
     assert valid_call(pki, server.url).status_code == 200

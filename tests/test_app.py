@@ -11,9 +11,11 @@ import pytest
 
 from mtls_lab.certs.inspect import fingerprint, load_pem_chain
 from mtls_lab.certs.layout import ADOBE_CN, CA, Identity, LabPaths
+from mtls_lab.server.record import REQUESTS
 from mtls_lab.server.run import RunningServer
 from mtls_lab.server.settings import Mode, ServerConfig
 from tests.conftest import ServerFactory
+from tests.support.record import entries, requests
 from tests.support.tls_clients import client_context, identity_files
 
 
@@ -107,9 +109,10 @@ def test_keep_alive_requests_all_see_the_certificate(tls: str, pki: LabPaths, fr
     assert {a.json()["saw"]["sha256"] for a in answers} == {
         fingerprint(load_pem_chain(pki.client_leaf(Identity.ADOBE))[0])
     }
-    calls = server.record.newest(10)
+    calls = server.record.newest(10, REQUESTS)
     assert len(calls) == 5
     assert len({c["client"] for c in calls}) == 1, "all five requests must share one connection"
+    assert len({c["connection_id"] for c in calls}) == 1 and calls[0]["connection_id"]
     assert all(c["tls_version"] == f"TLSv{tls}" for c in calls)
 
 
@@ -128,22 +131,21 @@ def test_record_keeps_every_call_as_one_whole_line(pki: LabPaths, fresh_server: 
         t.start()
     for t in threads:
         t.join()
-    lines = record.read_text().splitlines()
-    assert len(lines) == n
-    entries = [json.loads(line) for line in lines]
-    assert sorted(e["path"] for e in entries) == sorted(f"/c/{i}" for i in range(n))
-    assert sorted(e["status"] for e in entries) == sorted(statuses)
-    refused = [e for e in entries if e["status"] == 403]
+    calls = requests(record)  # every line whole (each parses), connections in between
+    assert len(calls) == n
+    assert sorted(e["path"] for e in calls) == sorted(f"/c/{i}" for i in range(n))
+    assert sorted(e["status"] for e in calls) == sorted(statuses)
+    refused = [e for e in calls if e["status"] == 403]
     assert len(refused) == n // 2 and all(e["reason"] == "no_client_certificate" for e in refused)
-    newest = server.record.newest(3)
-    assert [e["path"] for e in newest] == [e["path"] for e in reversed(entries[-3:])]
+    newest = server.record.newest(3, REQUESTS)
+    assert [e["path"] for e in newest] == [e["path"] for e in reversed(calls[-3:])]
 
 
 def test_record_truncates_big_bodies_but_keeps_their_size(pki: LabPaths, fresh_server: ServerFactory) -> None:
     server = fresh_server(mode=Mode.MTLS, record_body_limit=100)
     with _client(pki, Identity.ADOBE) as client:
         client.post(server.url + "/big", content=b"A" * 5000)
-    entry = server.record.newest(1)[0]
+    entry = server.record.newest(1, REQUESTS)[0]
     assert entry["body"] == "A" * 100
     assert entry["body_size"] == 5000 and entry["body_truncated"] is True
 
@@ -153,7 +155,8 @@ def test_restart_appends_to_the_record(pki: LabPaths, tmp_path: Path) -> None:
     for run in range(2):
         with RunningServer(ServerConfig(mode=Mode.MTLS, certs=pki.root, record=record, quiet=True)) as server:
             _post(pki, server, Identity.ADOBE, f"/run/{run}")
-    assert [json.loads(line)["path"] for line in record.read_text().splitlines()] == ["/run/0", "/run/1"]
+    assert [e["path"] for e in requests(record)] == ["/run/0", "/run/1"]
+    assert len(entries(record, "connection")) == 2  # each run recorded its connection before it stopped
 
 
 def test_calls_route_lists_newest_first(pki: LabPaths, fresh_server: ServerFactory) -> None:
@@ -161,7 +164,7 @@ def test_calls_route_lists_newest_first(pki: LabPaths, fresh_server: ServerFacto
     for i in range(3):
         _post(pki, server, Identity.ADOBE, f"/n/{i}")
     with _client(pki, Identity.ADOBE) as client:  # mtls: TLS wants a cert
-        calls = client.get(server.url + "/_lab/calls?limit=2").json()["calls"]
+        calls = client.get(server.url + "/_lab/calls?limit=2&kind=request").json()["calls"]
     assert [c["path"] for c in calls] == ["/n/2", "/n/1"]
     assert calls[0]["client_certificate"]["common_name"] == ADOBE_CN
 
@@ -169,7 +172,7 @@ def test_calls_route_lists_newest_first(pki: LabPaths, fresh_server: ServerFacto
 def test_refused_calls_keep_their_body_in_the_record(pki: LabPaths, fresh_server: ServerFactory) -> None:
     server = fresh_server(mode=Mode.MIXED)
     assert _post(pki, server, None, "/refused").status_code == 403
-    entry = server.record.newest(1)[0]
+    entry = server.record.newest(1, REQUESTS)[0]
     assert (entry["path"], entry["status"], entry["reason"]) == ("/refused", 403, "no_client_certificate")
     assert json.loads(entry["body"]) == {"firstName": "Ada"} and entry["body_size"] == len(entry["body"])
 
@@ -180,6 +183,6 @@ def test_bodies_over_the_limit_get_413_and_are_recorded(pki: LabPaths, fresh_ser
         answer = client.post(server.url + "/huge", content=b"B" * 5000)
         assert answer.status_code == 413 and answer.json()["reason"] == "body_too_large"
         assert client.post(server.url + "/small", content=b"C" * 999).status_code == 200
-    huge, small = server.record.newest(2)[1], server.record.newest(2)[0]
+    huge, small = server.record.newest(2, REQUESTS)[1], server.record.newest(2, REQUESTS)[0]
     assert (huge["status"], huge["body"], huge["body_size"], huge["body_truncated"]) == (413, "B" * 10, 5000, True)
     assert (small["status"], small["body_size"]) == (200, 999)

@@ -11,23 +11,15 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from mtls_lab.certs.layout import CA, Identity, LabPaths
+from mtls_lab.certs.layout import Identity, LabPaths
 from mtls_lab.server import _asyncio_alerts
 from mtls_lab.server._asyncio_alerts import AlertDeliveringSSLProtocol
 from mtls_lab.server.settings import Mode
 from tests.conftest import ServerFactory
 from tests.support.flight_client import flight_at_once
-from tests.support.tls_clients import client_context, identity_files
+from tests.support.tls_clients import client_context, identity_files, strict_server_context
 
 TRIES = 60
-
-
-def _server_context(pki: LabPaths) -> ssl.SSLContext:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(pki.server_cert, pki.server_key)
-    context.load_verify_locations(pki.ca(CA.ADOBE_ROOT))
-    context.verify_mode = ssl.CERT_REQUIRED
-    return context
 
 
 class _FlushThenClose(sslproto.SSLProtocol):
@@ -48,7 +40,7 @@ def bare_server(pki: LabPaths) -> Iterator[Callable[[str], int]]:
     servers: list[asyncio.Server] = []
 
     def start(kind: str) -> int:
-        context = _server_context(pki)
+        context = strict_server_context(pki)
 
         async def create() -> asyncio.Server:
             if kind == "stock":

@@ -16,10 +16,9 @@ from tests.conftest import ServerFactory
 from tests.support.ajo_call import ajo_call
 from tests.support.expectations import (
     JAVA_SENDS_WHEN_ROOT_NAMED,
-    NO_CERTIFICATE,
-    OPENSSL_SERVER_ANSWERS,
     PRESENTED,
     lab_identity,
+    lab_server_answer,
 )
 
 IDENTITIES = [*PRESENTED, "none"]
@@ -42,13 +41,7 @@ class Row:
         return self.behavior == "openssl" or self.who in JAVA_SENDS_WHEN_ROOT_NAMED
 
     def expected(self) -> str:
-        if self.mode is Mode.TLS:
-            return "http:403"
-        if not self.sent():
-            if self.mode is Mode.MIXED:
-                return "http:403"
-            return NO_CERTIFICATE[self.tls]
-        return OPENSSL_SERVER_ANSWERS[self.who]
+        return lab_server_answer(self.mode.value, self.tls, self.who if self.sent() else None)
 
 
 ROWS = [Row(m, t, w, b) for m in Mode for t in ("1.2", "1.3") for w in IDENTITIES for b in ("java", "openssl")]

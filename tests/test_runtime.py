@@ -11,6 +11,7 @@ from mtls_lab.caller.action import parse
 from mtls_lab.caller.call import CallOptions, TokenCache, call, lab_identity
 from mtls_lab.caller.tls import Chain, ClientBehavior
 from mtls_lab.certs.layout import LabPaths
+from mtls_lab.server.record import REQUESTS
 from mtls_lab.server.settings import Mode
 from tests.conftest import ServerFactory
 from tests.support.ajo_call import ajo_call
@@ -151,6 +152,6 @@ def test_custom_authorization_against_the_lab_token_endpoint(pki: LabPaths, lab_
     )
     options = CallOptions(pki=pki, identity=lab_identity(pki, "adobe", Chain.FULL), behavior=ClientBehavior.JAVA)
     assert call(action, {}, options).status == 200
-    entry = server.record.newest(1)[0]
+    entry = server.record.newest(1, REQUESTS)[0]
     bearer = dict(entry["headers"])["authorization"]
     assert bearer.startswith("Bearer lab-token-")

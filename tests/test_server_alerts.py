@@ -13,7 +13,7 @@ import pytest
 from mtls_lab.certs.layout import Identity, LabPaths
 from mtls_lab.server.settings import Mode, TLSVersion
 from tests.conftest import ServerFactory
-from tests.support.expectations import NO_CERTIFICATE, OPENSSL_SERVER_ANSWERS, PRESENTED, lab_identity
+from tests.support.expectations import PRESENTED, lab_identity, lab_server_answer
 from tests.support.tls_clients import httpx_call, identity_files, needs_openssl, s_client
 
 NONE = "none"
@@ -30,13 +30,7 @@ class Case:
         return f"{self.mode.value}/tls{self.tls}/{self.who}"
 
     def expected(self) -> str:
-        if self.mode is Mode.TLS:
-            return "http:403"  # never asked: no certificate reaches the app
-        if self.who == NONE:
-            if self.mode is Mode.MIXED:
-                return "http:403"
-            return NO_CERTIFICATE[self.tls]
-        return OPENSSL_SERVER_ANSWERS[self.who]
+        return lab_server_answer(self.mode.value, self.tls, None if self.who == NONE else self.who)
 
 
 CASES = [Case(m, t, w) for m in Mode for t in ("1.2", "1.3") for w in [*PRESENTED, NONE]]

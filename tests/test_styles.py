@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from mtls_lab.certs.inspect import load_pem_chain
 from mtls_lab.certs.layout import CA, Identity, LabPaths
 from mtls_lab.server.forwarded import HeaderError, encode_for, parse_client_cert_header
+from mtls_lab.server.record import REQUESTS
 from mtls_lab.server.settings import Mode, RejectStyle
 from mtls_lab.server.verify import verify_client_chain
 from tests.conftest import ServerFactory
@@ -106,7 +107,7 @@ def test_nginx_style_tells_the_app_what_nginx_would(
         ajo_call(pki, server.url, "expired", behavior="openssl")
         ajo_call(pki, server.url, "none")
         ajo_call(pki, server.url, "adobe")
-    expired, none, adobe = reversed(server.record.newest(3))
+    expired, none, adobe = reversed(server.record.newest(3, REQUESTS))
     assert expired["ssl_client_verify"] == "FAILED:certificate has expired" and expired["status"] == 400
     assert none["ssl_client_verify"] == "NONE" and none["status"] == 403
     assert adobe["ssl_client_verify"] == "SUCCESS" and adobe["status"] == 200

@@ -32,3 +32,15 @@ JAVA_SENDS_WHEN_ROOT_NAMED = {"adobe", "adobe-rotated", "expired", "not-yet-vali
 def lab_identity(who: str) -> tuple[str, str]:
     """The caller's (identity, chain) for a presented chain's name."""
     return ("adobe", "leaf") if who == "adobe-leaf" else (who, "full")
+
+
+def lab_server_answer(mode: str, tls: str, who: str | None) -> str:
+    """What the lab server (which must answer like an OpenSSL server) gives a client presenting ``who``.
+
+    ``mode`` is ``tls``, ``mixed`` or ``mtls``; ``who`` None means no certificate went out.
+    """
+    if mode == "tls":
+        return "http:403"  # never asked: no certificate reaches the app, which wants one
+    if who is None:
+        return "http:403" if mode == "mixed" else NO_CERTIFICATE[tls]
+    return OPENSSL_SERVER_ANSWERS[who]

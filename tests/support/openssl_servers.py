@@ -16,8 +16,10 @@ class OpenSSLServers:
         self.pki = pki
         self.running: dict[tuple[str, ...], tuple[subprocess.Popen[bytes], int]] = {}
 
-    def start(self, *flags: str) -> int:
-        if flags not in self.running:
+    def start(self, *flags: str, serve: str = "-www") -> int:
+        """The port of an s_server with these flags; ``serve`` is how it answers (``-www``, ``-rev``: echo)."""
+        key = (*flags, serve)
+        if key not in self.running:
             port = free_port()
             args = [
                 str(OPENSSL),
@@ -30,7 +32,7 @@ class OpenSSLServers:
                 str(self.pki.server_key),
                 "-CAfile",
                 str(self.pki.ca(CA.ADOBE_ROOT)),
-                "-www",
+                serve,
                 "-quiet",
                 *flags,
             ]
@@ -38,8 +40,8 @@ class OpenSSLServers:
                 args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
             )
             wait_for_port(port)
-            self.running[flags] = (process, port)
-        return self.running[flags][1]
+            self.running[key] = (process, port)
+        return self.running[key][1]
 
     def stop(self) -> None:
         for process, _ in self.running.values():

@@ -88,6 +88,15 @@ def client_context(pki: LabPaths, tls: str | None, identity: tuple[Path, Path] |
     return context
 
 
+def strict_server_context(pki: LabPaths) -> ssl.SSLContext:
+    """A plain Python server context that requires a client certificate from the Adobe-like root."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(pki.server_cert, pki.server_key)
+    context.load_verify_locations(pki.ca(CA.ADOBE_ROOT))
+    context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
 def httpx_call(pki: LabPaths, url: str, tls: str | None, identity: tuple[Path, Path] | None) -> tuple[Seen, str | None]:
     """POST with httpx; returns what it saw and the httpx exception type name, if any."""
     context = client_context(pki, tls, identity)

@@ -1,0 +1,347 @@
+"""Every TLS connection attempt on the record, and one true log line for each that failed.
+
+A ``Connection`` follows one TCP connection from accept to close (``ConnectionEvents`` of
+``_asyncio_alerts``) and writes ONE record entry of kind ``connection`` (docs/reference/record.md):
+
+- a failed handshake, or a fatal TLS error after it, is recorded when it happens, before the alert
+  leaves, so a client that has its alert finds its connection recorded;
+- a completed handshake is recorded when the connection closes, with the number of requests it
+  carried (each request is an entry of its own, with this ``connection_id``).
+
+Connections that sent no byte, and connections that carried only the lab's own read-only routes
+(``/_lab/health``, ``/_lab/calls``), are not recorded: health checks and port scans would fill the record.
+
+The alert named is the one OpenSSL wrote (``_tls_watch``). When OpenSSL wrote none, none is named:
+for bytes that are not TLS, OpenSSL sends no alert on purpose, where the table of reasons
+(``mtls_lab.alerts.sent_alert``) would have said ``protocol_version``. The table is used only for a
+connection that could not be watched (another message callback replaced the lab's), and the entry
+then says the alert was not observed. "The client aborted" is said only when the client's own alert,
+or its EOF, came first.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import functools
+import itertools
+import logging
+import re
+import secrets
+import ssl
+import time
+from typing import TYPE_CHECKING, Any
+
+from mtls_lab import tls_wire
+from mtls_lab.alerts import Alert, sent_alert
+from mtls_lab.certs.inspect import CertFacts
+from mtls_lab.server import _tls_watch
+from mtls_lab.server.guard import answer_plain_http
+from mtls_lab.server.record import RECORD_VERSION
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from mtls_lab.server._uvicorn_tls import TLSFacts
+    from mtls_lab.server.record import CallRecord
+    from mtls_lab.server.settings import ServerConfig
+
+logger = logging.getLogger("mtls_lab.server")
+
+SentAlert = _tls_watch.SeenAlert | Alert  # seen written, or (not watched) expected from the reason table
+
+_PROCESS = secrets.token_hex(4)  # ids stay unique across restarts and processes that share a record file
+_COUNTER = itertools.count(1)
+
+
+class Outcome(enum.Enum):
+    """How a connection ended, from the server's side."""
+
+    ACCEPTED = "accepted"  # the handshake completed
+    REJECTED = "rejected"  # the server failed the handshake (with an alert, or with none it could send)
+    CLIENT_ABORTED = "client_aborted"  # the client's alert or EOF ended the handshake (or its fatal alert, after)
+    TIMED_OUT = "timed_out"  # no complete handshake within --handshake-timeout
+    PROTOCOL_ERROR = "protocol_error"  # the handshake completed, then a fatal TLS error (the server's alert)
+
+
+class CertificateSent(enum.Enum):
+    PRESENTED = "presented"  # a Certificate message with at least one certificate
+    EMPTY = "empty"  # an empty Certificate message: asked, and the client sent none
+    NOT_SENT = "not_sent"  # no Certificate message: not asked, or the handshake ended before
+
+
+# OpenSSL reasons said in the user's words; any other reason is OpenSSL's own text
+_WHY = {
+    "PEER_DID_NOT_RETURN_A_CERTIFICATE": "no client certificate",
+    "HTTP_REQUEST": "plain HTTP sent to the TLS port, answered HTTP 400",
+}
+_SSL_TEXT = re.compile(r"^\[[^\]]*\] (.*?)(?: \(_ssl\.c:\d+\))?$")
+
+
+class ConnectionLog:
+    """The server's side of the record for connections: hands out a ``Connection`` per accepted socket."""
+
+    def __init__(self, record: CallRecord, config: ServerConfig, context: ssl.SSLContext) -> None:
+        self.record, self.config = record, config
+        self.ciphers = {int(c["id"]) & 0xFFFF: str(c["name"]) for c in context.get_ciphers()}
+        _tls_watch.install(context)
+
+    def connection(self) -> Connection:
+        return Connection(self)
+
+
+class Connection:
+    """One TCP connection: its facts as they arrive, recorded once (``ConnectionEvents``)."""
+
+    def __init__(self, log: ConnectionLog) -> None:
+        self.log = log
+        self.id = f"{_PROCESS}-{next(_COUNTER)}"
+        self.started = time.time()
+        self.peer: str | None = None
+        self.watch: _tls_watch.Watch | None = None
+        self.facts: TLSFacts | None = None  # set when the handshake completed (by the HTTP protocol)
+        self.requests = 0  # recorded requests
+        self.lab_requests = 0  # requests to the lab's unrecorded routes
+        self.http_refused: str | None = None  # the HTTP layer refused a request before the app (431, 408, 400)
+        self.recorded = False
+        self._transport: asyncio.BaseTransport | None = None
+
+    # --- ConnectionEvents ---------------------------------------------------------------------------
+
+    def opened(self, transport: asyncio.BaseTransport, ssl_object: ssl.SSLObject) -> None:
+        self._transport = transport
+        peer = transport.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if peer else None
+        self.watch = _tls_watch.watch(ssl_object) if _tls_watch.installed(ssl_object.context) else None
+
+    def handshake_failed(self, exc: BaseException, received: int) -> None:
+        if self.recorded or (received == 0 and not isinstance(exc, TimeoutError)):
+            self.recorded = True  # opened and closed without a byte: not a TLS attempt
+            return
+        outcome, alert, observed, why = self._judge(exc)
+        self._write(outcome, alert, observed, why, exc)
+        self._log(outcome, alert, observed, why)
+        if getattr(exc, "reason", None) == "HTTP_REQUEST":
+            answer_plain_http(self._transport)  # OpenSSL sends no alert to plain HTTP: nginx's kind of answer
+
+    def failed_after_handshake(self, exc: ssl.SSLError) -> None:
+        if self.recorded:
+            return
+        watch = self.watch
+        if watch is not None and watch.sent is None and watch.received is not None:
+            # the client's fatal alert (TLS 1.3 ignores the level: RFC 8446 6), answered with none
+            outcome, why = Outcome.CLIENT_ABORTED, f"the client sent alert {watch.received.name}"
+        else:
+            outcome, why = Outcome.PROTOCOL_ERROR, _why(exc)
+        alert = watch.sent if watch else sent_alert(exc, None)
+        observed = watch is not None
+        self._write(outcome, alert, observed, why, exc)
+        self._log(outcome, alert, observed, why)
+
+    def closed(self) -> None:
+        if self.recorded:
+            return
+        if self.facts is None:  # closed by the server before the handshake ended (shutdown): nothing to say
+            self.recorded = True
+            return
+        if self.requests == 0 and self.lab_requests > 0:
+            self.recorded = True  # monitoring of the lab itself
+            return
+        self._write(Outcome.ACCEPTED, None, True, None, None)
+
+    # --- judging a failure --------------------------------------------------------------------------
+
+    def _judge(self, exc: BaseException) -> tuple[Outcome, SentAlert | None, bool, str]:
+        """(outcome, alert sent, whether that alert was observed, why) for a failed handshake."""
+        watch = self.watch
+        if isinstance(exc, TimeoutError):
+            return Outcome.TIMED_OUT, None, True, str(exc)
+        if watch is None:  # not watched: the alert the table of reasons expects, marked as not observed
+            expected = sent_alert(exc, None) if isinstance(exc, ssl.SSLError) else None
+            return Outcome.REJECTED, expected, False, _why(exc)
+        if watch.sent is not None:
+            return Outcome.REJECTED, watch.sent, True, _why(exc)
+        if watch.received is not None:
+            return Outcome.CLIENT_ABORTED, None, True, f"the client sent alert {watch.received.name}"
+        if isinstance(exc, ConnectionResetError | ssl.SSLEOFError) or getattr(exc, "reason", "") in _EOF_REASONS:
+            return Outcome.CLIENT_ABORTED, None, True, "the client closed the connection during the handshake"
+        # OpenSSL failed without writing an alert: for bytes that are not TLS it sends none on purpose
+        # ("Doesn't look like TLS - don't send an alert", ssl/record/ssl3_record.c)
+        return Outcome.REJECTED, None, True, _why(exc)
+
+    # --- the log line -------------------------------------------------------------------------------
+
+    def _log(self, outcome: Outcome, alert: SentAlert | None, observed: bool, why: str) -> None:
+        where = f"{self.peer or '?'} [{self.id}]"
+        if outcome is Outcome.TIMED_OUT:
+            logger.warning("handshake timed out from %s: %s, closed", where, why)
+            return
+        if outcome is Outcome.CLIENT_ABORTED:
+            ended = "connection" if self.facts is not None else "handshake"
+            logger.warning("%s ended by the client from %s: %s; sent no alert", ended, where, why)
+            return
+        said = "sent no alert"
+        if alert is not None:
+            said = f"sent alert {_name(alert)}" + ("" if observed else " (expected from the error, not seen sent)")
+        what = "handshake rejected" if outcome is Outcome.REJECTED else "connection failed after the handshake"
+        logger.warning("%s from %s: %s, %s", what, where, why, said)
+
+    # --- the record entry ---------------------------------------------------------------------------
+
+    def _write(
+        self, outcome: Outcome, alert: SentAlert | None, observed: bool, why: str | None, exc: BaseException | None
+    ) -> None:
+        self.recorded = True
+        self.log.record.append(self.entry(outcome, alert, observed, why, exc))
+
+    def entry(
+        self, outcome: Outcome, alert: SentAlert | None, observed: bool, why: str | None, exc: BaseException | None
+    ) -> dict[str, Any]:
+        """The record entry (docs/reference/record.md): computed once, when the connection is recorded."""
+        watch = self.watch or _tls_watch.Watch()
+        facts = self.facts
+        hello = _decoded(tls_wire.client_hello, watch.client_hello, False)
+        chosen = {} if facts else _decoded(tls_wire.server_hello, watch.server_hello, False)
+        chain = _chain(watch.client_certificate, watch.tls13)
+        return {
+            "record_version": RECORD_VERSION,
+            "kind": "connection",
+            "connection_id": self.id,
+            "time": _iso(self.started),
+            "ended": _iso(time.time()),
+            "client": self.peer,
+            "mode": self.log.config.mode.value,
+            "sni": hello.get("sni"),
+            "versions_offered": [_ssl_version(v) for v in hello.get("versions_offered", [])],
+            "tls_version": facts.version if facts else _ssl_version(chosen.get("version")),
+            "cipher": facts.cipher if facts else self._cipher(chosen.get("cipher_suite")),
+            "certificate_requested": watch.certificate_request is not None,
+            "ca_names_advertised": _ca_names(watch.certificate_request, watch.tls13),
+            "client_certificate": _sent(watch, chain).value,
+            "client_chain": chain,
+            "ssl_client_verify": _verification(outcome, facts, exc, watch),
+            "outcome": outcome.value,
+            "error": why,
+            "reason": getattr(exc, "reason", None) if isinstance(exc, ssl.SSLError) else None,
+            "alert_sent": _alert_json(alert, observed, watch),
+            "alert_received": _alert_json(watch.received, True, watch),
+            "requests": self.requests,
+            "http_refused": self.http_refused,
+        }
+
+    def _cipher(self, suite: str | None) -> str | None:
+        return self.log.ciphers.get(int(suite, 16), suite) if suite else None
+
+
+_EOF_REASONS = {"UNEXPECTED_EOF_WHILE_READING"}
+
+
+def _why(exc: BaseException) -> str:
+    """What went wrong, in one phrase: OpenSSL's reason text (or the lab's words for a few)."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"certificate verify failed: {exc.verify_message}"
+    reason = getattr(exc, "reason", None)
+    if reason in _WHY:
+        return _WHY[reason]
+    match = _SSL_TEXT.match(str(exc))
+    return match.group(1) if match else (str(exc) or type(exc).__name__)
+
+
+def _name(alert: SentAlert) -> str:
+    return alert.label if isinstance(alert, Alert) else alert.name
+
+
+def _alert_json(alert: SentAlert | None, observed: bool, watch: _tls_watch.Watch) -> dict[str, Any] | None:
+    if alert is None:
+        return None
+    if isinstance(alert, Alert):  # expected from the reason table: not seen on the wire
+        return {
+            "name": alert.label,
+            "number": alert.number,
+            "level": "fatal",
+            "after_client_finished": watch.after_client_finished,
+            "observed": False,
+        }
+    return {
+        "name": alert.name,
+        "number": alert.number,
+        "level": "fatal" if alert.level == _tls_watch.FATAL_LEVEL else "warning",
+        "after_client_finished": alert.after_client_finished,
+        "observed": observed,
+    }
+
+
+def _verification(
+    outcome: Outcome, facts: TLSFacts | None, exc: BaseException | None, watch: _tls_watch.Watch
+) -> str | None:
+    """nginx's ``$ssl_client_verify`` for the connection; None when the chain was never judged."""
+    if facts is not None:
+        return facts.verification.nginx_variable
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"FAILED:{exc.verify_message}"
+    if getattr(exc, "reason", None) == "PEER_DID_NOT_RETURN_A_CERTIFICATE":
+        return "NONE"
+    return None
+
+
+def _sent(watch: _tls_watch.Watch, chain: list[dict[str, Any]]) -> CertificateSent:
+    if watch.client_certificate is None:
+        return CertificateSent.NOT_SENT
+    return CertificateSent.PRESENTED if chain else CertificateSent.EMPTY
+
+
+def _decoded(decoder: Any, body: bytes | None, tls13: bool) -> dict[str, Any]:
+    if body is None:
+        return {}
+    try:
+        return dict(decoder(body, tls13))
+    except (ValueError, IndexError):  # a malformed message: its facts are unknown
+        return {}
+
+
+@functools.lru_cache(maxsize=64)
+def _ca_names_cached(body: bytes, tls13: bool) -> tuple[str, ...]:
+    return tuple(_decoded(tls_wire.certificate_request, body, tls13).get("ca_names", []))
+
+
+def _ca_names(body: bytes | None, tls13: bool) -> list[str]:
+    """The CA names of a CertificateRequest: the same bytes on every connection of a server, decoded once."""
+    return list(_ca_names_cached(body, tls13)) if body is not None else []
+
+
+def _chain(body: bytes | None, tls13: bool) -> list[dict[str, Any]]:
+    if body is None:
+        return []
+    try:
+        ders = tls_wire.certificate_ders(body, tls13)
+    except ValueError:
+        return [{"error": "malformed Certificate message"}]
+    return [_certificate(der) for der in ders]
+
+
+@functools.lru_cache(maxsize=256)
+def _certificate_cached(der: bytes) -> tuple[tuple[str, Any], ...]:
+    facts = CertFacts.from_der(der)
+    return (
+        ("subject", facts.subject),
+        ("issuer", facts.issuer),
+        ("sha256", facts.sha256),
+        ("not_before", facts.not_before),
+        ("not_after", facts.not_after),
+    )
+
+
+def _certificate(der: bytes) -> dict[str, Any]:
+    try:
+        return dict(_certificate_cached(der))
+    except ValueError:
+        return {"error": "unparsable certificate", "size": len(der)}
+
+
+def _ssl_version(name: str | None) -> str | None:
+    """``TLS 1.3`` (the wire's names) as Python's ``ssl`` writes it: ``TLSv1.3``."""
+    return name.replace("TLS ", "TLSv") if name else None
+
+
+def _iso(moment: float) -> str:
+    return dt.datetime.fromtimestamp(moment, dt.UTC).isoformat(timespec="milliseconds")
