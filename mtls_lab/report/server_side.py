@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mtls_lab.errors import LabError
+from mtls_lab.server.record import read_newest
 
-RECORD_TAIL = 5000  # entries read from the end of a record file: a report looks at the latest attempts
+RECORD_TAIL = 5000  # the newest entries of a record file: a report looks at the latest attempts
 BODY_SHOWN = 2000  # characters of a recorded body shown in the report (the record keeps up to 64 KiB)
 CLOCK_SLACK = dt.timedelta(seconds=2)  # the server's clock stamps an entry a little after the caller started
 
@@ -58,23 +58,13 @@ class ServerSide:
 
 
 def read_record_file(path: Path) -> list[dict[str, Any]]:
-    """The last entries of a record file (``mtls-lab serve --record PATH``), oldest first."""
+    """The newest entries of a record file (``mtls-lab serve --record PATH``)."""
     try:
-        with path.open(encoding="utf-8", errors="replace") as handle:
-            lines = deque(handle, maxlen=RECORD_TAIL)
+        return read_newest(path, RECORD_TAIL)
     except OSError as exc:
         raise LabError(
             f"--server-record {path}: cannot read it ({exc.strerror}): give the file of `mtls-lab serve --record`"
         ) from exc
-    return [entry for entry in map(_parse, lines) if entry is not None]
-
-
-def _parse(line: str) -> dict[str, Any] | None:
-    try:
-        entry = json.loads(line)
-    except ValueError:
-        return None
-    return entry if isinstance(entry, dict) else None
 
 
 def for_attempt(
