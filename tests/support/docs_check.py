@@ -274,3 +274,6 @@ if __name__ == "__main__":
         text = update(repo / "README.md", pki, repo, Path(tmp))
     (repo / "README.md").write_text(text)
     print("README.md: console blocks refreshed with real output")
+    from tests.support import report_screens  # docs/report.md's screenshots, from its own commands' reports
+
+    raise SystemExit(report_screens.main())
