@@ -105,6 +105,7 @@ def reports(pki: LabPaths, tmp_path_factory: pytest.TempPathFactory) -> dict[str
         record = ("--server-record", out / "tls.jsonl")
         report("probe-tls-only", ExitCode.PROBLEMS_FOUND, "probe", url + "/custom-action", *ca, *record)
         report("call-tls-only", ExitCode.HTTP_ERROR, "call", "--url", url + "/custom-action", "--retries", "0", *record)
+        report("probe-untrusted", ExitCode.PROBLEMS_FOUND, "probe", url, "--server-ca", pki.ca(CA.IMPOSTOR_ROOT))
     with lab(pki, out / "mtls.jsonl", mode=Mode.MTLS, advertise_ca=str(pki.ca(CA.IMPOSTOR_ROOT))) as url:
         record = ("--server-record", out / "mtls.jsonl")
         report("probe-mtls-other-ca", ExitCode.PROBLEMS_FOUND, "probe", url + "/custom-action", *ca)
@@ -266,6 +267,17 @@ def test_the_probe_report_shows_the_servers_entry_of_its_first_connection(report
     html = unescape(reports["probe-tls-only"].read_text())
     assert html.count('class="entry request"') == 1
     assert "GET /custom-action" in html and "HTTP 403 no_client_certificate" in html
+
+
+def test_a_server_the_caller_does_not_trust_is_the_first_thing_said(reports: dict[str, Path]) -> None:
+    html = unescape(reports["probe-untrusted"].read_text())
+    assert "AJO will not trust this endpoint&#39;s certificate" in reports["probe-untrusted"].read_text()
+    assert "the caller does NOT trust this chain" in html
+    assert (
+        '<g class="msg alert" data-direction="caller-&gt;server" data-type="Alert">'
+        in reports["probe-untrusted"].read_text()
+    )
+    assert "Alert unknown_ca (fatal)" in html  # the caller's own alert, drawn towards the server
 
 
 def test_a_rejected_handshake_is_shown_from_the_servers_side_too(reports: dict[str, Path]) -> None:
