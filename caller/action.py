@@ -14,26 +14,31 @@ The JSON file (see ``examples/``):
 ```
 
 A context file (``{"profile": {...}, "event": {...}, "journey": {...}}``) supplies the variables:
-``from`` is a dotted path into it. Errors name the field and what is allowed; what AJO itself would
-refuse but the lab must allow locally (IP hosts, other ports, plain http) becomes a warning.
+``from`` is a dotted path into it. ``authentication`` is AJO's own block (``caller/auth.py``). Errors
+name the field and what is allowed; what AJO itself would refuse but the lab must allow locally
+(localhost, loopback addresses, other ports, plain http) becomes a warning (``caller/rules.py``).
+
+AJO's payload rules (Journey Optimizer, "Configure a custom action"): an optional parameter with "allow
+NULL values" that nobody filled in is sent as null; arrays lose their null elements and a null array is
+sent as ``[]``; field names contain no ``.`` and do not start with ``$`` (``path`` is dotted, or a list).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-from urllib.parse import quote, urlsplit
+from typing import Any, TypeVar
+from urllib.parse import quote
 
-from mtls_lab.errors import LabError
+from mtls_lab.caller.auth import Auth, parse_auth, with_endpoint
+from mtls_lab.caller.rules import ActionError, check_field_name, check_url
 
 NAME = re.compile(r"^[A-Za-z0-9_]{1,30}$")
 METHODS = ("POST", "PUT", "GET")
-AUTH_TYPES = ("none", "basic", "apiKey", "customAuthorization")
+LIST_TYPES = ("listString", "listInteger")
 DATA_TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),
     "integer": (int,),
@@ -45,10 +50,10 @@ DATA_TYPES: dict[str, tuple[type, ...]] = {
     "object": (dict,),
 }
 MISSING = object()
+K = TypeVar("K")
+TRAILING_COMMA = re.compile(r",(\s*[}\]])")
 
-
-class ActionError(LabError):
-    """The action or context is invalid; the message names the field."""
+__all__ = ["ActionError", "CustomAction", "Request", "Value", "build_request", "check_url", "load", "parse"]
 
 
 @dataclass(frozen=True)
@@ -63,11 +68,16 @@ class Value:
     data_type: str | None = None
 
     def resolve(self, context: dict[str, Any]) -> Any:
-        """The value for one call, MISSING when an optional variable is absent."""
-        if self.source is None:
-            return self.constant
-        value = _lookup(context, self.source)
-        if value is MISSING or (value is None and not self.allow_null):
+        """The value for one call; MISSING when it is left out of the request.
+
+        AJO's rules: an optional parameter that allows NULL and is not filled in is sent as null; arrays
+        lose their null elements (``[1, null, 2, 3]`` is sent as ``[1, 2, 3]``) and a null array is sent as
+        ``[]``. Without "allow NULL", a null or missing optional value is left out.
+        """
+        value = self.constant if self.source is None else _lookup(context, self.source)
+        if value is MISSING or value is None:
+            if self.allow_null and (value is None or not self.required):
+                return [] if self.data_type in LIST_TYPES else None
             if self.required:
                 state = "missing from" if value is MISSING else "null in"
                 raise ActionError(
@@ -75,28 +85,12 @@ class Value:
                     f"context file{', or allow NULL for this field' if value is None else ''}"
                 )
             return MISSING
-        if value is not None and self.data_type and not _has_type(value, self.data_type):
+        if self.data_type and not _has_type(value, self.data_type):
             raise ActionError(
                 f"{self.where}: {self.source!r} is {type(value).__name__} {value!r}, but the field is "
                 f"{self.data_type}: fix the context or the field's dataType"
             )
-        return value
-
-
-@dataclass(frozen=True)
-class Auth:
-    kind: str = "none"
-    username: str = ""
-    password: str = ""
-    key_name: str = ""
-    key_value: str = ""
-    location: str = "header"  # apiKey: header|query; customAuthorization: bearer|header|query
-    endpoint: str = ""
-    token_method: str = "POST"
-    token_headers: dict[str, str] = field(default_factory=dict)
-    token_body: dict[str, Any] = field(default_factory=dict)
-    token_path: str = "access_token"
-    cache_seconds: float = 3600.0
+        return [item for item in value if item is not None] if isinstance(value, list) else value
 
 
 @dataclass(frozen=True)
@@ -109,13 +103,22 @@ class CustomAction:
     headers: tuple[tuple[str, Value], ...] = ()
     query: tuple[tuple[str, Value], ...] = ()
     auth: Auth = field(default_factory=Auth)
-    payload: tuple[tuple[str, Value], ...] = ()
+    payload: tuple[tuple[tuple[str, ...], Value], ...] = ()
     timeout: float = 30.0
     warnings: tuple[str, ...] = ()
 
     def with_url(self, url: str) -> CustomAction:
         """The same action aimed at another endpoint (``--url``), with the warnings re-checked."""
-        return dataclasses.replace(self, url=url, warnings=tuple(check_url(url, "--url")))
+        stale = set(check_url(self.url, "url"))
+        warnings = [w for w in self.warnings if w not in stale] + check_url(url, "--url", "url")
+        return dataclasses.replace(self, url=url, warnings=tuple(warnings))
+
+    def with_token_url(self, url: str) -> CustomAction:
+        """The same action whose custom authorization calls another token endpoint (``--token-url``)."""
+        auth = with_endpoint(self.auth, url)
+        stale = set(self.auth.warnings)
+        warnings = [w for w in self.warnings if w not in stale] + list(auth.warnings)
+        return dataclasses.replace(self, auth=auth, warnings=tuple(warnings))
 
 
 @dataclass(frozen=True)
@@ -131,7 +134,9 @@ class Request:
 
 def load(path: Path) -> CustomAction:
     """Read and validate an action file; ActionError with line and column for malformed JSON."""
-    return parse(read_json(path, "action"), source=str(path))
+    data, notes = read_lenient_json(path, "action")
+    action = parse(data, source=str(path))
+    return dataclasses.replace(action, warnings=(*notes, *action.warnings))
 
 
 def load_context(path: Path | None) -> dict[str, Any]:
@@ -144,10 +149,34 @@ def load_context(path: Path | None) -> dict[str, Any]:
 
 
 def read_json(path: Path, what: str) -> Any:
+    return _decode(path, _read(path, what), what)
+
+
+def read_lenient_json(path: Path, what: str) -> tuple[Any, list[str]]:
+    """JSON, also with trailing commas before ``}`` or ``]``, as in Adobe's own bearer example (with a warning)."""
+    text = _read(path, what)
     try:
-        text = path.read_text()
+        return json.loads(text), []
+    except json.JSONDecodeError:
+        relaxed = _drop_trailing_commas(text)
+    try:
+        data = json.loads(relaxed)
+    except json.JSONDecodeError:
+        return _decode(path, text, what), []  # raises with the original text's line and column
+    return data, [
+        f"{path}: trailing commas read anyway (Adobe's bearer example has them; whether AJO's editor accepts them "
+        "is not documented): remove them before pasting into AJO"
+    ]
+
+
+def _read(path: Path, what: str) -> str:
+    try:
+        return path.read_text()
     except OSError as exc:
         raise ActionError(f"{path}: cannot read the {what} file ({exc.strerror}): check the path") from exc
+
+
+def _decode(path: Path, text: str, what: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
@@ -174,6 +203,7 @@ def parse(data: Any, source: str = "action") -> CustomAction:
     timeout = data.get("timeout", 30)
     if not isinstance(timeout, int | float) or isinstance(timeout, bool) or not 1 <= timeout <= 30:
         raise ActionError(f"{source}: timeout {timeout!r}: AJO's timeout is 1 to 30 seconds (default 30)")
+    auth = parse_auth(data.get("authentication", {"type": "none"}), source)
     return CustomAction(
         name=name,
         url=url,
@@ -182,38 +212,11 @@ def parse(data: Any, source: str = "action") -> CustomAction:
         dynamic_path=_value(data["dynamicPath"], "dynamicPath") if "dynamicPath" in data else None,
         headers=_named_values(data.get("headers", []), "headers", source),
         query=_named_values(data.get("query", []), "query", source),
-        auth=_auth(data.get("authentication", {"type": "none"}), source),
+        auth=auth,
         payload=_payload(payload_spec, source),
         timeout=float(timeout),
-        warnings=tuple(warnings),
+        warnings=(*warnings, *auth.warnings),
     )
-
-
-def check_url(url: str, source: str) -> list[str]:
-    """Errors for URLs nothing can call; warnings for what AJO would refuse but the lab allows."""
-    if not url or any(c.isspace() or not c.isprintable() for c in url):
-        raise ActionError(f"{source}: url {url!r}: spaces and control characters are not allowed: encode them")
-    try:
-        parts = urlsplit(url)
-    except ValueError as exc:  # e.g. an unclosed IPv6 bracket
-        raise ActionError(f"{source}: url {url!r}: not a valid URL ({exc}): give one like https://host/path") from exc
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ActionError(f"{source}: url {url!r}: give an absolute URL like https://host/path")
-    try:
-        port = parts.port
-    except ValueError as exc:
-        raise ActionError(f"{source}: url {url!r}: the port is not a number from 1 to 65535") from exc
-    warnings = []
-    if parts.scheme == "http":
-        warnings.append("AJO would refuse plain http here: custom actions to mTLS endpoints need https")
-    try:
-        ipaddress.ip_address(parts.hostname)
-        warnings.append(f"AJO would refuse the IP address {parts.hostname}: it requires a host name")
-    except ValueError:
-        pass
-    if port not in (None, 80, 443):
-        warnings.append(f"AJO would refuse port {port}: custom actions may use ports 80 and 443 only")
-    return warnings
 
 
 def build_request(action: CustomAction, context: dict[str, Any], path: str | None = None) -> Request:
@@ -228,8 +231,8 @@ def build_request(action: CustomAction, context: dict[str, Any], path: str | Non
     body: dict[str, Any] | None = None
     if action.method in ("POST", "PUT"):
         body = {}
-        for dotted, value in _resolve_all(action.payload, context):
-            _set_path(body, dotted, value)
+        for names, value in _resolve_all(action.payload, context):
+            _set_path(body, names, value)
     return Request(action.method, url, headers, params, body)
 
 
@@ -282,60 +285,24 @@ def _named_values(specs: Any, key: str, source: str) -> tuple[tuple[str, Value],
     return tuple(result)
 
 
-def _payload(specs: Any, source: str) -> tuple[tuple[str, Value], ...]:
+def _payload(specs: Any, source: str) -> tuple[tuple[tuple[str, ...], Value], ...]:
+    """Fields by ``path``: "a.b" (each part a field name) or ["a", "b"]; names follow AJO's rules."""
     if not isinstance(specs, list):
         raise ActionError(f"{source}: payload: give a list of {{path, type, value|from}} fields")
     result = []
     for index, spec in enumerate(specs):
         path = spec.get("path") if isinstance(spec, dict) else None
-        if not isinstance(path, str) or not path:
+        if isinstance(path, str) and path:
+            names = tuple(path.split("."))
+        elif isinstance(path, list) and path and all(isinstance(n, str) for n in path):
+            names = tuple(path)
+        else:
             raise ActionError(f"{source}: payload[{index}]: each field needs a path like profile.email")
-        result.append((path, _value(spec, f"payload[{index}] {path}")))
+        where = f"{source}: payload[{index}] {'.'.join(names)}"
+        for name in names:
+            check_field_name(name, where)
+        result.append((names, _value(spec, f"payload[{index}] {'.'.join(names)}")))
     return tuple(result)
-
-
-def _auth(spec: Any, source: str) -> Auth:
-    if not isinstance(spec, dict) or spec.get("type", "none") not in AUTH_TYPES:
-        kind = spec.get("type") if isinstance(spec, dict) else spec
-        raise ActionError(f"{source}: authentication type {kind!r}: use one of {', '.join(AUTH_TYPES)}")
-    kind = spec.get("type", "none")
-    where = f"{source}: authentication ({kind})"
-    if kind == "basic":
-        return Auth(kind, username=_need(spec, "username", where), password=str(spec.get("password", "")))
-    if kind == "apiKey":
-        location = spec.get("location", "header")
-        if location not in ("header", "query"):
-            raise ActionError(f"{where}: location {location!r}: use header or query")
-        return Auth(kind, key_name=_need(spec, "name", where), key_value=_need(spec, "value", where), location=location)
-    if kind == "customAuthorization":
-        inject = spec.get("inject", {"location": "bearer"})
-        location = inject.get("location", "bearer") if isinstance(inject, dict) else None
-        if location not in ("bearer", "header", "query"):
-            raise ActionError(f"{where}: inject.location {location!r}: use bearer, header or query")
-        cache = spec.get("cacheSeconds", 3600)
-        if not isinstance(cache, int | float) or cache <= 0:
-            raise ActionError(f"{where}: cacheSeconds {cache!r}: a positive number of seconds (default 3600)")
-        endpoint = _need(spec, "endpoint", where)
-        check_url(endpoint, f"{where} endpoint")
-        return Auth(
-            kind,
-            endpoint=endpoint,
-            token_method=str(spec.get("method", "POST")).upper(),
-            token_headers=dict(spec.get("headers", {})),
-            token_body=dict(spec.get("body", {})),
-            token_path=str(spec.get("tokenPath", "access_token")),
-            cache_seconds=float(cache),
-            location=location,
-            key_name=str(inject.get("name", "Authorization")),
-        )
-    return Auth()
-
-
-def _need(spec: dict[str, Any], key: str, where: str) -> str:
-    value = spec.get(key)
-    if not isinstance(value, str) or not value:
-        raise ActionError(f"{where}: {key} is required")
-    return value
 
 
 def _lookup(context: Any, dotted: str) -> Any:
@@ -351,7 +318,7 @@ def _resolved(value: Value | None, context: dict[str, Any]) -> Any:
     return None if value is None else value.resolve(context)
 
 
-def _resolve_all(pairs: tuple[tuple[str, Value], ...], context: dict[str, Any]) -> list[tuple[str, Any]]:
+def _resolve_all(pairs: tuple[tuple[K, Value], ...], context: dict[str, Any]) -> list[tuple[K, Any]]:
     resolved = [(name, value.resolve(context)) for name, value in pairs]
     return [(name, v) for name, v in resolved if v is not MISSING]
 
@@ -366,9 +333,23 @@ def _text(value: Any) -> str:
     return json.dumps(value) if isinstance(value, dict | list) else "" if value is None else str(value)
 
 
-def _set_path(body: dict[str, Any], dotted: str, value: Any) -> None:
-    parts = dotted.split(".")
+def _set_path(body: dict[str, Any], parts: tuple[str, ...], value: Any) -> None:
     current = body
     for part in parts[:-1]:
         current = current.setdefault(part, {})
     current[parts[-1]] = value
+
+
+def _drop_trailing_commas(text: str) -> str:
+    """Remove commas that close an object or array, outside strings."""
+    out, in_string, escaped = [], False, False
+    for index, char in enumerate(text):
+        if in_string:
+            in_string = not (char == '"' and not escaped)
+            escaped = char == "\\" and not escaped
+        elif char == '"':
+            in_string = True
+        elif char == "," and TRAILING_COMMA.match(text, index):
+            continue
+        out.append(char)
+    return "".join(out)

@@ -6,16 +6,29 @@ import base64
 import datetime as dt
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from mtls_lab.caller._handshake_trace import HandshakeTrace
-from mtls_lab.caller.action import Auth, CustomAction, Request, build_request
+from mtls_lab.caller.action import CustomAction, Request, build_request
+from mtls_lab.caller.auth import Auth, AuthorizationType, AuthType, CustomAuthorization
+from mtls_lab.caller.step_event import StepEvent
 from mtls_lab.caller.tls import Chain, ClientBehavior, ClientIdentity, HandshakeNotes, client_context
+from mtls_lab.caller.token import (
+    TOKEN_MODEL,
+    TokenCache,
+    TokenCall,
+    TokenFailure,
+    explain_status,
+    oauth_error,
+    read_token,
+    token_request,
+)
 from mtls_lab.caller.verdict import (
+    JAVA_MODEL,
     Attempt,
     CallFacts,
     Classification,
@@ -28,12 +41,15 @@ from mtls_lab.caller.verdict import (
     rejection_style,
 )
 from mtls_lab.certs.layout import LabPaths
+from mtls_lab.errors import LabError
 
 NO_RETRY_STATUSES = frozenset({401, 403, 404})
 MAX_RETRIES = 3
 MAX_REDIRECTS = 5
 USER_AGENT = {"User-Agent": "ajo-mtls-lab caller (models an Adobe Journey Optimizer custom action)"}
 Clock = Callable[[], float]
+
+__all__ = ["CallOptions", "TokenCache", "call", "lab_identity"]
 
 
 @dataclass(frozen=True)
@@ -48,29 +64,7 @@ class CallOptions:
     path: str | None = None
     timeout: float | None = None  # default: the action's
     retries: int = MAX_RETRIES
-
-
-@dataclass
-class TokenCache:
-    """Custom-authorization tokens, cached per endpoint and request for ``cacheSeconds`` (AJO: 1 hour)."""
-
-    clock: Clock = time.monotonic
-    fetches: int = 0
-    _tokens: dict[tuple[str, str], tuple[str, float]] = field(default_factory=dict)
-
-    def get(self, auth: Auth, fetch: Callable[[Auth], str]) -> str:
-        key = (auth.endpoint, repr(sorted(auth.token_body.items())))
-        cached = self._tokens.get(key)
-        if cached is not None and cached[1] > self.clock():
-            return cached[0]
-        token = fetch(auth)
-        self.fetches += 1
-        self._tokens[key] = (token, self.clock() + auth.cache_seconds)
-        return token
-
-
-class TokenError(Exception):
-    """The custom-authorization token call did not give a token."""
+    token_cert: bool = False  # also present the certificate on the token call (AJO most likely does not)
 
 
 @dataclass
@@ -91,6 +85,18 @@ class _Trace:
             self.tls_version = ssl_object.version() if ssl_object else None
 
 
+@dataclass
+class _Attempt:
+    """One attempt: its classification, what the TLS layer saw, and the token call if there was one."""
+
+    result: Classification
+    trace: _Trace
+    notes: HandshakeNotes
+    handshake: HandshakeTrace
+    token_call: TokenCall | None = None
+    failed_call: str | None = None
+
+
 def call(
     action: CustomAction,
     context: dict[str, Any],
@@ -100,13 +106,21 @@ def call(
 ) -> Verdict:
     """One journey step's call, with AJO's retries; returns a Verdict (raises only for misuse)."""
     request = build_request(action, context, options.path)
+    _check_signer(action, options)
     tokens = tokens if tokens is not None else TokenCache(clock=clock)
     timeout = options.timeout or action.timeout
     deadline = clock() + timeout
     attempts: list[Attempt] = []
+    events: list[StepEvent] = []
+    fetched: TokenCall | None = None  # the token call this step made, if any (later attempts reuse its token)
     while True:
         started = clock()
-        result, trace, notes, handshake = _attempt(action, request, options, tokens, max(deadline - started, 0.01))
+        current = _attempt(action, request, options, tokens, max(deadline - started, 0.01))
+        result = current.result
+        if current.token_call is not None and not current.token_call.cached:
+            fetched = current.token_call
+        elif current.token_call is not None and fetched is not None:
+            current.token_call = fetched
         attempts.append(
             Attempt(
                 len(attempts) + 1,
@@ -115,19 +129,38 @@ def call(
                 result.alert.label if result.alert else None,
                 None if result.outcome in (Outcome.ACCEPTED, Outcome.HTTP_ERROR) else result.explanation,
                 round(clock() - started, 4),
-                trace.local_port,
+                current.trace.local_port,
             )
         )
-        if not _should_retry(result, len(attempts), options.retries) or clock() >= deadline:
+        events.append(StepEvent.of(result.outcome, result.status))
+        retry = _should_retry(result, len(attempts), options.retries)
+        if not retry or clock() >= deadline:
             break
-    return _verdict(result, trace, notes, handshake, attempts, request, options, action)
+    event = events[-1]
+    if _timed_out_during_retries(result, len(attempts), retry, clock() >= deadline):
+        orig = events[-2] if result.outcome is Outcome.TIMEOUT else events[-1]
+        event = orig.timed_out()
+        current.result = _retries_timed_out(result, orig, timeout)
+    return _verdict(current, attempts, request, options, action, event)
 
 
-def _attempt_error(result: Classification) -> str | None:
-    if result.outcome in (Outcome.ACCEPTED, Outcome.HTTP_ERROR):
-        return None
-    return f"{result.outcome.value} in phase {result.phase.value}" + (
-        f": alert {result.alert.label}" if result.alert else ""
+def _timed_out_during_retries(result: Classification, done: int, retry: bool, deadline_passed: bool) -> bool:
+    """AJO: "If the end of the timeout duration is reached during the retries ... counted as a timeout error"."""
+    if result.outcome is Outcome.TIMEOUT:
+        return done > 1  # a first call that timed out is a plain timeout, with no underlying error
+    return retry and deadline_passed
+
+
+def _retries_timed_out(result: Classification, orig: StepEvent, timeout: float) -> Classification:
+    before = f"{orig.error} {orig.error_code}" if orig.error_code else str(orig.error)
+    return Classification(
+        Outcome.TIMEOUT,
+        result.phase,
+        None,
+        f"The journey's timeout ({timeout:g} s) ran out during the retries, so AJO counts the call as a timeout "
+        f"error (jo_status_code timedout); its step event keeps the error before the retry: {before} "
+        "(actionExecOrigError / actionExecOrigErrorCode).",
+        "Server side: fix the error the retries were for, and answer well within the journey's timeout (1 to 30 s).",
     )
 
 
@@ -139,36 +172,34 @@ def _should_retry(result: Classification, done: int, retries: int) -> bool:
     return result.status not in NO_RETRY_STATUSES
 
 
+def _check_signer(action: CustomAction, options: CallOptions) -> None:
+    custom = action.auth.custom
+    if custom is not None and custom.certificate_credential and options.identity is None:
+        raise LabError(
+            "certificateCredential signs its client assertion with the client certificate's key: give an identity "
+            "(--identity adobe, or --cert and --key), not --identity none"
+        )
+
+
 def _attempt(
     action: CustomAction, request: Request, options: CallOptions, tokens: TokenCache, timeout: float
-) -> tuple[Classification, _Trace, HandshakeNotes, HandshakeTrace]:
+) -> _Attempt:
     notes, trace, handshake = HandshakeNotes(), _Trace(), HandshakeTrace()
-
-    def facts() -> CallFacts:  # evaluated after the attempt, when trace and notes are filled in
-        return _facts(options, trace, notes)
-
     context = client_context(options.pki, options.identity, options.behavior, options.tls, options.server_ca, notes)
     handshake.install(context)
     with httpx.Client(verify=context, timeout=timeout, follow_redirects=False, headers=USER_AGENT) as client:
         try:
-            headers, params = _authenticate(action.auth, request, client, tokens, trace)
+            headers, params, token_call = _authenticate(action.auth, request, options, tokens, timeout)
+        except TokenFailure as failure:
+            return _Attempt(failure.result, trace, notes, handshake, failure.call, "token")
+        try:
             response = _send(client, request, headers, params, trace)
-        except TokenError as exc:
-            return (
-                Classification(
-                    Outcome.HTTP_ERROR,
-                    Phase.HTTP,
-                    None,
-                    str(exc),
-                    "Caller side: check the custom authorization's endpoint, body and tokenPath.",
-                ),
-                trace,
-                notes,
-                handshake,
-            )
         except httpx.TransportError as exc:
-            return classify_transport(exc, facts()), trace, notes, handshake
-        return classify_response(response, facts()), trace, notes, handshake
+            result = classify_transport(exc, _facts(options.identity, options, trace, notes))
+            return _Attempt(result, trace, notes, handshake, token_call, "action")
+        result = classify_response(response, _facts(options.identity, options, trace, notes))
+        failed = None if result.outcome is Outcome.ACCEPTED else "action"
+        return _Attempt(result, trace, notes, handshake, token_call, failed)
 
 
 def _send(
@@ -188,42 +219,102 @@ def _send(
 
 
 def _authenticate(
-    auth: Auth, request: Request, client: httpx.Client, tokens: TokenCache, trace: _Trace
-) -> tuple[dict[str, str], dict[str, str]]:
+    auth: Auth, request: Request, options: CallOptions, tokens: TokenCache, timeout: float
+) -> tuple[dict[str, str], dict[str, str], TokenCall | None]:
     headers, params = dict(request.headers), dict(request.params)
-    if auth.kind == "basic":
+    if auth.kind is AuthType.BASIC:
         pair = f"{auth.username}:{auth.password}".encode()
         headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
-    elif auth.kind == "apiKey":
+    elif auth.kind is AuthType.API_KEY:
         (headers if auth.location == "header" else params)[auth.key_name] = auth.key_value
-    elif auth.kind == "customAuthorization":
-        token = tokens.get(auth, lambda a: _fetch_token(a, client, trace))
-        if auth.location == "bearer":
+    elif auth.custom is not None:
+        custom = auth.custom
+        key = repr((token_request(custom), options.identity.label if options.identity else None))
+        token, token_call = tokens.get(key, lambda: _fetch_token(custom, options, timeout))
+        if custom.authorization_type is AuthorizationType.BEARER:
             headers["Authorization"] = f"Bearer {token}"
         else:
-            (headers if auth.location == "header" else params)[auth.key_name] = token
-    return headers, params
+            target = custom.token_target or ""
+            (headers if custom.authorization_type is AuthorizationType.HEADER else params)[target] = token
+        return headers, params, token_call
+    return headers, params, None
 
 
-def _fetch_token(auth: Auth, client: httpx.Client, trace: _Trace) -> str:
-    body = auth.token_body if auth.token_method != "GET" else None
-    response = client.request(
-        auth.token_method, auth.endpoint, headers=auth.token_headers, json=body, extensions={"trace": trace}
+def _fetch_token(custom: CustomAuthorization, options: CallOptions, timeout: float) -> tuple[str, float, TokenCall]:
+    """The token call, over its own connection: without the client certificate unless ``token_cert``."""
+    identity = options.identity if options.token_cert else None
+    assertion = None
+    if custom.certificate_credential and options.identity is not None:
+        from mtls_lab.caller.assertion import client_assertion, describe
+
+        assertion = client_assertion(options.identity, custom.client_id, custom.aud or "")
+    record = TokenCall(
+        custom.endpoint,
+        custom.method,
+        custom.body_type.value if custom.body_type else None,
+        client_certificate=identity is not None,
+        sub_type=custom.sub_type.value if custom.sub_type else None,
+        assertion=describe(assertion) if assertion else None,
     )
+    notes, trace = HandshakeNotes(), _Trace()
+    context = client_context(options.pki, identity, options.behavior, options.tls, options.server_ca, notes)
+    wanted = token_request(custom, assertion)
+    with httpx.Client(verify=context, timeout=timeout, headers=USER_AGENT) as client:
+        try:
+            response = client.request(
+                wanted.method, wanted.url, headers=wanted.headers, content=wanted.content, extensions={"trace": trace}
+            )
+        except httpx.TransportError as exc:
+            result = classify_transport(exc, _facts(identity, options, trace, notes))
+            raise TokenFailure(record, _token_transport(custom, result, notes, identity is not None)) from exc
+    record.status = response.status_code
     if response.status_code // 100 != 2:
-        raise TokenError(
-            f"The custom-authorization token call to {auth.endpoint} answered HTTP {response.status_code}."
+        record.error, record.error_description, record.reason = oauth_error(response)
+        raise TokenFailure(record, explain_status(custom, record))
+    try:
+        token, seconds, cache_notes = read_token(custom, response)
+    except ValueError as exc:
+        raise TokenFailure(record, _no_token(custom, str(exc), response.status_code)) from exc
+    record.cache_seconds, record.notes = seconds, cache_notes
+    return token, seconds, record
+
+
+def _token_transport(
+    custom: CustomAuthorization, result: Classification, notes: HandshakeNotes, presented: bool
+) -> Classification:
+    """A token call that failed below HTTP: say which call failed, and why the certificate was not there."""
+    if notes.requested and not presented:
+        alert = f" (alert {result.alert.label})" if result.alert else ""
+        return Classification(
+            result.outcome,
+            result.phase,
+            result.alert,
+            f"The token call to {custom.endpoint} failed{alert}: the token endpoint requires a client certificate, "
+            f"and the token call is made without one ({TOKEN_MODEL}). AJO does not call the action's endpoint.",
+            "Token endpoint side: turn mTLS off on the token endpoint (mTLS is for the action's endpoint), or take "
+            "the token from an endpoint that does not require a client certificate.",
+            result.status,
         )
-    value: Any = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
-    for part in auth.token_path.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
-    if not isinstance(value, str) or not value:
-        raise TokenError(f"The token call to {auth.endpoint} gave no string at tokenPath {auth.token_path!r}.")
-    return value
+    explanation = f"The token call to {custom.endpoint} failed, so AJO does not call the action's endpoint. "
+    return Classification(
+        result.outcome, result.phase, result.alert, explanation + result.explanation, result.fix, result.status
+    )
 
 
-def _facts(options: CallOptions, trace: _Trace, notes: HandshakeNotes) -> CallFacts:
-    identity = options.identity
+def _no_token(custom: CustomAuthorization, why: str, status: int) -> Classification:
+    return Classification(
+        Outcome.HTTP_ERROR,
+        Phase.HTTP,
+        None,
+        f"The token call to {custom.endpoint} answered HTTP {status} but gave no token: {why}.",
+        'Caller side: point tokenInResponse at the token, e.g. "json://access_token", or "response" when the whole '
+        "answer is the token.",
+        status=status,
+        server_reason="no_token_in_response",
+    )
+
+
+def _facts(identity: ClientIdentity | None, options: CallOptions, trace: _Trace, notes: HandshakeNotes) -> CallFacts:
     leaf = identity.leaf_facts() if identity else None
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return CallFacts(
@@ -245,16 +336,17 @@ def _facts(options: CallOptions, trace: _Trace, notes: HandshakeNotes) -> CallFa
 
 
 def _verdict(
-    result: Classification,
-    trace: _Trace,
-    notes: HandshakeNotes,
-    handshake: HandshakeTrace,
+    current: _Attempt,
     attempts: list[Attempt],
     request: Request,
     options: CallOptions,
     action: CustomAction,
+    event: StepEvent,
 ) -> Verdict:
-    reached_tls = result.phase is not Phase.CONNECT
+    result, trace, notes, handshake = current.result, current.trace, current.notes, current.handshake
+    action_made = current.failed_call != "token"
+    reached_tls = result.phase is not Phase.CONNECT and action_made
+    token_call = current.token_call.to_json() if current.token_call else None
     return Verdict(
         outcome=result.outcome,
         phase=result.phase,
@@ -275,10 +367,14 @@ def _verdict(
         rejection_style=rejection_style(
             result.outcome, result.alert.label if result.alert else None, result.status, result.server_reason
         ),
-        warnings=list(action.warnings),
+        warnings=list(action.warnings) + (current.token_call.notes if current.token_call else []),
         handshake=[m.to_json() for m in handshake.messages],
         request_line=f"{request.method} {httpx.URL(request.url).raw_path.decode()}",
         certificate_choice=notes.reason,
+        token_call=token_call,
+        failed_call=current.failed_call,
+        step_event=event,
+        model_note=JAVA_MODEL + ("; " + TOKEN_MODEL if token_call else ""),
     )
 
 

@@ -16,6 +16,7 @@ def render(verdict: Verdict, method: str = "POST") -> str:
     identity = verdict.identity or "none"
     lines = [f"AJO-like call: {method} {verdict.url}", f"  identity {identity}, client model {verdict.client_behavior}"]
     lines += [f"  warning: {w}" for w in verdict.warnings]
+    lines += _token_call(verdict)
     for attempt in verdict.attempts:
         what = attempt.outcome + (f" HTTP {attempt.status}" if attempt.status else "")
         what += f" alert {attempt.alert}" if attempt.alert else ""
@@ -24,17 +25,44 @@ def render(verdict: Verdict, method: str = "POST") -> str:
     detail = f"HTTP {verdict.status}" if verdict.status else f"alert {verdict.alert}" if verdict.alert else ""
     if verdict.server_reason:
         detail += f" {verdict.server_reason}"
-    lines.append(
-        f"VERDICT: {headline} {detail} (phase {verdict.phase.value}, {verdict.tls_version or 'TLS version unknown'})"
-    )
-    names = "; ".join(verdict.advertised_ca_names) or "none"
-    lines.append(
-        f"  client certificate sent: {_yes(verdict.client_cert_sent)} "
-        f"(server requested one: {_yes(verdict.server_requested_cert)}; CA names it advertised: {names})"
-    )
-    lines.append(f"  AJO would report: jo_status_code={verdict.jo_status_code}")
+    detail += " at the token call" if verdict.failed_call == "token" else ""
+    version = verdict.tls_version or "TLS version unknown"
+    lines.append(f"VERDICT: {headline} {detail} (phase {verdict.phase.value}, {version})")
+    if verdict.failed_call == "token":
+        lines.append("  action call: not made (AJO calls the action only with a token)")
+    else:
+        names = "; ".join(verdict.advertised_ca_names) or "none"
+        lines.append(
+            f"  client certificate sent: {_yes(verdict.client_cert_sent)} "
+            f"(server requested one: {_yes(verdict.server_requested_cert)}; CA names it advertised: {names})"
+        )
+    event = verdict.step_event
+    recorded = f"actionExecError={event.error}" if event.error else "no actionExecError"
+    recorded += f" ({event.error_code})" if event.error_code else ""
+    if event.orig_error:
+        recorded += f", actionExecOrigError={event.orig_error}" + (
+            f" ({event.orig_error_code})" if event.orig_error_code else ""
+        )
+    lines.append(f"  AJO would report: jo_status_code={verdict.jo_status_code}; step event: {recorded}")
     lines += _wrapped("why", verdict.explanation) + _wrapped("fix", verdict.fix) + _wrapped("note", verdict.model_note)
     return "\n".join(lines)
+
+
+def _token_call(verdict: Verdict) -> list[str]:
+    call = verdict.token_call
+    if call is None:
+        return []
+    how = f"{call['method']} {call['url']}" + (f", {call['body_type']} body" if call["body_type"] else "")
+    how += f", {call['sub_type']}" if call["sub_type"] else ""
+    how += ", with" if call["client_certificate"] else ", without"
+    if call["cached"]:
+        got = "token from the cache"
+    elif verdict.failed_call == "token":
+        got = "FAILED" + (f": HTTP {call['status']}" if call["status"] else "")
+        got += f" {call['error']}" if call["error"] else ""
+    else:
+        got = f"token received, cached {call['cache_seconds']:g} s"
+    return [f"  token call: {how} the client certificate: {got}"]
 
 
 def _wrapped(label: str, text: str) -> list[str]:

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 
 from mtls_lab.alerts import Alert, received_alert
+from mtls_lab.caller.step_event import StepEvent
 from mtls_lab.errors import ExitCode, cause_of
 
 ADOBE_CHAIN = "DigiCert Global Root G2 and the intermediate DigiCert Global G2 TLS RSA SHA256 2020 CA1"
@@ -95,11 +96,18 @@ class Verdict:
     request_line: str = ""
     rejection_style: str | None = None
     certificate_choice: str = ""
+    # the custom authorization's token call (caller/token.py), and which call failed: "token" or "action"
+    token_call: dict[str, Any] | None = None
+    failed_call: str | None = None
+    # what AJO's journey step event would record (caller/step_event.py): actionExecError and the rest
+    step_event: StepEvent = field(default_factory=StepEvent)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["outcome"] = self.outcome.value
         data["phase"] = self.phase.value
+        data.update(self.step_event.to_json())
+        del data["step_event"]
         return data
 
 
@@ -392,10 +400,13 @@ NGINX_BAD_CERT = "400 The SSL certificate error"
 LAB_REASONS = {
     "no_client_certificate": "Server side: require and verify client certificates at the TLS layer, trusting "
     f"Adobe's chain ({ADOBE_CHAIN}); Adobe asks for mTLS-only endpoints.",
-    "subject_not_allowed": "Server side: allow the CN ajo-journeys.aep-mtls.adobe.com.",
+    "subject_not_allowed": "Server side: allow Adobe's identity by its SAN ajo-journeys.aep-mtls.adobe.com (matched "
+    "before the CN, RFC 2818), or authenticate AJO another way (custom or certificate-based authentication).",
     "fingerprint_not_pinned": f"Server side: do not pin Adobe's leaf; trust the CA chain ({ADOBE_CHAIN}).",
     "client_cert_not_forwarded": "Proxy side: forward the verified client certificate to the app in the header it "
     "reads (nginx $ssl_client_escaped_cert, Envoy x-forwarded-client-cert, AWS ALB X-Amzn-Mtls-Clientcert).",
+    "token_missing": "Caller side: configure the action's authentication so that AJO sends a token.",
+    "token_invalid": "Caller side: send a token from the token endpoint this API trusts.",
 }
 KONG = {
     "No required TLS certificate was sent": "kong_no_certificate",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import functools
 import hashlib
@@ -54,8 +55,12 @@ class CertFacts:
         return _facts_of_der(der)
 
     def names(self) -> set[str]:
-        """The CN and every DNS SAN: the names an allow-list can match."""
+        """The CN and every DNS SAN."""
         return {*self.dns_names, *([self.common_name] if self.common_name else [])}
+
+    def identity_names(self) -> set[str]:
+        """The names an allow-list matches: the DNS SANs, or the CN only when there is none (RFC 2818 3.1)."""
+        return set(self.dns_names) or ({self.common_name} if self.common_name else set())
 
     def to_json(self) -> dict[str, Any]:
         """A fresh dict each call (callers may change it); built once per certificate."""
@@ -80,6 +85,20 @@ def _facts_of_der(der: bytes) -> CertFacts:
 def fingerprint(cert: x509.Certificate) -> str:
     """SHA-256 of the DER encoding, lower-case hex without separators."""
     return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+
+
+def x5t(cert: x509.Certificate) -> str:
+    """The JOSE ``x5t``: base64url (no padding) of the SHA-1 of the DER encoding (RFC 7515 4.1.7)."""
+    return _b64url(hashlib.sha1(cert.public_bytes(serialization.Encoding.DER)).digest())
+
+
+def x5t_s256(cert: x509.Certificate) -> str:
+    """The JOSE ``x5t#S256``: base64url (no padding) of the SHA-256 of the DER encoding (RFC 7515 4.1.8)."""
+    return _b64url(hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).digest())
+
+
+def _b64url(digest: bytes) -> str:
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
 def normalize_fingerprint(text: str) -> str:

@@ -7,7 +7,11 @@ ca/adobe-like-next-root.pem  ca/adobe-like-next-intermediate.pem
 ca/server-root.pem  ca/impostor-root.pem
 server/cert.pem  server/key.pem
 clients/<identity>/cert.pem  clients/<identity>/leaf.pem  clients/<identity>/key.pem
+apps/ajo-sms.pem  apps/aep.pem
 ```
+
+``apps/`` holds the certificates of Adobe's other applications, which the public-certificate API lists
+next to AJO's custom-action certificate: the lab lists them and never presents them (no key is written).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from pathlib import Path
 
 ADOBE_CN = "ajo-journeys.aep-mtls.adobe.com"
 DEFAULT_CERTS_DIR = Path("certs")
+LAB_STAND_IN = "MTLS LAB stand-in for "  # how a lab CA standing in for a real one starts its CN
 
 
 class CA(enum.Enum):
@@ -63,7 +68,7 @@ class Identity(enum.Enum):
 
 _DESCRIPTIONS = {
     Identity.ADOBE: "Adobe-like production certificate, current, via the Adobe-like intermediate",
-    Identity.ADOBE_ROTATED: "Adobe's next-year certificate: same subject, new key, overlapping validity",
+    Identity.ADOBE_ROTATED: "its successor, reissued 60 days before it expires: same subject, new key, both valid",
     Identity.ADOBE_NEXT: "after the CA migration: DigiCert Assured ID stand-in chain, clientAuth only",
     Identity.IMPOSTOR: "same subject, issued by an unrelated CA",
     Identity.EXPIRED: "Adobe-like chain, validity in the past",
@@ -71,6 +76,29 @@ _DESCRIPTIONS = {
     Identity.NO_CLIENT_AUTH: "Adobe-like chain, EKU serverAuth only",
     Identity.SELF_SIGNED: "same subject, self-signed",
 }
+
+
+class AdobeApp(enum.Enum):
+    """An Adobe application whose client certificate the public-certificate API lists, by ``certCommonName``.
+
+    The API lists "the public certificates for any of your organization's Adobe applications".
+    """
+
+    JOURNEYS = "ajo-journeys"  # AJO custom actions: the identities adobe, adobe-rotated and adobe-next
+    SMS = "ajo-sms"  # AJO custom SMS providers (Journey Optimizer's SMS configuration page names the CN)
+    PLATFORM = "aep"  # "Adobe Experience Platform": the certCommonName of Adobe's sample response
+
+    @property
+    def common_name(self) -> str:
+        return _APP_NAMES[self]
+
+
+_APP_NAMES = {
+    AdobeApp.JOURNEYS: ADOBE_CN,
+    AdobeApp.SMS: "ajo-sms.aep-mtls.adobe.com",
+    AdobeApp.PLATFORM: "Adobe Experience Platform",
+}
+LISTED_ONLY = (AdobeApp.PLATFORM, AdobeApp.SMS)  # the lab lists their certificates and never presents them
 
 
 @dataclass(frozen=True)
@@ -107,11 +135,18 @@ class LabPaths:
     def client_key(self, identity: Identity) -> Path:
         return self.client_dir(identity) / "key.pem"
 
+    def app_leaf(self, app: AdobeApp) -> Path:
+        """The certificate of one of Adobe's other applications (``LISTED_ONLY``), the leaf alone."""
+        if app not in LISTED_ONLY:
+            raise ValueError(f"{app.value}: its certificates are client identities: use client_leaf()")
+        return self.root / "apps" / f"{app.value}.pem"
+
     def all_files(self) -> list[Path]:
         """Every file the generator writes, manifest last."""
         files = [self.ca(ca) for ca in CA] + [self.server_cert, self.server_key]
         for identity in Identity:
             files += [self.client_cert(identity), self.client_leaf(identity), self.client_key(identity)]
+        files += [self.app_leaf(app) for app in LISTED_ONLY]
         return [*files, self.manifest]
 
     def key_files(self) -> list[Path]:

@@ -24,7 +24,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from mtls_lab import __version__
 from mtls_lab.certs.inspect import CertFacts, load_pem_chain, pem_of
-from mtls_lab.certs.layout import ADOBE_CN, CA, Identity, LabPaths
+from mtls_lab.certs.layout import ADOBE_CN, CA, LAB_STAND_IN, LISTED_ONLY, AdobeApp, Identity, LabPaths
 from mtls_lab.errors import LabError
 
 DAY = dt.timedelta(days=1)
@@ -34,15 +34,15 @@ CLIENT_AUTH = ExtendedKeyUsageOID.CLIENT_AUTH
 SERVER_AUTH = ExtendedKeyUsageOID.SERVER_AUTH
 
 
-def adobe_subject() -> x509.Name:
-    """The subject of Adobe's custom-action client certificate (docs/adobe-facts.md)."""
+def adobe_subject(cn: str = ADOBE_CN) -> x509.Name:
+    """The subject of Adobe's custom-action client certificate (docs/adobe-facts.md), or of another application's."""
     return x509.Name(
         [
             x509.NameAttribute(NameOID.COUNTRY_NAME, "US"),
             x509.NameAttribute(NameOID.STATE_OR_PROVINCE_NAME, "California"),
             x509.NameAttribute(NameOID.LOCALITY_NAME, "San Jose"),
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Adobe Inc."),
-            x509.NameAttribute(NameOID.COMMON_NAME, ADOBE_CN),
+            x509.NameAttribute(NameOID.COMMON_NAME, cn),
         ]
     )
 
@@ -58,10 +58,7 @@ def lab_ca_name(common_name: str) -> x509.Name:
 
 
 _CA_NAMES = {
-    CA.ADOBE_ROOT: "MTLS LAB stand-in for DigiCert Global Root G2",
-    CA.ADOBE_INTERMEDIATE: "MTLS LAB stand-in for DigiCert Global G2 TLS RSA SHA256 2020 CA1",
-    CA.NEXT_ROOT: "MTLS LAB stand-in for DigiCert Assured ID Root G2",
-    CA.NEXT_INTERMEDIATE: "MTLS LAB stand-in for DigiCert Assured ID Client CA G2",
+    **{ca: LAB_STAND_IN + str(ca.stands_in_for) for ca in CA if ca.stands_in_for},
     CA.IMPOSTOR_ROOT: "MTLS LAB impostor root (unrelated CA)",
 }
 IMPOSTOR_INTERMEDIATE = "MTLS LAB impostor intermediate"
@@ -121,7 +118,7 @@ def _refuse(paths: LabPaths, existing: list[Path], if_missing: bool) -> None:
 
 def _build(now: dt.datetime) -> dict[str, Any]:
     with ThreadPoolExecutor(max_workers=2) as pool:  # RSA key generation releases the GIL
-        keys = list(pool.map(lambda _: rsa.generate_private_key(65537, 2048), range(14)))
+        keys = list(pool.map(lambda _: rsa.generate_private_key(65537, 2048), range(15)))
     k = iter(keys)
     long_ago, far_ahead = now - 365 * DAY, now + 20 * 365 * DAY
 
@@ -149,6 +146,14 @@ def _build(now: dt.datetime) -> dict[str, Any]:
         Identity.NO_CLIENT_AUTH: _leaf(next(k), adobe_int, now - 30 * DAY, (SERVER_AUTH,)),
         Identity.SELF_SIGNED: _leaf(next(k), None, now - 30 * DAY, both),
     }
+    # Adobe's other applications, listed by the API next to AJO's certificate: valid beyond the rotated
+    # certificate (ajo-sms) and a little before it (aep), so that expiry dates tell them apart. One key
+    # for both: the lab never presents them, and every key generated costs start-up time.
+    app_key = next(k)
+    apps = {
+        AdobeApp.PLATFORM: _leaf(app_key, adobe_int, now - 20 * DAY, both, AdobeApp.PLATFORM.common_name),
+        AdobeApp.SMS: _leaf(app_key, adobe_int, now - 5 * DAY, both, AdobeApp.SMS.common_name),
+    }
     server_ca = trustme.CA(organization_name=SERVER_ROOT_ORG, organization_unit_name=SERVER_ROOT_UNIT)
     server = server_ca.issue_cert(*SERVER_NAMES, common_name="localhost")
     return {
@@ -161,6 +166,7 @@ def _build(now: dt.datetime) -> dict[str, Any]:
             CA.SERVER_ROOT: x509.load_pem_x509_certificate(server_ca.cert_pem.bytes()),
         },
         "clients": clients,
+        "apps": apps,
         "server_chain": b"".join(blob.bytes() for blob in server.cert_chain_pems),
         "server_key": server.private_key_pem.bytes(),
     }
@@ -193,14 +199,16 @@ def _leaf(
     parent: Issued | None,
     not_before: dt.datetime,
     ekus: Sequence[x509.ObjectIdentifier],
+    cn: str = ADOBE_CN,
 ) -> Issued:
-    builder = _base(adobe_subject(), key, parent, not_before, not_before + LIFETIME)
+    builder = _base(adobe_subject(cn), key, parent, not_before, not_before + LIFETIME)
     builder = builder.add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
     builder = builder.add_extension(
         x509.KeyUsage(True, False, True, False, False, False, False, False, False), critical=True
     )
     builder = builder.add_extension(x509.ExtendedKeyUsage(list(ekus)), critical=False)
-    builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(ADOBE_CN)]), critical=False)
+    if "." in cn and " " not in cn:  # a host name (not "Adobe Experience Platform"): also the DNS SAN
+        builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(cn)]), critical=False)
     cert = builder.sign(parent.key if parent else key, hashes.SHA256())
     return Issued(cert, key, [] if parent is None else [parent.cert])
 
@@ -246,6 +254,8 @@ def _write_all(paths: LabPaths, files: dict[str, Any], now: dt.datetime) -> list
         put(paths.client_cert(identity), leaf + b"".join(pem_of(c).encode() for c in issued.chain))
         put(paths.client_leaf(identity), leaf)
         put(paths.client_key(identity), _key_pem(issued.key), secret=True)
+    for app in LISTED_ONLY:
+        put(paths.app_leaf(app), pem_of(files["apps"][app].cert).encode())
     put(paths.manifest, json.dumps(_manifest(paths, written, now), indent=2).encode() + b"\n")
     return written
 
@@ -309,6 +319,9 @@ def _role(rel: str) -> str:
         return f"lab CA, stand-in for {real}" if real else f"lab CA ({ca.value})"
     if parts[0] == "server":
         return "server certificate + chain for " + ", ".join(SERVER_NAMES)
+    if parts[0] == "apps":
+        app = AdobeApp(parts[1].removesuffix(".pem"))
+        return f"the {app.common_name} certificate, listed by the lab's API only (no key: never presented)"
     identity = Identity(parts[1])
     kind = "leaf + intermediate, as a client sends it" if parts[2] == "cert.pem" else "the leaf alone"
     return f"client identity {identity.value} ({identity.description}): {kind}"

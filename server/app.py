@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,14 +15,18 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mtls_lab.certs.inspect import normalize_fingerprint
+from mtls_lab.certs.inspect import CertFacts, normalize_fingerprint
+from mtls_lab.certs.layout import ADOBE_CN, LabPaths
 from mtls_lab.server._uvicorn_tls import TLSFacts, scope_connection, tls_facts
 from mtls_lab.server.body import BodyEnd, answer_timed_out, note_disconnected, read_body
 from mtls_lab.server.config import LoadedServer
 from mtls_lab.server.forwarded import trusted
+from mtls_lab.server.idp import PATH as IDP_PATH
+from mtls_lab.server.idp import IdentityProvider
 from mtls_lab.server.record import RECORD_VERSION, CallRecord, Query
 from mtls_lab.server.settings import Mode
 from mtls_lab.server.styles import forwarded_facts, gate
+from mtls_lab.server.tokens import TokenIssuer, endpoints
 
 logger = logging.getLogger("mtls_lab.server")
 
@@ -35,11 +38,12 @@ ADOBE_ROOTS = "DigiCert Global Root G2 (and, for the 2026-2027 migration, DigiCe
 
 @dataclass(frozen=True)
 class Denial:
-    """Why the target answers 403: a reason code, what happened, and what to change."""
+    """Why the target refuses the call (403, or 401 for a missing token): a reason code, what happened, the fix."""
 
     reason: str
     message: str
     fix: str
+    status: int = 403
 
 
 def authorize(facts: TLSFacts, server: LoadedServer) -> Denial | None:
@@ -47,22 +51,34 @@ def authorize(facts: TLSFacts, server: LoadedServer) -> Denial | None:
     cert, cfg = facts.client_cert, server.config
     if cert is None:
         return _no_certificate(server)
-    if cfg.allow_cn and not cert.names() & set(cfg.allow_cn):
-        return Denial(
-            "subject_not_allowed",
-            f"The client certificate is trusted, but none of its names ({', '.join(sorted(cert.names()))}) "
-            f"is on this endpoint's allow-list ({', '.join(cfg.allow_cn)}).",
-            "Server side: allow the CN ajo-journeys.aep-mtls.adobe.com, the name on Adobe's certificate.",
-        )
+    if cfg.allow_cn and not cert.identity_names() & set(cfg.allow_cn):
+        return _not_allowed(cert, cfg.allow_cn)
     if server.pins and cert.sha256 not in server.pins:
         return Denial(
             "fingerprint_not_pinned",
             f"The client certificate is trusted and its name is allowed, but its SHA-256 fingerprint "
-            f"{cert.sha256} is not pinned. Adobe replaces its certificate every year (the old and new "
-            "ones overlap) and does not notify customers, so a pinned leaf breaks at rotation.",
+            f"{cert.sha256} is not pinned. Adobe reissues its certificate 60 days before it expires (13 months "
+            "today, shortening toward 47 days; the old and new ones overlap) and does not notify customers, so a "
+            "pinned leaf breaks at the next rotation.",
             f"Server side: do not pin Adobe's leaf; trust Adobe's CA chain up to {ADOBE_ROOTS}, as Adobe advises.",
         )
     return None
+
+
+def _not_allowed(cert: CertFacts, allowed: tuple[str, ...]) -> Denial:
+    """The 403 of an app that authorizes only certain certificate identities: what it wanted, what it got."""
+    got = f"subject {cert.subject}" + (f", SAN DNS {', '.join(cert.dns_names)}" if cert.dns_names else ", no SAN")
+    matched = "its SAN" if cert.dns_names else "its CN (it has no DNS SAN)"
+    return Denial(
+        "subject_not_allowed",
+        f"The client certificate is trusted, but this route authorizes only {', '.join(allowed)} (wanted), and the "
+        f"caller presented {got} (got). Names are matched SAN first, as RFC 2818 says: {matched} was compared. AJO "
+        "presents only Adobe's certificate: it cannot present your company's or a partner's.",
+        f"Server side, one of two: allow Adobe's identity on this route by its SAN {ADOBE_CN} (matched before the "
+        "CN, RFC 2818), or authenticate AJO another way on this route: custom authorization (a token from your "
+        "token endpoint) or certificate-based authentication (a token from your identity provider, which holds "
+        "Adobe's registered leaf).",
+    )
 
 
 def _no_certificate(server: LoadedServer) -> Denial:
@@ -106,7 +122,8 @@ def seen(facts: TLSFacts, server: LoadedServer) -> dict[str, Any]:
 
 def create_app(server: LoadedServer, record: CallRecord) -> Starlette:
     """The Starlette app of the reference server."""
-    tokens: set[str] = set()
+    issuer = TokenIssuer.of_lab(LabPaths(server.config.certs))
+    idp = IdentityProvider(server.idp_certs, server.config.idp_audience, issuer)
 
     async def target(request: Request) -> Response:
         facts = forwarded_facts(request, tls_facts(request.scope), server)
@@ -114,19 +131,26 @@ def create_app(server: LoadedServer, record: CallRecord) -> Starlette:
         answer = gate(request, facts, server)
         if answer is not None:
             return answer
-        denial = _not_forwarded(request, server) if facts.client_cert is None else None
-        denial = denial or authorize(facts, server)
+        denial = None
+        if server.config.authorize.certificate:
+            denial = _not_forwarded(request, server) if facts.client_cert is None else None
+            denial = denial or authorize(facts, server)
+        if denial is None and server.config.authorize.token:
+            denial = token_denial(request, issuer)
         request.state.lab_reason = denial.reason if denial else None
         if denial is not None:
             body = {"reason": denial.reason, "message": denial.message, "fix": denial.fix}
-            return JSONResponse({**body, "saw": seen(facts, server)}, status_code=403)
+            headers = (
+                {"WWW-Authenticate": 'Bearer realm="mtls-lab", error="invalid_token"'} if denial.status == 401 else None
+            )
+            return JSONResponse({**body, "saw": seen(facts, server)}, status_code=denial.status, headers=headers)
         payload = await request.body()
         subject = facts.client_cert.subject if facts.client_cert else ""
         return JSONResponse(
             {
                 "accepted": True,
                 "message": f"Call accepted: the client certificate {subject} is trusted and authorized.",
-                "saw": {**seen(facts, server), "bearer_token": _bearer(request, tokens)},
+                "saw": {**seen(facts, server), "bearer_token": _bearer(request, issuer)},
                 "received": {
                     "method": request.method,
                     "path": request.url.path,
@@ -141,7 +165,6 @@ def create_app(server: LoadedServer, record: CallRecord) -> Starlette:
                 "status": "ok",
                 "mode": server.config.mode.value,
                 "record_errors": record.write_errors,
-                "tokens_issued": len(tokens),
             }
         )
 
@@ -152,19 +175,14 @@ def create_app(server: LoadedServer, record: CallRecord) -> Starlette:
             return JSONResponse({"error": str(exc)}, status_code=400)
         return JSONResponse({"calls": record.newest(limit, query)})
 
-    async def token(request: Request) -> Response:
-        """A token endpoint for the custom-authorization example: any credentials get a lab token."""
-        issued = f"lab-token-{secrets.token_hex(12)}"
-        tokens.add(issued)
-        return JSONResponse({"access_token": issued, "token_type": "Bearer", "expires_in": 3600})
-
     async def lab_not_found(request: Request) -> Response:
         return JSONResponse({"error": f"no lab route {request.url.path}"}, status_code=404)
 
     routes = [
         Route("/_lab/health", health, methods=["GET"]),
         Route("/_lab/calls", calls, methods=["GET"]),
-        Route("/_lab/token", token, methods=["POST"]),
+        *(Route(path, handler, methods=["GET", "POST"]) for path, handler in endpoints(issuer).items()),
+        Route(IDP_PATH, idp.token, methods=["POST"]),
         Route("/_lab/{rest:path}", lab_not_found, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
         Route("/{path:path}", target, methods=["GET", "POST", "PUT"]),
     ]
@@ -220,12 +238,35 @@ def _not_forwarded(request: Request, server: LoadedServer) -> Denial | None:
     )
 
 
-def _bearer(request: Request, tokens: set[str]) -> str | None:
-    """Whether the call carries a token this lab issued (the custom-authorization flow), for the echo."""
+def token_denial(request: Request, issuer: TokenIssuer) -> Denial | None:
+    """None if the call carries a valid token from a lab token endpoint, else the 401 that explains why not."""
+    header = request.headers.get("authorization", "")
+    if not header.lower().startswith("bearer "):
+        return Denial(
+            "token_missing",
+            "This endpoint authorizes callers by an access token, and the call carries no Authorization: Bearer.",
+            "Caller side: configure the action's authentication (custom authorization, or certificate-based "
+            "authentication with subType certificateCredential) so that AJO fetches a token and sends it.",
+            status=401,
+        )
+    problem = issuer.verify(header[7:].strip())
+    if problem is None:
+        return None
+    return Denial(
+        "token_invalid",
+        f"The call's bearer token was refused: {problem}.",
+        "Caller side: take the token from the token endpoint this API trusts; check tokenInResponse and "
+        "cacheDuration (Adobe: leave a minute between the token's expiry and cacheDuration).",
+        status=401,
+    )
+
+
+def _bearer(request: Request, issuer: TokenIssuer) -> str | None:
+    """Whether the call carries a token a lab token endpoint issued (the custom-authorization flow), for the echo."""
     header = request.headers.get("authorization", "")
     if not header.lower().startswith("bearer "):
         return None
-    return "issued by this lab" if header[7:].strip() in tokens else "unknown to this lab"
+    return "issued by this lab" if issuer.verify(header[7:].strip()) is None else "unknown to this lab"
 
 
 def _json_or_text(payload: bytes) -> Any:

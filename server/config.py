@@ -35,6 +35,7 @@ class LoadedServer:
     advertised: tuple[str, ...]
     pins: frozenset[str] = field(default_factory=frozenset)
     trusted_certs: tuple[x509.Certificate, ...] = ()
+    idp_certs: tuple[x509.Certificate, ...] = ()  # the leaves registered with the identity provider
 
     def describe(self) -> str:
         cfg = self.config
@@ -48,6 +49,8 @@ class LoadedServer:
                 if cfg.client_cert_header
                 else ""
             )
+            + f"; authorizes by: {cfg.authorize.value}"
+            + (f"; identity provider: {len(self.idp_certs)} registered leaf(s)" if self.idp_certs else "")
         )
 
 
@@ -62,7 +65,7 @@ def load(config: ServerConfig) -> LoadedServer:
         raise LabError(f"--tls-min {config.tls_min.value} is above --tls-max {config.tls_max.value}: swap them")
     paths = require(config.certs)
     trust_files = [resolve(p, config.certs, "--trust") for p in config.trust] or [paths.ca(CA.ADOBE_ROOT)]
-    trusted = [cert for path in trust_files for cert in _ca_certs(path, "--trust")]
+    trusted = [cert for path in trust_files for cert in _ca_certs(path, "--trust", config.trust_leaves)]
     if config.advertise_ca == ADVERTISE_TRUST:
         advertised = trusted
     elif config.advertise_ca == ADVERTISE_NONE:
@@ -81,6 +84,7 @@ def load(config: ServerConfig) -> LoadedServer:
         advertised=tuple(c.subject.rfc4514_string() for c in advertised) if config.mode is not Mode.TLS else (),
         pins=pins,
         trusted_certs=tuple(trusted),
+        idp_certs=tuple(cert for path in config.idp_register for cert in _leaves(path, config.certs)),
     )
 
 
@@ -123,20 +127,38 @@ def build_context(
     return context
 
 
-def resolve(path: Path, certs: Path, option: str) -> Path:
+def resolve(path: Path, certs: Path, option: str, what: str = "CA certificates") -> Path:
     """A PEM path as given, or else relative to the certs directory."""
     for candidate in (path, certs / path):
         if candidate.is_file():
             return candidate
-    raise LabError(f"{option} {path}: no such file (looked in . and {certs}): give a PEM file with CA certificates")
+    raise LabError(f"{option} {path}: no such file (looked in . and {certs}): give a PEM file with {what}")
 
 
-def _ca_certs(path: Path, option: str) -> list[x509.Certificate]:
+def _ca_certs(path: Path, option: str, leaves: bool = False) -> list[x509.Certificate]:
     try:
         certs = load_pem_chain(path)
     except ValueError as exc:
         raise LabError(f"{option} {path}: not a PEM certificate file ({exc}): give PEM CA certificates") from exc
-    cas = [c for c in certs if is_ca(c)]
+    cas = [c for c in certs if is_ca(c) or leaves]
     if not cas:
         raise LabError(f"{option} {path}: contains no CA certificate: give the CA that issued the client's chain")
     return cas
+
+
+def _leaves(given: Path, certs_dir: Path) -> list[x509.Certificate]:
+    """The leaf certificates of a PEM file, as an identity provider registers them: CAs are refused."""
+    path = resolve(given, certs_dir, "--idp-register", "the leaf certificate to register")
+    try:
+        certs = load_pem_chain(path)
+    except ValueError as exc:
+        raise LabError(f"--idp-register {path}: not a PEM certificate file ({exc}): give the leaf certificate") from exc
+    cas = [c.subject.rfc4514_string() for c in certs if is_ca(c)]
+    if cas:
+        raise LabError(
+            f"--idp-register {path}: holds a CA certificate ({cas[0]}): register Adobe's leaf only, as Adobe "
+            "documents (e.g. clients/adobe/leaf.pem, or a file `mtls-lab idp-leaves` wrote)"
+        )
+    if not certs:
+        raise LabError(f"--idp-register {path}: holds no certificate: give a PEM leaf certificate")
+    return certs

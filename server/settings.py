@@ -52,6 +52,22 @@ class RejectStyle(enum.Enum):
         }[self]
 
 
+class Authorize(enum.Enum):
+    """What the app checks before it accepts a call on its routes."""
+
+    CERTIFICATE = "certificate"  # the client certificate's identity (allow-list, pins): the community question
+    TOKEN = "token"  # a bearer token from a lab token endpoint (custom or certificate-based authentication)
+    BOTH = "both"  # both: an mTLS endpoint that also wants a token
+
+    @property
+    def certificate(self) -> bool:
+        return self is not Authorize.TOKEN
+
+    @property
+    def token(self) -> bool:
+        return self is not Authorize.CERTIFICATE
+
+
 class TLSVersion(enum.Enum):
     V1_2 = "1.2"
     V1_3 = "1.3"
@@ -92,6 +108,12 @@ class ServerConfig:
     client_cert_header: str | None = None  # read the client certificate from this header (a proxy terminates TLS)
     trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")  # addresses whose client-certificate header counts
     quiet: bool = False
+    # Leaf certificates in --trust count (trusted and advertised), as real servers take them: the matrix's
+    # "trust store holds Adobe's leaf" rows. The CLI keeps refusing a trust file without a CA.
+    trust_leaves: bool = False
+    authorize: Authorize = Authorize.CERTIFICATE
+    idp_register: tuple[Path, ...] = ()  # leaf certificates the identity provider (/_lab/idp/token) accepts
+    idp_audience: tuple[str, ...] = ()  # the aud values it accepts (empty: its own token endpoint URL)
 
 
 _TIMEOUTS = {

@@ -15,18 +15,26 @@ import pytest
 from cryptography import x509
 
 from mtls_lab.certs.inspect import fingerprint, load_pem_chain
-from mtls_lab.certs.layout import ADOBE_CN, CA, Identity, LabPaths
+from mtls_lab.certs.layout import ADOBE_CN, CA, AdobeApp, Identity, LabPaths
 from mtls_lab.lifecycle.api import AdobeApiConfig, RunningAdobeApi
 from mtls_lab.lifecycle.phases import API_PATH, DEFAULT_PORT, ChainMode, Phase
 
-HEADERS = {"Authorization": "Bearer lab-token", "x-api-key": "lab-key", "x-gw-ims-org-id": "LAB@AdobeOrg"}
+HEADERS = {
+    "Authorization": "Bearer lab-token",
+    "x-api-key": "lab-key",
+    "x-gw-ims-org-id": "LAB@AdobeOrg",
+    "Content-Type": "application/json",
+}
 ISO_MILLIS_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+SMS_CN, PLATFORM_CN = "ajo-sms.aep-mtls.adobe.com", "Adobe Experience Platform"
 
-# Written by hand from the issue: what each phase lists.
+# Written by hand from the issue: what each phase lists of AJO's custom-action certificates, in the
+# realistic order: nothing of the new hierarchy before `transition`, both hierarchies there, then the switch.
 EXPECTED = {
     "current": [Identity.ADOBE],
     "overlap": [Identity.ADOBE, Identity.ADOBE_ROTATED],
     "rotated": [Identity.ADOBE_ROTATED],
+    "transition": [Identity.ADOBE_ROTATED, Identity.ADOBE_NEXT],
     "migration": [Identity.ADOBE_NEXT],
 }
 
@@ -52,6 +60,14 @@ def leaf_sha(pki: LabPaths, identity: Identity) -> str:
     return fingerprint(load_pem_chain(pki.client_leaf(identity))[0])
 
 
+def app_sha(pki: LabPaths, app: AdobeApp) -> str:
+    return fingerprint(load_pem_chain(pki.app_leaf(app))[0])
+
+
+def entry_sha(entry: dict[str, Any]) -> str:
+    return fingerprint(x509.load_pem_x509_certificate(entry["publicCertificate"].encode()))
+
+
 @pytest.mark.parametrize("phase", list(EXPECTED))
 def test_each_phase_lists_its_certificates_in_adobes_format(
     phase: str, api: RunningAdobeApi, verify: ssl.SSLContext, pki: LabPaths
@@ -62,53 +78,81 @@ def test_each_phase_lists_its_certificates_in_adobes_format(
     assert response.headers["x-mtls-lab-phase"] == phase
     body = response.json()
     assert set(body) == {"results", "total", "count", "_links"}
-    assert body["total"] == body["count"] == len(EXPECTED[phase])
-    assert set(body["_links"]) == {"next", "prev", "page"} and body["_links"]["next"] == {}
+    assert body["total"] == body["count"] == len(EXPECTED[phase]) + 2, "and the two other applications"
+    assert set(body["_links"]) == {"next", "prev", "page"} and (body["_links"]["next"], body["_links"]["prev"]) == (
+        {},
+        {},
+    )
+    assert body["_links"]["page"] == {"href": api.endpoint + "?page=1{&limit}", "templated": True}
     listed = []
     for entry in body["results"]:
         assert set(entry) == {"certCommonName", "publicCertificate", "expiryDate"}
-        assert entry["certCommonName"] == ADOBE_CN
         certs = x509.load_pem_x509_certificates(entry["publicCertificate"].encode())
         assert len(certs) == 1, "Adobe's documented shape: the certificate alone"
         assert ISO_MILLIS_UTC.match(entry["expiryDate"])
-        expiry = dt.datetime.fromisoformat(entry["expiryDate"])
-        assert expiry == certs[0].not_valid_after_utc
-        listed.append(fingerprint(certs[0]))
-    assert listed == [leaf_sha(pki, i) for i in EXPECTED[phase]]
+        assert dt.datetime.fromisoformat(entry["expiryDate"]) == certs[0].not_valid_after_utc
+        listed.append((entry["certCommonName"], fingerprint(certs[0])))
+    journeys = [(ADOBE_CN, leaf_sha(pki, i)) for i in EXPECTED[phase]]
+    sms, platform = (SMS_CN, app_sha(pki, AdobeApp.SMS)), (PLATFORM_CN, app_sha(pki, AdobeApp.PLATFORM))
+    assert listed == [platform, *journeys, sms]
+
+
+def test_the_listing_can_be_limited_to_some_applications(pki: LabPaths, verify: ssl.SSLContext) -> None:
+    config = AdobeApiConfig(phase=Phase.TRANSITION, certs=pki.root, applications=(AdobeApp.SMS,), quiet=True)
+    with RunningAdobeApi(config) as sms_only:
+        body = get(sms_only, verify).json()
+    assert [e["certCommonName"] for e in body["results"]] == [SMS_CN] and body["total"] == 1
 
 
 def test_full_chain_is_a_lab_extension(pki: LabPaths, verify: ssl.SSLContext) -> None:
     config = AdobeApiConfig(phase=Phase.MIGRATION, certs=pki.root, chain=ChainMode.FULL, quiet=True)
     with RunningAdobeApi(config) as full:
-        entry = get(full, verify).json()["results"][0]
-    certs = x509.load_pem_x509_certificates(entry["publicCertificate"].encode())
+        results = get(full, verify).json()["results"]
+    chains = {e["certCommonName"]: x509.load_pem_x509_certificates(e["publicCertificate"].encode()) for e in results}
     expected = [pki.client_leaf(Identity.ADOBE_NEXT), pki.ca(CA.NEXT_INTERMEDIATE), pki.ca(CA.NEXT_ROOT)]
-    assert [fingerprint(c) for c in certs] == [fingerprint(load_pem_chain(p)[0]) for p in expected]
+    assert [fingerprint(c) for c in chains[ADOBE_CN]] == [fingerprint(load_pem_chain(p)[0]) for p in expected]
+    old = [pki.app_leaf(AdobeApp.SMS), pki.ca(CA.ADOBE_INTERMEDIATE), pki.ca(CA.ADOBE_ROOT)]
+    assert [fingerprint(c) for c in chains[SMS_CN]] == [fingerprint(load_pem_chain(p)[0]) for p in old]
 
 
-def test_paging_walks_every_certificate_once(api: RunningAdobeApi, verify: ssl.SSLContext, pki: LabPaths) -> None:
-    api.set_phase(Phase.OVERLAP)
+def test_pages_count_from_1_and_links_are_templates(
+    api: RunningAdobeApi, verify: ssl.SSLContext, pki: LabPaths
+) -> None:
+    api.set_phase(Phase.CURRENT)
     first = get(api, verify, limit=1).json()
-    assert (first["total"], first["count"], first["_links"]["prev"]) == (2, 1, {})
-    assert first["_links"]["page"] == {"href": api.endpoint + "{?page,limit}", "templated": True}
-    next_link = first["_links"]["next"]
-    assert next_link == {"href": api.endpoint + "?page=1&limit=1", "templated": False}
-    second = httpx.get(next_link["href"], headers=HEADERS, verify=verify).json()
-    assert (second["total"], second["count"], second["_links"]["next"]) == (2, 1, {})
-    assert second["_links"]["prev"]["href"] == api.endpoint + "?page=0&limit=1"
-    shas = [
-        fingerprint(x509.load_pem_x509_certificate(p["results"][0]["publicCertificate"].encode()))
-        for p in (first, second)
+    assert (first["total"], first["count"], first["_links"]["prev"]) == (3, 1, {})
+    assert first["_links"]["next"] == {"href": api.endpoint + "?page=2{&limit}", "templated": True}
+    assert get(api, verify, page=1, limit=1).json() == first, "page defaults to 1 (mtls-service.yaml)"
+    second = get(api, verify, page=2, limit=1).json()
+    third = get(api, verify, page=3, limit=1).json()
+    assert second["_links"]["prev"] == {"href": api.endpoint + "?page=1{&limit}", "templated": True}
+    assert (third["_links"]["next"], third["_links"]["page"]["href"]) == ({}, api.endpoint + "?page=3{&limit}")
+    assert [entry_sha(p["results"][0]) for p in (first, second, third)] == [
+        app_sha(pki, AdobeApp.PLATFORM),
+        leaf_sha(pki, Identity.ADOBE),
+        app_sha(pki, AdobeApp.SMS),
     ]
-    assert shas == [leaf_sha(pki, Identity.ADOBE), leaf_sha(pki, Identity.ADOBE_ROTATED)]
     beyond = get(api, verify, page=5, limit=1).json()
-    assert (beyond["results"], beyond["count"], beyond["total"], beyond["_links"]["next"]) == ([], 0, 2, {})
+    assert (beyond["results"], beyond["count"], beyond["total"], beyond["_links"]["next"]) == ([], 0, 3, {})
+    assert beyond["_links"]["prev"]["href"] == api.endpoint + "?page=3{&limit}"
+
+
+def test_limit_defaults_to_25(pki: LabPaths, verify: ssl.SSLContext) -> None:
+    with RunningAdobeApi(AdobeApiConfig(certs=pki.root, phase=Phase.TRANSITION, quiet=True)) as running:
+        assert get(running, verify).json()["count"] == 4
+        assert get(running, verify, limit=25).json() == get(running, verify).json()
 
 
 @pytest.mark.parametrize(
     ("params", "name"),
-    [({"page": "-1"}, "page"), ({"page": "x"}, "page"), ({"limit": "0"}, "limit"), ({"limit": "101"}, "limit")],
-    ids=["page=-1", "page=x", "limit=0", "limit=101"],
+    [
+        ({"page": "0"}, "page"),
+        ({"page": "-1"}, "page"),
+        ({"page": "x"}, "page"),
+        ({"limit": "0"}, "limit"),
+        ({"limit": "101"}, "limit"),
+    ],
+    ids=["page=0", "page=-1", "page=x", "limit=0", "limit=101"],
 )
 def test_invalid_paging_is_a_400(
     params: dict[str, str], name: str, api: RunningAdobeApi, verify: ssl.SSLContext
@@ -120,7 +164,7 @@ def test_invalid_paging_is_a_400(
 
 
 def test_paging_limits_are_inclusive(api: RunningAdobeApi, verify: ssl.SSLContext) -> None:
-    assert get(api, verify, page=0, limit=100).status_code == 200
+    assert get(api, verify, page=1, limit=100).status_code == 200
     assert get(api, verify, limit=1).status_code == 200
 
 
@@ -149,6 +193,30 @@ def test_missing_headers_get_the_gateways_documented_answers(
     assert get(api, verify).status_code == 200  # the sibling: every header present
 
 
+@pytest.mark.parametrize(
+    "content_type", [None, "text/plain", "application/x-www-form-urlencoded"], ids=["none", "text", "form"]
+)
+def test_a_get_without_json_content_type_gets_the_documented_400(
+    content_type: str | None, api: RunningAdobeApi, verify: ssl.SSLContext
+) -> None:
+    headers = {k: v for k, v in HEADERS.items() if k != "Content-Type"}
+    response = get(api, verify, headers if content_type is None else {**headers, "Content-Type": content_type})
+    assert response.status_code == 400
+    assert response.json() == {
+        "type": "/placeholder/type/uri",
+        "status": 400,
+        "title": "BadRequestError",
+        "detail": "A valid content-type must be specified",
+    }
+    charset = get(api, verify, {**headers, "Content-Type": "application/json; charset=utf-8"})
+    assert charset.status_code == 200  # the sibling: JSON with a charset is fine
+
+
+def test_the_gateway_answers_before_the_content_type(api: RunningAdobeApi, verify: ssl.SSLContext) -> None:
+    no_type_no_key = {k: v for k, v in HEADERS.items() if k not in ("Content-Type", "x-api-key")}
+    assert get(api, verify, no_type_no_key).json()["error_code"] == "403000"
+
+
 def test_token_and_api_key_can_be_required(pki: LabPaths, verify: ssl.SSLContext) -> None:
     config = AdobeApiConfig(certs=pki.root, token="right-token", api_key="right-key", quiet=True)
     with RunningAdobeApi(config) as strict:
@@ -164,12 +232,12 @@ def test_the_phase_switches_while_running(api: RunningAdobeApi, verify: ssl.SSLC
     api.set_phase(Phase.CURRENT)
     switched = httpx.put(api.url + "/_lab/phase", json={"phase": "rotated"}, verify=verify)
     assert switched.status_code == 200 and switched.json()["phase"] == "rotated"
-    assert [s["identity"] for s in switched.json()["serves"]] == ["adobe-rotated"]
+    serves = switched.json()["serves"]
+    assert [s.get("identity") or s["application"] for s in serves] == ["aep", "adobe-rotated", "ajo-sms"]
     body = get(api, verify).json()
-    listed = [fingerprint(x509.load_pem_x509_certificate(r["publicCertificate"].encode())) for r in body["results"]]
-    assert listed == [leaf_sha(pki, Identity.ADOBE_ROTATED)]
+    assert [entry_sha(r) for r in body["results"]][1:2] == [leaf_sha(pki, Identity.ADOBE_ROTATED)]
     refused = httpx.put(api.url + "/_lab/phase", json={"phase": "someday"}, verify=verify)
-    assert refused.status_code == 400 and "current, overlap, rotated, migration" in refused.json()["detail"]
+    assert refused.status_code == 400 and "current, overlap, rotated, transition, migration" in refused.json()["detail"]
     assert httpx.get(api.url + "/_lab/phase", verify=verify).json()["phase"] == "rotated"
 
 
@@ -180,11 +248,13 @@ def test_the_api_is_https_with_the_lab_server_certificate(api: RunningAdobeApi) 
 
 def test_adobe_api_command_serves_the_endpoint(pki: LabPaths, verify: ssl.SSLContext) -> None:
     args = ["-m", "mtls_lab.cli", "adobe-api", "--certs", str(pki.root), "--port", "0", "--phase", "migration"]
+    args += ["--app", "ajo-journeys"]
     with subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
         try:
             assert proc.stdout is not None
             line = proc.stdout.readline()
             assert "phase migration" in line and "the certificate alone, as Adobe documents" in line
+            assert "lists adobe-next;" in line and "Content-Type: application/json" in line
             url = re.search(r"https://\S+" + re.escape(API_PATH), line)
             assert url is not None, line
             body = httpx.get(url.group(0), headers=HEADERS, verify=verify).json()

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -15,29 +14,19 @@ from mtls_lab.certs.layout import Identity, LabPaths
 from mtls_lab.errors import ExitCode
 from mtls_lab.matrix import runner
 from mtls_lab.matrix.scenarios import SCENARIOS, Scenario
-from mtls_lab.server.run import RunningServer
 from mtls_lab.server.settings import Mode, TLSVersion
 
 
 @pytest.fixture(scope="module")
-def scenario_server(pki: LabPaths) -> Iterator[Callable[[Scenario], RunningServer]]:
-    servers: dict[tuple[Any, ...], RunningServer] = {}
-
-    def get(scenario: Scenario) -> RunningServer:
-        if scenario.server_key() not in servers:
-            servers[scenario.server_key()] = RunningServer(runner.server_config(scenario, pki)).start()
-        return servers[scenario.server_key()]
-
-    yield get
-    for server in servers.values():
-        server.request_stop()
-    for server in servers.values():
-        server.stop()
+def servers(pki: LabPaths) -> Iterator[runner.ServerPool]:
+    pool = runner.ServerPool(pki)
+    yield pool
+    pool.stop()
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.id)
-def test_scenario(scenario: Scenario, pki: LabPaths, scenario_server: Callable[[Scenario], RunningServer]) -> None:
-    result = runner.run_one(scenario, pki, scenario_server(scenario))
+def test_scenario(scenario: Scenario, pki: LabPaths, servers: runner.ServerPool) -> None:
+    result = runner.run_one(scenario, pki, servers.target(scenario), servers.token(scenario))
     assert (result.actual, result.verdict.client_cert_sent) == (scenario.expect, scenario.sent), (
         result.verdict.explanation
     )

@@ -11,7 +11,7 @@ import pytest
 from cryptography import x509
 
 from mtls_lab.certs.inspect import CertFacts, fingerprint, load_pem_chain
-from mtls_lab.certs.layout import ADOBE_CN, CA, Identity, LabPaths
+from mtls_lab.certs.layout import ADOBE_CN, CA, LISTED_ONLY, AdobeApp, Identity, LabPaths
 from mtls_lab.certs.pki import generate, require
 from mtls_lab.errors import LabError
 
@@ -43,6 +43,8 @@ def test_every_file_of_the_contract_exists(pki: LabPaths) -> None:
         "server/cert.pem",
         "server/key.pem",
         *(f"clients/{i.value}/{f}" for i in Identity for f in ("cert.pem", "leaf.pem", "key.pem")),
+        "apps/ajo-sms.pem",
+        "apps/aep.pem",
     }
     found = {p.relative_to(pki.root).as_posix() for p in pki.root.rglob("*") if p.is_file()}
     assert found == expected
@@ -179,3 +181,17 @@ def test_require_refuses_missing_and_stale_pkis(tmp_certs: Path) -> None:
     require(tmp_certs)
     with pytest.raises(LabError, match=r"stale.*--force"):
         require(tmp_certs, now=NOW + dt.timedelta(days=400))
+
+
+def test_other_applications_certificates_are_listed_only(pki: LabPaths) -> None:
+    """Adobe's other applications (the API lists them too): their own CN, today's hierarchy, no key."""
+    adobe_int = load_pem_chain(pki.ca(CA.ADOBE_INTERMEDIATE))[0]
+    for app in LISTED_ONLY:
+        [leaf] = load_pem_chain(pki.app_leaf(app))
+        assert CertFacts.of(leaf).common_name == app.common_name and leaf.issuer == adobe_int.subject
+        leaf.verify_directly_issued_by(adobe_int)
+        assert _valid_now(leaf) and not (pki.root / "apps" / f"{app.value}.key").exists()
+    assert CertFacts.of(load_pem_chain(pki.app_leaf(AdobeApp.SMS))[0]).dns_names == ("ajo-sms.aep-mtls.adobe.com",)
+    assert CertFacts.of(load_pem_chain(pki.app_leaf(AdobeApp.PLATFORM))[0]).dns_names == ()
+    with pytest.raises(ValueError, match="client identities"):
+        pki.app_leaf(AdobeApp.JOURNEYS)

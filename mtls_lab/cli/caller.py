@@ -38,12 +38,25 @@ def add_call(sub: Commands) -> None:
         help="replay a custom action the way AJO would, and explain the outcome",
         description="Replay an AJO custom action against an endpoint with an Adobe-like client certificate, "
         "following AJO's runtime rules (up to 3 retries inside the timeout, none on 401/403/404 or after a "
-        "first-call timeout, 302 redirects followed), and print a verdict: the failing layer, the cause and "
-        "the fix. Exit codes: 0 accepted, 1 HTTP error, 2 usage, 3 TLS rejected by the server, "
-        "4 server certificate not trusted, 5 connection error or timeout.",
+        "first-call timeout, 302 redirects followed, a timeout reached during the retries counted as a timeout), "
+        "with its authentication (custom authorization: the token call first, without the client certificate), "
+        "and print a verdict: which call failed, the failing layer, the cause and the fix. Exit codes: 0 accepted, "
+        "1 HTTP error, 2 usage, 3 TLS rejected by the server, 4 server certificate not trusted, 5 connection error "
+        "or timeout.",
     )
     p.add_argument("action", nargs="?", type=Path, help="custom-action JSON file (default: a plain POST to --url)")
     p.add_argument("--url", help="endpoint URL, replacing the action's (default https://localhost:8443/custom-action)")
+    p.add_argument(
+        "--token-url",
+        help="the custom authorization's token endpoint, replacing the one in the action (the action file stays "
+        "as pasted from AJO); an aud equal to the old endpoint follows it",
+    )
+    p.add_argument(
+        "--token-cert",
+        action="store_true",
+        help="also present the client certificate on the token call (AJO most likely does not: a model; Adobe "
+        "says OAuth token endpoints must not use mTLS)",
+    )
     p.add_argument("--context", type=Path, help="JSON file with profile, event and journey values for variables")
     p.add_argument("--path", help="the dynamic path added to the URL for this call")
     p.add_argument("--identity", choices=IDENTITY_NAMES, default="adobe", help="lab client identity (default adobe)")
@@ -88,6 +101,8 @@ def _run_call(ns: argparse.Namespace) -> int:
     action = load(ns.action) if ns.action else parse({"name": "lab_call", "url": url, "method": "POST"}, "--url")
     if ns.url is not None:  # an empty --url is an error, not the default
         action = action.with_url(ns.url)
+    if ns.token_url is not None:
+        action = action.with_token_url(ns.token_url)
     start_report(ns)
     identity = given_identity(ns)
     options = CallOptions(
@@ -99,6 +114,7 @@ def _run_call(ns: argparse.Namespace) -> int:
         path=ns.path,
         timeout=ns.timeout,
         retries=ns.retries,
+        token_cert=ns.token_cert,
     )
     started = dt.datetime.now(dt.UTC)
     verdict = call(action, load_context(ns.context), options)

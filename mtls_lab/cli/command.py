@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     matrix.add_health(sub)
     lifecycle.add_adobe_api(sub)
     lifecycle.add_trust_sync(sub)
+    lifecycle.add_idp_leaves(sub)
     return parser
 
 

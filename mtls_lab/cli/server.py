@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 
 def add_serve(sub: Commands) -> None:
-    from mtls_lab.server.settings import Mode, RejectStyle, ServerConfig, TLSVersion
+    from mtls_lab.server.settings import Authorize, Mode, RejectStyle, ServerConfig, TLSVersion
 
     d = ServerConfig()
     p = sub.add_parser(
@@ -58,7 +58,8 @@ def add_serve(sub: Commands) -> None:
         "--allow-cn",
         action="append",
         metavar="NAME",
-        help=f"CN or DNS SAN allowed to call, repeatable (default {ADOBE_CN}) {env('allow_cn')}",
+        help=f"name allowed to call, repeatable (default {ADOBE_CN}); matched against the DNS SANs first, the CN "
+        f"only for a certificate without SAN (RFC 2818) {env('allow_cn')}",
     )
     p.add_argument(
         "--pin-sha256",
@@ -110,6 +111,30 @@ def add_serve(sub: Commands) -> None:
         help="address or CIDR whose certificate header counts, repeatable (default 127.0.0.1, ::1) "
         f"{env('trusted_proxy')}",
     )
+    p.add_argument(
+        "--authorize",
+        choices=[a.value for a in Authorize],
+        default=d.authorize.value,
+        help="what the app checks on its routes: certificate (the client certificate's names and pins, default), "
+        "token (a bearer token from a lab token endpoint: custom or certificate-based authentication), or both "
+        f"{env('authorize')}",
+    )
+    p.add_argument(
+        "--idp-register",
+        action="append",
+        type=Path,
+        metavar="PEM",
+        help="register this leaf certificate with the identity provider at POST /_lab/idp/token, which then "
+        "accepts client assertions it signed (certificate-based authentication), repeatable: e.g. "
+        f"clients/adobe/leaf.pem {env('idp_register')}",
+    )
+    p.add_argument(
+        "--idp-audience",
+        action="append",
+        metavar="URL",
+        help="the aud the identity provider accepts in assertions, repeatable (default: its own token endpoint "
+        f"URL, as Entra ID and Okta expect) {env('idp_audience')}",
+    )
     p.add_argument("--quiet", action="store_true", help=f"log only rejected handshakes and errors {env('quiet')}")
     p.set_defaults(handler=_run_serve)
 
@@ -138,7 +163,7 @@ def _add_timeouts(p: argparse.ArgumentParser, d: ServerConfig) -> None:
 
 def _run_serve(ns: argparse.Namespace) -> int:
     from mtls_lab.server.run import serve
-    from mtls_lab.server.settings import Mode, RejectStyle, ServerConfig, TLSVersion
+    from mtls_lab.server.settings import Authorize, Mode, RejectStyle, ServerConfig, TLSVersion
 
     config = ServerConfig(
         mode=Mode(ns.mode),
@@ -161,6 +186,9 @@ def _run_serve(ns: argparse.Namespace) -> int:
         client_cert_header=ns.client_cert_header,
         trusted_proxies=tuple(ns.trusted_proxy or ServerConfig().trusted_proxies),
         quiet=ns.quiet,
+        authorize=Authorize(ns.authorize),
+        idp_register=tuple(ns.idp_register or ()),
+        idp_audience=tuple(ns.idp_audience or ()),
     )
     serve(config)
     return ExitCode.OK

@@ -4,43 +4,44 @@ Adobe asks customers not to pin its client certificate but to fetch it from the 
 to automate that (docs/adobe-facts.md). This service lets that automation meet a rotation and the CA
 migration on a laptop before it meets production.
 
-What follows Adobe's documentation (Experience Platform, "Public certificate endpoint" and the
-troubleshooting guide's request-header errors):
+What follows Adobe's documentation (Experience Platform, "Public certificate endpoint"; the OpenAPI
+file ``mtls-service.yaml`` of the experience-platform-apis repository; the troubleshooting guide's
+request-header errors):
 
 - ``GET /data/core/mtls/v1/certificate/public-certificate`` with the optional query parameters
-  ``page`` and ``limit``;
-- the headers ``Authorization: Bearer {ACCESS_TOKEN}``, ``x-api-key`` and ``x-gw-ims-org-id``, and the
-  gateway's answers when one is missing or wrong: ``403010 Oauth token is missing.`` and
-  ``401013 Oauth token is not valid`` (HTTP 401, the status table's "access token missing or invalid"),
-  ``403000 Api Key is required`` and ``403003 Api Key is invalid`` (HTTP 403), and
-  ``400003 Missing header`` for the organization header (HTTP 400: the error code says 400, and the
-  status table's 400 is "missing key information");
+  ``page`` (default 1) and ``limit`` (default 25, at most 100, positive);
+- the required headers ``Authorization: Bearer {ACCESS_TOKEN}``, ``x-api-key``, ``x-gw-ims-org-id`` and
+  ``Content-Type`` (``application/json``), and the gateway's answers when one is missing or wrong:
+  ``403010 Oauth token is missing.`` and ``401013 Oauth token is not valid`` (HTTP 401, the status
+  table's "access token missing or invalid"), ``403000 Api Key is required`` and ``403003 Api Key is
+  invalid`` (HTTP 403), ``400003 Missing header`` for the organization header, and the problem details
+  ``400 BadRequestError "A valid content-type must be specified"`` for the content type;
 - the response: ``results[]`` of ``certCommonName``, ``publicCertificate`` (PEM) and ``expiryDate``
   (ISO 8601, UTC, with milliseconds as in Adobe's sample), ``total``, ``count``, and ``_links`` with
-  ``next``, ``prev`` and ``page``.
+  ``next``, ``prev`` and ``page``, each ``{"href": ..., "templated": true}`` as in Adobe's sample;
+- certificates "for any of your organization's Adobe applications": AJO's custom actions
+  (``ajo-journeys.aep-mtls.adobe.com``), its custom SMS providers (``ajo-sms.aep-mtls.adobe.com``) and
+  ``Adobe Experience Platform`` (the common name of Adobe's sample).
 
-Lab choices, where Adobe documents nothing (labelled in the README too):
+Lab choices, where Adobe documents nothing (labelled in docs/lifecycle.md too):
 
-- pages count from 0 (the ``_links`` shape is Spring HATEOAS's, whose pages count from 0), ``limit``
-  defaults to 20 and may be 1 to 100; anything else is a 400 with a problem-details body;
-- ``next``/``prev`` are ``{"href": ..., "templated": false}`` or ``{}`` when there is no such page;
-  ``page`` is the RFC 6570 template ``...{?page,limit}``;
-- the gateway checks the token, then the API key, then the organization; any non-empty value passes
+- the links are RFC 6570 templates that fix the page and leave the limit to the client:
+  ``...?page=2{&limit}``; ``{}`` when there is no such page; a ``page`` beyond the last one is an empty
+  page, ``page=0`` and anything not a positive integer a 400 with a problem-details body;
+- Adobe documents the content-type answer for requests with a body; ``mtls-service.yaml`` marks the
+  header required on this GET too, so the lab refuses a GET without it the same way (a model);
+- the order of the checks (token, API key, organization, content type); any non-empty value passes
   unless ``--token`` or ``--api-key`` name the one value to accept;
+- the order of ``results``: Adobe Experience Platform, then AJO's custom-action certificates (oldest
+  first), then ajo-sms; ``--app`` limits the listing to some applications;
 - ``--chain leaf`` (default) serves the certificate alone, as Adobe's sample shows; ``--chain full``
   appends its intermediate and root to ``publicCertificate`` (a lab extension);
 - the response header ``x-mtls-lab-phase`` names the phase, and ``GET``/``PUT /_lab/phase`` read and
   switch it while the service runs.
 
-The phases (Adobe reissues its certificate 60 days before expiry and revokes the old one 30 days
-before expiry; then migrates to the DigiCert Assured ID hierarchy):
-
-- ``current``: the ``adobe`` certificate;
-- ``overlap``: ``adobe`` and ``adobe-rotated``, both valid;
-- ``rotated``: ``adobe-rotated`` only: the old certificate is revoked and no longer listed;
-- ``migration``: ``adobe-next`` only, from the new hierarchy. The old hierarchy's certificate is still
-  valid; Adobe asks customers to keep trusting both hierarchies through the transition, which is
-  what ``mtls-lab trust-sync`` does (it remembers certificates it has seen).
+The phases move AJO's custom-action certificate (see ``phases``): ``current``, ``overlap``, ``rotated``,
+``transition`` (both hierarchies listed) and ``migration`` (the new hierarchy only). The other
+applications' certificates stay on today's hierarchy in every phase: connections move at different times.
 """
 
 from __future__ import annotations
@@ -61,12 +62,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from mtls_lab.certs.inspect import common_name, load_pem_chain, pem_of
-from mtls_lab.certs.layout import CA, DEFAULT_CERTS_DIR, Identity, LabPaths
+from mtls_lab.certs.layout import CA, DEFAULT_CERTS_DIR, LISTED_ONLY, AdobeApp, Identity, LabPaths
 from mtls_lab.certs.pki import require
 from mtls_lab.lifecycle.phases import (
     API_PATH,
     DEFAULT_LIMIT,
     DEFAULT_PORT,
+    FIRST_PAGE,
     MAX_LIMIT,
     PHASE_HEADER,
     PHASE_PATH,
@@ -90,6 +92,7 @@ class AdobeApiConfig:
     chain: ChainMode = ChainMode.LEAF
     token: str | None = None  # None: any non-empty bearer token
     api_key: str | None = None  # None: any non-empty API key
+    applications: tuple[AdobeApp, ...] = tuple(AdobeApp)  # whose certificates are listed
     quiet: bool = False
 
 
@@ -112,6 +115,8 @@ API_KEY_MISSING = GatewayError(403, "403000", "Api Key is required", "x-api-key"
 API_KEY_INVALID = GatewayError(403, "403003", "Api Key is invalid", "x-api-key")
 ORG_MISSING = GatewayError(400, "400003", "Missing header", "x-gw-ims-org-id")
 GATEWAY_ERRORS = (TOKEN_MISSING, TOKEN_INVALID, API_KEY_MISSING, API_KEY_INVALID, ORG_MISSING)
+# The troubleshooting guide's answer to a missing or wrong Content-Type, as documented (its odd type included).
+CONTENT_TYPE_DETAIL = "A valid content-type must be specified"
 
 
 def check_headers(request: Request, config: AdobeApiConfig) -> GatewayError | None:
@@ -132,11 +137,20 @@ def check_headers(request: Request, config: AdobeApiConfig) -> GatewayError | No
     return None
 
 
+def content_type_ok(request: Request) -> bool:
+    """``Content-Type: application/json`` (parameters such as charset allowed), as mtls-service.yaml requires."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return media_type == "application/json"
+
+
+Source = Identity | AdobeApp  # an AJO custom-action identity, or another application's certificate
+
+
 @dataclass(frozen=True)
 class Listing:
     """One ``results[]`` entry, built once from the lab PKI."""
 
-    identity: Identity
+    source: Source
     common_name: str
     pem: str
     expiry: dt.datetime
@@ -149,22 +163,29 @@ class Listing:
         }
 
 
-def listings(paths: LabPaths, chain: ChainMode) -> dict[Identity, Listing]:
-    """The entry of every identity a phase can list."""
-    roots = {
-        Identity.ADOBE: CA.ADOBE_ROOT,
-        Identity.ADOBE_ROTATED: CA.ADOBE_ROOT,
-        Identity.ADOBE_NEXT: CA.NEXT_ROOT,
+def listings(paths: LabPaths, chain: ChainMode) -> dict[Source, Listing]:
+    """The entry of every certificate the API can list."""
+    chains: dict[Source, tuple[Path, tuple[CA, ...]]] = {
+        Identity.ADOBE: (paths.client_leaf(Identity.ADOBE), (CA.ADOBE_INTERMEDIATE, CA.ADOBE_ROOT)),
+        Identity.ADOBE_ROTATED: (paths.client_leaf(Identity.ADOBE_ROTATED), (CA.ADOBE_INTERMEDIATE, CA.ADOBE_ROOT)),
+        Identity.ADOBE_NEXT: (paths.client_leaf(Identity.ADOBE_NEXT), (CA.NEXT_INTERMEDIATE, CA.NEXT_ROOT)),
+        **{app: (paths.app_leaf(app), (CA.ADOBE_INTERMEDIATE, CA.ADOBE_ROOT)) for app in LISTED_ONLY},
     }
     entries = {}
-    for identity, root in roots.items():
-        certs: list[x509.Certificate] = load_pem_chain(paths.client_leaf(identity))
+    for source, (leaf_file, issuers) in chains.items():
+        certs: list[x509.Certificate] = load_pem_chain(leaf_file)
         if chain is ChainMode.FULL:
-            certs = load_pem_chain(paths.client_cert(identity)) + load_pem_chain(paths.ca(root))
+            certs += [load_pem_chain(paths.ca(ca))[0] for ca in issuers]
         leaf = certs[0]
         name = common_name(leaf.subject) or ""
-        entries[identity] = Listing(identity, name, "".join(pem_of(c) for c in certs), leaf.not_valid_after_utc)
+        entries[source] = Listing(source, name, "".join(pem_of(c) for c in certs), leaf.not_valid_after_utc)
     return entries
+
+
+def served(phase: Phase, applications: tuple[AdobeApp, ...]) -> list[Source]:
+    """What the API lists in ``phase``, in the lab's order (Experience Platform, AJO's certificates, ajo-sms)."""
+    order: list[Source] = [AdobeApp.PLATFORM, *phase.identities, AdobeApp.SMS]
+    return [s for s in order if (s if isinstance(s, AdobeApp) else AdobeApp.JOURNEYS) in applications]
 
 
 @dataclass
@@ -194,11 +215,13 @@ def create_api_app(config: AdobeApiConfig, switch: PhaseSwitch | None = None) ->
         if refused is not None:
             logger.info("GET %s -> %d %s %s", request.url.path, refused.status, refused.error_code, refused.message)
             return _with_phase(refused.response(), phase)
+        if not content_type_ok(request):
+            return _with_phase(_bad_request(CONTENT_TYPE_DETAIL, "/placeholder/type/uri"), phase)
         paging = _paging(request)
         if isinstance(paging, Response):
             return _with_phase(paging, phase)
-        served = [entries[i] for i in phase.identities]
-        body = page_body(served, *paging, base=str(request.url.replace(query="")))
+        listed = [entries[s] for s in served(phase, config.applications)]
+        body = page_body(listed, *paging, base=str(request.url.replace(query="")))
         logger.info("GET %s page=%d limit=%d -> 200, %d of %d", API_PATH, *paging, body["count"], body["total"])
         return _with_phase(JSONResponse(body), phase)
 
@@ -209,7 +232,7 @@ def create_api_app(config: AdobeApiConfig, switch: PhaseSwitch | None = None) ->
                 return refused
             logger.info("phase switched to %s", switch.get().value)
         phase = switch.get()
-        return _with_phase(JSONResponse(_phase_json(phase, entries)), phase)
+        return _with_phase(JSONResponse(_phase_json(phase, entries, config.applications)), phase)
 
     return Starlette(
         routes=[
@@ -219,27 +242,29 @@ def create_api_app(config: AdobeApiConfig, switch: PhaseSwitch | None = None) ->
     )
 
 
-def page_body(served: list[Listing], page: int, limit: int, base: str) -> dict[str, Any]:
-    """One page of results in Adobe's documented shape."""
-    chosen = served[page * limit : (page + 1) * limit]
+def page_body(listed: list[Listing], page: int, limit: int, base: str) -> dict[str, Any]:
+    """One page of results in Adobe's documented shape; pages count from 1."""
+    start = (page - FIRST_PAGE) * limit
+    chosen = listed[start : start + limit]
+    last = max(FIRST_PAGE, FIRST_PAGE + (len(listed) - 1) // limit)
 
     def link(number: int) -> dict[str, Any]:
-        return {"href": f"{base}?page={number}&limit={limit}", "templated": False}
+        return {"href": f"{base}?page={number}{{&limit}}", "templated": True}
 
     return {
         "results": [entry.to_json() for entry in chosen],
-        "total": len(served),
+        "total": len(listed),
         "count": len(chosen),
         "_links": {
-            "next": link(page + 1) if (page + 1) * limit < len(served) else {},
-            "prev": link(min(page - 1, max(0, (len(served) - 1) // limit))) if page > 0 else {},
-            "page": {"href": base + "{?page,limit}", "templated": True},
+            "next": link(page + 1) if page < last else {},
+            "prev": link(min(page - 1, last)) if page > FIRST_PAGE else {},
+            "page": link(page),
         },
     }
 
 
 def _paging(request: Request) -> tuple[int, int] | Response:
-    page = _integer(request, "page", 0, 0, None)
+    page = _integer(request, "page", FIRST_PAGE, FIRST_PAGE, None)
     if isinstance(page, Response):
         return page
     limit = _integer(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
@@ -258,8 +283,8 @@ def _integer(request: Request, name: str, default: int, low: int, high: int | No
     return _bad_request(f"{name} must be {allowed}: got {raw!r}")
 
 
-def _bad_request(detail: str) -> JSONResponse:
-    body = {"type": "about:blank", "status": 400, "title": "BadRequestError", "detail": detail}
+def _bad_request(detail: str, kind: str = "about:blank") -> JSONResponse:
+    body = {"type": kind, "status": 400, "title": "BadRequestError", "detail": detail}
     logger.info("GET %s -> 400 %s", API_PATH, detail)
     return JSONResponse(body, status_code=400)
 
@@ -274,11 +299,18 @@ async def _switch(request: Request, switch: PhaseSwitch) -> Response | None:
     return None
 
 
-def _phase_json(phase: Phase, entries: dict[Identity, Listing]) -> dict[str, Any]:
+def _phase_json(phase: Phase, entries: dict[Source, Listing], applications: tuple[AdobeApp, ...]) -> dict[str, Any]:
     return {
         "phase": phase.value,
         "summary": phase.summary,
-        "serves": [{"identity": i.value, "expiryDate": entries[i].to_json()["expiryDate"]} for i in phase.identities],
+        "serves": [
+            {
+                "identity" if isinstance(s, Identity) else "application": s.value,
+                "certCommonName": entries[s].common_name,
+                "expiryDate": entries[s].to_json()["expiryDate"],
+            }
+            for s in served(phase, applications)
+        ],
     }
 
 
@@ -307,12 +339,13 @@ def make_api_server(config: AdobeApiConfig, switch: PhaseSwitch) -> uvicorn.Serv
 
 def describe(config: AdobeApiConfig) -> str:
     """One line: what the service lists and what it checks."""
-    served = ", ".join(i.value for i in config.phase.identities)
+    listed = ", ".join(s.value for s in served(config.phase, config.applications))
     token = "the --token value" if config.token else "any bearer token"
     key = "the --api-key value" if config.api_key else "any API key"
     return (
-        f"phase {config.phase.value} ({config.phase.summary}: {served}); publicCertificate: {config.chain.summary}; "
-        f"accepts {token}, {key} and any x-gw-ims-org-id; switch phases with PUT {PHASE_PATH}"
+        f"phase {config.phase.value} ({config.phase.summary}): lists {listed}; publicCertificate: "
+        f"{config.chain.summary}; accepts {token}, {key}, any x-gw-ims-org-id, and Content-Type: application/json; "
+        f"switch phases with PUT {PHASE_PATH}"
     )
 
 

@@ -1,8 +1,12 @@
 """A client for Adobe's public-certificate API (or the lab's ``mtls-lab adobe-api``): every page, checked.
 
-``fetch_all`` follows ``_links.next`` from page to page (never to another origin: the request carries
-the access token), and checks each answer against Adobe's documented format. Failures become one-line
-``CertApiError``s with a named exit code:
+``fetch_all`` sends the headers ``mtls-service.yaml`` marks required (``Authorization``,
+``x-api-key``, ``x-gw-ims-org-id``, ``Content-Type: application/json``) and follows ``_links.next``
+from page to page, never to another origin (the request carries the access token). Adobe's sample
+marks its links ``"templated": true``: such a link is an RFC 6570 template, expanded with the next
+page's number (pages count from 1, the OpenAPI file's default) and the page size in use; a variable
+without a value is left out, as RFC 6570 says. Each answer is checked against Adobe's documented
+format. Failures become one-line ``CertApiError``s with a named exit code:
 
 - the API unreachable or too slow: ``CONNECTION``;
 - its HTTPS certificate not trusted: ``SERVER_UNTRUSTED`` (the API is a server like any other);
@@ -19,14 +23,15 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
 from cryptography import x509
+from uritemplate import URITemplate
 
 from mtls_lab.errors import ExitCode, LabError, cause_of
+from mtls_lab.lifecycle.phases import API_PATH, FIRST_PAGE
 
-API_PATH = "/data/core/mtls/v1/certificate/public-certificate"
 MAX_PAGES = 1000
 SYSTEM = "system"
 
@@ -59,7 +64,8 @@ class Credentials:
     org_id: str | None = None
 
     def headers(self) -> dict[str, str]:
-        headers = {"Accept": "application/json"}
+        # Content-Type on a GET: mtls-service.yaml marks it required, and Adobe's sample request sends it.
+        headers = {"Accept": "application/json", "Content-Type": "application/json"}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         if self.api_key:
@@ -131,7 +137,7 @@ def fetch_all(
             entries += [_entry(raw, len(entries) + i) for i, raw in enumerate(_results(body, response))]
             total = body.get("total") if isinstance(body.get("total"), int) else None
             phase = response.headers.get("x-mtls-lab-phase")
-            next_url = _next(body, str(response.url))
+            next_url = _next(body, str(response.url), limit)
     return Fetched(url, tuple(entries), len(seen), total, phase)
 
 
@@ -171,8 +177,16 @@ def _http_error(response: httpx.Response) -> CertApiError:
         body = None
     code = str(body.get("error_code", "")) if isinstance(body, dict) else ""
     said = f"{code} {body.get('message', '')}".strip() if isinstance(body, dict) and code else ""
+    if isinstance(body, dict) and not said and isinstance(body.get("detail"), str):  # problem details
+        said = f"{body.get('title', 'error')}: {body['detail']}"
     said = said or _first_line(response.text) or response.reason_phrase
     what = f"{response.url}: HTTP {response.status_code} ({said})"
+    if "content-type" in said.lower():
+        return CertApiError(
+            f"{what}: the API wants the header Content-Type: application/json: send it (mtls-service.yaml marks it "
+            "required)",
+            ExitCode.HTTP_ERROR,
+        )
     if code in _HEADER_OF_CODE:
         header, option = _HEADER_OF_CODE[code]
         verb = "missing" if code in ("403010", "403000", "400003") else "refused"
@@ -233,14 +247,14 @@ def _entry(raw: Any, index: int) -> Listed:
     return Listed(raw["certCommonName"], tuple(certificates), expiry)
 
 
-def _next(body: dict[str, Any], current: str) -> str | None:
+def _next(body: dict[str, Any], current: str, limit: int | None) -> str | None:
     """The next page's URL, or None; refuses another origin, which would receive the token."""
     links = body.get("_links")
     link = links.get("next") if isinstance(links, dict) else None
-    href = link.get("href") if isinstance(link, dict) and not link.get("templated") else None
-    if not isinstance(href, str) or not href:
+    if not isinstance(link, dict) or not isinstance(link.get("href"), str) or not link["href"]:
         return None
-    target = urljoin(current, href)
+    href = str(link["href"])
+    target = urljoin(current, expand(href, current, limit) if link.get("templated") is True else href)
     here, there = urlsplit(current), urlsplit(target)
     if (here.scheme, here.netloc) != (there.scheme, there.netloc):
         raise CertApiError(
@@ -248,6 +262,15 @@ def _next(body: dict[str, Any], current: str) -> str | None:
             ExitCode.BAD_RESPONSE,
         )
     return target
+
+
+def expand(template: str, current: str, limit: int | None) -> str:
+    """A templated next link made concrete: ``page`` is the page after the current one, ``limit`` the size in use."""
+    query = {k: v[0] for k, v in parse_qs(urlsplit(current).query).items()}
+    page = int(query["page"]) if query.get("page", "").isdigit() else FIRST_PAGE
+    size = limit or (int(query["limit"]) if query.get("limit", "").isdigit() else None)
+    values = {"page": page + 1, "limit": size}
+    return URITemplate(template).expand({k: v for k, v in values.items() if v is not None})
 
 
 def _first_line(text: object) -> str:

@@ -9,8 +9,9 @@ from mtls_lab.caller.ladder import render_ladder
 from mtls_lab.caller.tls import Chain
 from mtls_lab.certs.layout import LabPaths
 from mtls_lab.matrix.runner import Observe, Result, run, server_config, server_label
-from mtls_lab.matrix.scenarios import SCENARIOS, Scenario
+from mtls_lab.matrix.scenarios import SCENARIOS, Auth, Scenario
 from mtls_lab.server.config import load
+from mtls_lab.server.settings import Authorize
 
 
 @dataclass(frozen=True)
@@ -61,12 +62,13 @@ STEPS = [
     ),
     Step(
         "3. The traps next to it: pinning",
-        "The endpoint pinned last year's leaf. Adobe rotates its certificate every year without notice.",
+        "The endpoint pinned the leaf it saw. Adobe reissues its certificate 60 days before it expires (a "
+        "13-month lifetime today, shortening toward 47 days), without notice: the successor is refused.",
         "mtls/tls1.3/adobe-rotated/java/pinned-leaf",
     ),
     Step(
         "3. The traps next to it: pinning",
-        "The same rotated certificate against an endpoint that trusts the root instead: accepted.",
+        "The same successor against an endpoint that trusts the root instead: accepted.",
         "mtls/tls1.3/adobe-rotated/java",
     ),
     Step(
@@ -76,15 +78,28 @@ STEPS = [
     ),
     Step(
         "3. The traps next to it: the CA migration",
-        "Trust both roots before the switch, and the new certificate is accepted.",
+        "Adobe asks for a one-time change, as soon as possible: add the new root and intermediate next to today's "
+        "chain. The new certificate is accepted from its first call.",
         "mtls/tls1.3/adobe-next/java/trusts-both-roots",
     ),
     Step(
         "3. The traps next to it: the CA migration",
-        "Or automate it, as Adobe asks: `mtls-lab trust-sync` reads Adobe's public-certificate API (here the lab's "
-        "`mtls-lab adobe-api`, in its migration phase) and adds the new hierarchy's root and intermediate to the "
-        "trust store, keeping today's. The new certificate is accepted.",
-        "mtls/tls1.3/adobe-next/java/trust-sync-migration",
+        "Automation alone is one step late: the public-certificate API lists the new certificate only once Adobe "
+        "uses it, so a daily `mtls-lab trust-sync --prune` (here against the lab's `mtls-lab adobe-api`) has not "
+        "added its CAs yet when the first call with it arrives.",
+        "mtls/tls1.3/adobe-next/java/trust-sync-rotated",
+    ),
+    Step(
+        "3. The traps next to it: the CA migration",
+        "Stage the new hierarchy once (`trust-sync --stage next-hierarchy`) and let the schedule run: the first "
+        "call with the new certificate is accepted, and --prune keeps what was staged.",
+        "mtls/tls1.3/adobe-next/java/trust-sync-rotated/staged",
+    ),
+    Step(
+        "3. The traps next to it: the CA migration",
+        "While connections move one by one, both hierarchies are in use: the store trust-sync keeps still accepts "
+        "today's certificate.",
+        "mtls/tls1.3/adobe-rotated/java/trust-sync-transition",
     ),
     Step(
         "3. The traps next to it: TLS versions",
@@ -96,6 +111,59 @@ STEPS = [
         "3. The traps next to it: TLS versions",
         "Versions matter only when they do not overlap: a TLS 1.3-only client meets a TLS 1.2-only server.",
         "mtls/tls1.3/adobe/java/server-max-tls1.2",
+    ),
+    Step(
+        "4. Authentication next to mTLS: the token call",
+        "The action also uses custom authorization: AJO first calls a token endpoint, then the action. The token "
+        "endpoint requires mTLS too, but AJO makes the token call without its certificate (a model; Adobe: OAuth "
+        "token endpoints must not use mTLS). The token call fails, and the action is never called.",
+        "mtls/tls1.3/adobe/java/custom-auth/authorizes-both/token-endpoint-mtls",
+    ),
+    Step(
+        "4. Authentication next to mTLS: the token call",
+        "The same action with a token endpoint that does not require a certificate: token, then an accepted call.",
+        "mtls/tls1.3/adobe/java/custom-auth/authorizes-both",
+    ),
+    Step(
+        "4. Authentication next to mTLS: certificate-based authentication",
+        "The community question's title says 'certificate based authentication': that is also a separate AJO "
+        "feature. With subType certificateCredential, AJO signs a JWT with Adobe's certificate and trades it for a "
+        "token at the customer's identity provider, which holds Adobe's registered leaf. Here with an mTLS-only "
+        "endpoint: Adobe's certificate is used twice, once to sign, once in the handshake.",
+        "mtls/tls1.3/adobe/java/cert-auth/authorizes-both",
+    ),
+    Step(
+        "4. Authentication next to mTLS: certificate-based authentication",
+        "Adobe rotated its certificate; the identity provider still holds only last year's leaf. Unlike mTLS, where "
+        "trusting the root survives a rotation, here the leaf itself is registered.",
+        "tls/tls1.3/adobe-rotated/java/cert-auth/authorizes-token",
+    ),
+    Step(
+        "4. Authentication next to mTLS: certificate-based authentication",
+        "Register the new leaf during the overlap (`mtls-lab idp-leaves` writes what the API lists): accepted.",
+        "tls/tls1.3/adobe-rotated/java/cert-auth/authorizes-token/idp-holds-adobe+adobe-rotated",
+    ),
+    Step(
+        "4. Authentication next to mTLS: certificate-based authentication",
+        "The assertion's aud is not the identity provider's token endpoint (another tenant's URL).",
+        "tls/tls1.3/adobe/java/cert-auth/authorizes-token/wrong-audience",
+    ),
+    Step(
+        "5. Can AJO send my own certificate? No",
+        "The app authorizes callers by 'its own' certificate, the company's. Its TLS layer trusts Adobe's chain too, "
+        "so the handshake passes, but AJO presents only Adobe's certificate, and the app answers 403.",
+        "mtls/tls1.3/adobe/java/trusts-adobe-and-company-ca/not-on-allow-list",
+    ),
+    Step(
+        "5. Can AJO send my own certificate? No",
+        "Fix 1: allow Adobe's identity on that route, by its SAN (matched before the CN, RFC 2818).",
+        "mtls/tls1.3/adobe/java/trusts-adobe-and-company-ca/allows-adobe-san",
+    ),
+    Step(
+        "5. Can AJO send my own certificate? No",
+        "Fix 2: authenticate AJO another way on that route: here certificate-based authentication, the route "
+        "authorizing the token instead of the certificate's name.",
+        "mtls/tls1.3/adobe/java/trusts-adobe-and-company-ca/not-on-allow-list/cert-auth/authorizes-token",
     ),
 ]
 
@@ -140,16 +208,44 @@ def _step(step: Step, result: Result, pki: LabPaths) -> list[str]:
         f"advertises {advertised}" + (", pins the current leaf" if server.pins else ""),
         f"  caller: identity {_who(step.scenario)}, "
         f"TLS {step.scenario.tls.value if step.scenario.tls else 'auto'}, Java client model",
+        *_authentication(step.scenario),
         f"  verdict: {result.actual} over {verdict.tls_version or 'no TLS version'}, client certificate "
-        f"{'sent' if verdict.client_cert_sent else 'not sent'}, "
+        f"{_sent(verdict.client_cert_sent)}, "
         f"jo_status_code {verdict.jo_status_code}  [{status}]",
         *textwrap.wrap(verdict.explanation, 100, initial_indent="  why: ", subsequent_indent="       "),
         *textwrap.wrap(verdict.fix, 100, initial_indent="  fix: ", subsequent_indent="       "),
     ]
 
 
+def _authentication(scenario: Scenario) -> list[str]:
+    """What an authentication step adds: the token endpoint, the identity provider, what the app checks."""
+    lines = []
+    if scenario.auth is Auth.CUSTOM:
+        lines.append(
+            f"  authentication: custom authorization; token endpoint {scenario.token_server.value}-only, token "
+            f"call {'with' if scenario.token_cert else 'without'} the client certificate"
+        )
+    elif scenario.auth is Auth.CERTIFICATE:
+        held = ", ".join(i.value for i in scenario.registered)
+        aud = "another tenant's URL" if scenario.wrong_audience else "the token endpoint"
+        lines.append(f"  authentication: certificateCredential; the identity provider holds {held}; aud {aud}")
+    if scenario.allow or scenario.authorize is not Authorize.CERTIFICATE:
+        names = ", ".join(scenario.allow) or "Adobe's name"
+        what = {
+            Authorize.CERTIFICATE: f"the certificate's name ({names})",
+            Authorize.TOKEN: "the token",
+            Authorize.BOTH: f"the certificate's name ({names}) and the token",
+        }[scenario.authorize]
+        lines.append(f"  the app authorizes: {what}")
+    return lines
+
+
 def _versions(low: str, high: str) -> str:
     return f"TLS {low} only" if low == high else f"TLS {low}-{high}"
+
+
+def _sent(sent: bool | None) -> str:
+    return "not used (no action call)" if sent is None else "sent" if sent else "not sent"
 
 
 def _who(scenario: Scenario) -> str:

@@ -18,12 +18,13 @@ from mtls_lab.caller.verdict import Verdict
 from mtls_lab.certs.inspect import fingerprint, load_pem_chain
 from mtls_lab.certs.layout import Identity, LabPaths
 from mtls_lab.lifecycle.synced import synced_bundle
-from mtls_lab.matrix.scenarios import Advertise, Scenario
+from mtls_lab.matrix.scenarios import Advertise, Auth, Scenario
 from mtls_lab.server.run import RunningServer
 from mtls_lab.server.settings import ServerConfig
 
 Progress = Callable[[int, int, Scenario], None]
 Observe = Callable[["Result", RunningServer], None]  # each result with its server, while the server runs
+WRONG_AUDIENCE = "https://login.microsoftonline.com/another-tenant/oauth2/v2.0/token"
 
 
 @dataclass(frozen=True)
@@ -35,13 +36,17 @@ class Result:
     @property
     def actual(self) -> str:
         v = self.verdict
+        which = "token " if v.failed_call == "token" else ""
         if v.outcome.value == "accepted":
             return "accepted"
         if v.alert:
-            return f"alert {v.alert}"
+            return f"{which}alert {v.alert}"
+        if v.status is not None and v.failed_call == "token":
+            error = v.token_call.get("error") if v.token_call else None
+            return f"token {v.status} {error}" if error else f"token {v.status}"
         if v.status is not None:
             return f"{v.status} {v.server_reason}" if v.server_reason else f"{v.status}"
-        return v.outcome.value
+        return which + v.outcome.value
 
     @property
     def match(self) -> bool:
@@ -59,12 +64,16 @@ class Result:
                 "allow_cn": list(s.allow),
                 "pinned_leaf": s.pin,
                 "trust_sync_phase": s.trust_sync.value if s.trust_sync else None,
+                "trust_sync_staged": s.staged,
+                "trusts_adobe_leaf": s.leaf_trust,
+                "authorize": s.authorize.value,
             },
             "caller": {
                 "identity": s.identity.value if s.identity else "none",
                 "chain": s.chain.value,
                 "behavior": s.behavior.value,
                 "tls": s.tls.value if s.tls else None,
+                "authentication": s.auth.value if s.auth else None,
             },
             "expected": {"verdict": s.expect, "client_cert_sent": s.sent},
             "actual": {
@@ -74,6 +83,7 @@ class Result:
                 "phase": self.verdict.phase.value,
                 "tls_version": self.verdict.tls_version,
                 "jo_status_code": self.verdict.jo_status_code,
+                "failed_call": self.verdict.failed_call,
             },
             "match": self.match,
             "fix": self.verdict.fix,
@@ -111,44 +121,115 @@ def server_config(scenario: Scenario, pki: LabPaths) -> ServerConfig:
         reject_style=scenario.style,
         client_cert_header="X-SSL-Client-Cert" if scenario.proxy_without_header else None,
         pins=pins,
+        trust_leaves=scenario.leaf_trust,
         quiet=True,
+        authorize=scenario.authorize,
     )
 
 
+def token_config(scenario: Scenario, pki: LabPaths) -> ServerConfig | None:
+    """The server holding the scenario's token endpoint (and identity provider), or None without authentication."""
+    if scenario.auth is None:
+        return None
+    leaves = tuple(pki.client_leaf(identity) for identity in scenario.registered)
+    return ServerConfig(mode=scenario.token_server, certs=pki.root, idp_register=leaves, quiet=True)
+
+
+class ServerPool:
+    """The servers scenarios need, each distinct configuration started once."""
+
+    def __init__(self, pki: LabPaths) -> None:
+        self.pki = pki
+        self._servers: dict[ServerConfig, RunningServer] = {}
+
+    def get(self, config: ServerConfig) -> RunningServer:
+        if config not in self._servers:
+            self._servers[config] = RunningServer(config).start()
+        return self._servers[config]
+
+    def target(self, scenario: Scenario) -> RunningServer:
+        return self.get(server_config(scenario, self.pki))
+
+    def token(self, scenario: Scenario) -> RunningServer | None:
+        config = token_config(scenario, self.pki)
+        return None if config is None else self.get(config)
+
+    def stop(self) -> None:
+        for server in self._servers.values():
+            server.request_stop()
+        for server in self._servers.values():
+            server.stop()
+
+
 def _trust(scenario: Scenario, pki: LabPaths) -> tuple[Path, ...]:
-    """The scenario's CA files, or the one bundle trust-sync made of them in the scenario's phase."""
+    """The scenario's CA files (or Adobe's leaf), or the one bundle trust-sync made of them by the scenario's phase."""
+    if scenario.leaf_trust:
+        return (pki.client_leaf(Identity.ADOBE),)
     if scenario.trust_sync is None:
         return tuple(pki.ca(c) for c in scenario.trust)
-    return (synced_bundle(pki, scenario.trust, scenario.trust_sync),)
+    return (synced_bundle(pki, scenario.trust, scenario.trust_sync, scenario.staged),)
 
 
 def server_label(scenario: Scenario) -> str:
     """The server's configuration in a few words, for ladder headers."""
-    trusts = ", ".join(c.value for c in scenario.trust)
+    trusts = "Adobe's leaf" if scenario.leaf_trust else ", ".join(c.value for c in scenario.trust)
     advertise = (
         scenario.advertise.value if isinstance(scenario.advertise, Advertise) else f"only {scenario.advertise.value}"
     )
-    synced = f" as trust-sync keeps it in phase {scenario.trust_sync.value}" if scenario.trust_sync else ""
+    staged = ", next hierarchy staged" if scenario.staged else ""
+    synced = f" as trust-sync keeps it by phase {scenario.trust_sync.value}{staged}" if scenario.trust_sync else ""
     return f"{scenario.mode.value}, TLS up to {scenario.tls_max.value}, trusts {trusts}{synced}, advertises {advertise}"
 
 
-def run_one(scenario: Scenario, pki: LabPaths, server: RunningServer) -> Result:
-    return call_at(scenario, pki, server.url)
+def run_one(scenario: Scenario, pki: LabPaths, server: RunningServer, token: RunningServer | None = None) -> Result:
+    return call_at(scenario, pki, server.url, token.url if token else None)
 
 
-def call_at(scenario: Scenario, pki: LabPaths, base_url: str) -> Result:
-    """Replay the scenario's caller against the server at ``base_url`` (e.g. ``https://127.0.0.1:8443``)."""
+def call_at(scenario: Scenario, pki: LabPaths, base_url: str, token_url: str | None = None) -> Result:
+    """Replay the scenario's caller against the server at ``base_url`` (e.g. ``https://127.0.0.1:8443``), its
+    token endpoint (if the row has authentication) on the server at ``token_url``."""
     started = time.perf_counter()
-    action = parse({"name": "matrix_call", "url": base_url + "/custom-action", "method": "POST"})
+    spec: dict[str, Any] = {"name": "matrix_call", "url": base_url + "/custom-action", "method": "POST"}
+    if scenario.auth is not None:
+        if token_url is None:
+            raise ValueError(f"{scenario.id}: an authentication row needs the token endpoint's server")
+        spec["authentication"] = authentication(scenario, token_url)
+    action = parse(spec)
     options = CallOptions(
         pki=pki,
         identity=ClientIdentity.from_lab(pki, scenario.identity, scenario.chain) if scenario.identity else None,
         behavior=scenario.behavior,
         tls=scenario.tls.value if scenario.tls else None,
         retries=0,
+        token_cert=scenario.token_cert,
     )
     verdict = call(action, {"profile": {}}, options)
     return Result(scenario, verdict, time.perf_counter() - started)
+
+
+def authentication(scenario: Scenario, token_url: str) -> dict[str, Any]:
+    """The action's authentication block for an authentication row, in AJO's format."""
+    if scenario.auth is Auth.CUSTOM:
+        return {
+            "type": "customAuthorization",
+            "endpoint": token_url + "/_lab/oauth2/token",
+            "method": "POST",
+            "headers": {"Authorization": "Basic EncodeBase64(ajo-lab:lab-secret)"},
+            "body": {"bodyType": "form", "bodyParams": {"grant_type": "client_credentials"}},
+            "tokenInResponse": "json://access_token",
+            "cacheDuration": {"duration": 55, "timeUnit": "minutes"},
+        }
+    endpoint = token_url + "/_lab/idp/token"
+    return {
+        "type": "customAuthorization",
+        "subType": "certificateCredential",
+        "aud": WRONG_AUDIENCE if scenario.wrong_audience else endpoint,
+        "endpoint": endpoint,
+        "method": "POST",
+        "body": {"bodyType": "form", "bodyParams": {"client_id": "ajo-lab-app", "grant_type": "client_credentials"}},
+        "tokenInResponse": "json://access_token",
+        "cacheDuration": {"duration": 55, "timeUnit": "minutes"},
+    }
 
 
 def run(
@@ -156,26 +237,21 @@ def run(
 ) -> list[Result]:
     """Run every scenario; each distinct server configuration is started once.
 
-    ``observe`` sees each result with the server it ran against, before that server stops (the HTML report
+    ``observe`` sees each result with the server it called, before that server stops (the HTML report
     reads the server's record of the attempt there).
     """
-    servers: dict[tuple[Any, ...], RunningServer] = {}
+    pool = ServerPool(pki)
     results: list[Result] = []
     try:
         for index, scenario in enumerate(scenarios):
             if progress:
                 progress(index, len(scenarios), scenario)
-            key = scenario.server_key()
-            if key not in servers:
-                servers[key] = RunningServer(server_config(scenario, pki)).start()
-            results.append(run_one(scenario, pki, servers[key]))
+            target = pool.target(scenario)
+            results.append(run_one(scenario, pki, target, pool.token(scenario)))
             if observe:
-                observe(results[-1], servers[key])
+                observe(results[-1], target)
     finally:
-        for server in servers.values():
-            server.request_stop()
-        for server in servers.values():
-            server.stop()
+        pool.stop()
     return results
 
 
@@ -196,19 +272,25 @@ def terminal_progress(stream: TextIO = sys.stderr) -> Progress | None:
 
 
 def _words(result: Result) -> str:
+    if result.verdict.failed_call == "token":
+        return f"{result.actual} (action not called)"
     sent = {True: "cert sent", False: "no cert sent", None: "cert unknown"}[result.verdict.client_cert_sent]
     return f"{result.actual} ({sent})"
+
+
+def _sent(sent: bool | None, short: bool = False) -> str:
+    if sent is None:
+        return "action not called"
+    if short:
+        return "sent" if sent else "not sent"
+    return "cert sent" if sent else "no cert sent"
 
 
 def render_text(results: list[Result]) -> str:
     width = max(len(r.scenario.id) for r in results) if results else 10
     lines = [f"{'scenario':<{width}}  verdict", f"{'-' * width}  {'-' * 50}"]
     for r in results:
-        mark = (
-            ""
-            if r.match
-            else f"   <-- MISMATCH: expected {r.scenario.expect} ({'cert sent' if r.scenario.sent else 'no cert sent'})"
-        )
+        mark = "" if r.match else f"   <-- MISMATCH: expected {r.scenario.expect} ({_sent(r.scenario.sent)})"
         note = f"  [{r.scenario.note}]" if r.scenario.note and r.match else ""
         lines.append(f"{r.scenario.id:<{width}}  {_words(r)}{note}{mark}")
     lines.append(summary(results))
@@ -219,7 +301,7 @@ def render_markdown(results: list[Result]) -> str:
     lines = ["| scenario | expected | actual | match | fix |", "|---|---|---|---|---|"]
     for r in results:
         fix = r.verdict.fix.replace("|", "\\|") if r.verdict.outcome.value != "accepted" else ""
-        expected = f"{r.scenario.expect} ({'sent' if r.scenario.sent else 'not sent'})"
+        expected = f"{r.scenario.expect} ({_sent(r.scenario.sent, short=True)})"
         lines.append(f"| `{r.scenario.id}` | {expected} | {_words(r)} | {'yes' if r.match else '**NO**'} | {fix} |")
     return "\n".join(lines) + "\n\n" + summary(results, timing=False)  # deterministic: the README embeds it
 

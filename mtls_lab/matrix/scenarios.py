@@ -13,21 +13,39 @@ and compares. Read one row as:
 - settings: ``trust`` (CAs the server trusts), ``advertise`` (``Advertise.TRUST``, ``Advertise.NONE`` or a
   CA whose name alone is advertised), ``tls_max``, ``allow`` (allow-list), ``pin`` (pin the current Adobe
   leaf), ``chain``, ``behavior``, ``note``, ``trust_sync`` (a lifecycle phase: the server's trust store
-  starts as ``trust`` and is then kept by ``mtls-lab trust-sync`` from the lab's Adobe API in that phase;
-  see ``mtls_lab.lifecycle.synced``), ``style`` (who answers a bad certificate), ``proxy_without_header``
-  (TLS is terminated by a proxy in front that forwards no certificate).
+  starts as ``trust`` and is then kept by a scheduled ``mtls-lab trust-sync --prune`` from the lab's Adobe API,
+  one run per phase up to that one; see ``mtls_lab.lifecycle.synced``), ``style`` (who answers a bad
+  certificate), ``proxy_without_header`` (TLS is terminated by a proxy in front that forwards no certificate),
+  ``leaf_trust`` (the trust store holds Adobe's current leaf instead of a CA, and advertises it), ``staged``
+  (trust-sync's first run staged the next hierarchy: ``--stage next-hierarchy``).
+
+Authentication rows (``_authentication``) add: ``auth`` (the action's custom authorization: ``Auth.CUSTOM``,
+a token endpoint with client credentials, or ``Auth.CERTIFICATE``, certificate-based authentication at the
+lab's identity provider), ``authorize`` (what the endpoint's app checks: the certificate, a token, both),
+``token_server`` (the mode of the server holding the token endpoint), ``token_cert`` (the caller also
+presents its certificate on the token call, which AJO most likely does not), ``registered`` (the leaves the
+identity provider holds) and ``wrong_audience``. Their ``expect`` starts with ``token`` when the token call
+fails (``"token 401 invalid_client"``); then the action's call is never made and ``sent`` is None.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from dataclasses import dataclass, fields
 from typing import Any
 
 from mtls_lab.caller.tls import Chain, ClientBehavior
-from mtls_lab.certs.layout import CA, Identity
+from mtls_lab.certs.layout import ADOBE_CN, CA, Identity
 from mtls_lab.lifecycle.phases import Phase
-from mtls_lab.server.settings import Mode, RejectStyle, TLSVersion
+from mtls_lab.server.settings import Authorize, Mode, RejectStyle, TLSVersion
+
+
+class Auth(enum.Enum):
+    """The action's authentication in an authentication row."""
+
+    CUSTOM = "custom-auth"  # customAuthorization: a token call with client credentials, form-encoded
+    CERTIFICATE = "cert-auth"  # subType certificateCredential: a client assertion signed with Adobe's key
 
 
 class Advertise(enum.Enum):
@@ -45,6 +63,8 @@ ROOT = (CA.ADOBE_ROOT,)
 BOTH_ROOTS = (CA.ADOBE_ROOT, CA.NEXT_ROOT)
 OTHER = CA.IMPOSTOR_ROOT  # "another CA": what a customer's own internal CA looks like to AJO
 NO_CERT = {V12: "alert handshake_failure", V13: "alert certificate_required"}
+COMPANY_CN = "crm-client.company.example"  # the name on the company's own client certificate
+ADOBE_AND_COMPANY = (CA.ADOBE_ROOT, OTHER)  # trusts Adobe's chain and the company's own CA
 
 
 @dataclass(frozen=True)
@@ -63,14 +83,25 @@ class Scenario:
     tls: TLSVersion | None  # None: the highest both support (AJO: TLS 1.3, falling back to 1.2)
     # expected verdict
     expect: str
-    sent: bool
+    sent: bool | None  # None: the action's call is never made (its token call failed)
     note: str = ""
-    # server side, continued: the trust store as trust-sync keeps it in this phase (None: ``trust`` as is)
+    # server side, continued: the trust store as a scheduled trust-sync left it by this phase (None: ``trust`` as is)
     trust_sync: Phase | None = None
     # server side, continued: who answers a missing or bad certificate
     style: RejectStyle = RejectStyle.ALERT
     # a proxy in front terminates TLS, and the certificate header never arrives at the app
     proxy_without_header: bool = False
+    # server side, continued: the trust store holds Adobe's current leaf (not a CA) and advertises its name
+    leaf_trust: bool = False
+    # server side, continued: trust-sync's first run staged the next hierarchy (only with trust_sync)
+    staged: bool = False
+    # authentication rows (``_authentication``): the action's authentication and the token endpoint's side
+    auth: Auth | None = None
+    authorize: Authorize = Authorize.CERTIFICATE
+    token_server: Mode = Mode.TLS
+    token_cert: bool = False
+    registered: tuple[Identity, ...] = (Identity.ADOBE,)
+    wrong_audience: bool = False
 
     @property
     def id(self) -> str:
@@ -91,11 +122,21 @@ class Scenario:
             "advertises-other-ca": self.advertise == OTHER,
             "advertises-none": self.advertise is Advertise.NONE,
             "server-max-tls1.2": self.tls_max is V12,
-            "not-on-allow-list": bool(self.allow),
+            "trusts-adobe-and-company-ca": self.trust == ADOBE_AND_COMPANY,
+            "not-on-allow-list": bool(self.allow) and ADOBE_CN not in self.allow,
+            "allows-adobe-san": bool(self.allow) and ADOBE_CN in self.allow,
             "pinned-leaf": self.pin,
             f"trust-sync-{self.trust_sync.value if self.trust_sync else ''}": self.trust_sync is not None,
             f"{self.style.value}-style": self.style is not RejectStyle.ALERT,
             "behind-proxy-no-header": self.proxy_without_header,
+            "trusts-adobe-leaf": self.leaf_trust,
+            "staged": self.staged,
+            self.auth.value if self.auth else "": self.auth is not None,
+            f"authorizes-{self.authorize.value}": self.authorize is not Authorize.CERTIFICATE,
+            f"token-endpoint-{self.token_server.value}": self.token_server is not Mode.TLS,
+            "token-call-with-cert": self.token_cert,
+            "idp-holds-" + "+".join(i.value for i in self.registered): self.registered != (Identity.ADOBE,),
+            "wrong-audience": self.wrong_audience,
         }
 
     def server_key(self) -> tuple[Any, ...]:
@@ -110,6 +151,10 @@ class Scenario:
             self.trust_sync,
             self.style,
             self.proxy_without_header,
+            self.leaf_trust,
+            self.staged,
+            self.authorize,
+            self.auth,  # an authentication row needs a token endpoint: never a default server (`--against`)
         )
 
     def settings(self) -> dict[str, Any]:
@@ -139,6 +184,9 @@ def row(
     trust_sync: Phase | None = None,
     style: RejectStyle = RejectStyle.ALERT,
     proxy_without_header: bool = False,
+    leaf_trust: bool = False,
+    staged: bool = False,
+    **auth: Any,
 ) -> Scenario:
     if sent is None:
         sent = mode is not TLS and identity is not None
@@ -159,6 +207,9 @@ def row(
         trust_sync,
         style,
         proxy_without_header,
+        leaf_trust,
+        staged,
+        **auth,
     )
 
 
@@ -222,19 +273,138 @@ def _synced(
 
 
 def _lifecycle() -> list[Scenario]:
-    """mTLS servers whose trust store (today's root to start with) ``mtls-lab trust-sync`` keeps from the lab API."""
+    """mTLS servers whose trust store (today's root to start with) a scheduled ``mtls-lab trust-sync --prune`` keeps
+    from the lab API, in Adobe's order: the reissue overlap, the switch to the new hierarchy, after it."""
     return [
         # During the overlap the API lists both certificates: a store kept from it accepts both; a pin breaks.
         _synced(Phase.OVERLAP, V13, ADOBE, "accepted", note="overlap: today's certificate"),
-        _synced(Phase.OVERLAP, V13, ROTATED, "accepted", note="overlap: next year's too"),
+        _synced(Phase.OVERLAP, V13, ROTATED, "accepted", note="overlap: its successor too"),
         _synced(Phase.OVERLAP, V13, ADOBE, "accepted", pin=True, note="the pinned leaf passes today"),
-        _synced(Phase.OVERLAP, V13, ROTATED, "403 fingerprint_not_pinned", pin=True, note="fails after rotation"),
-        # The migration: the API lists the new hierarchy's certificate and trust-sync adds its CAs.
+        _synced(Phase.OVERLAP, V13, ROTATED, "403 fingerprint_not_pinned", pin=True, note="fails after the reissue"),
+        # The new hierarchy: nothing lists it before AJO uses it, so the store must have it ahead of time.
         _synced(Phase.OVERLAP, V13, NEXT, NO_CERT[V13], False, note="new chain not listed yet"),
         _synced(Phase.OVERLAP, V13, NEXT, "alert unknown_ca", behavior=OPENSSL),
+        _synced(Phase.ROTATED, V13, NEXT, NO_CERT[V13], False, note="AJO switches before the API lists it"),
+        _synced(Phase.ROTATED, V13, NEXT, "accepted", staged=True, note="staged ahead of the switch: accepted"),
+        _synced(Phase.TRANSITION, V13, ROTATED, "accepted", note="transition: today's hierarchy still in use"),
+        _synced(Phase.TRANSITION, V13, NEXT, "accepted", note="and the new one, listed now"),
+        _synced(Phase.TRANSITION, V13, Identity.IMPOSTOR, NO_CERT[V13], False, note="still no impostor"),
         _synced(Phase.MIGRATION, V13, NEXT, "accepted", behavior=OPENSSL, note="trust-sync added the chain"),
         _synced(Phase.MIGRATION, V13, NEXT, "accepted", note="and the server names it: Java sends"),
         _synced(Phase.MIGRATION, V12, NEXT, "accepted"),
+    ]
+
+
+def _auth_row(
+    mode: Mode, identity: Identity, expect: str, auth: Auth | None, sent: bool | None = None, **settings: Any
+) -> Scenario:
+    scenario = row(mode, V13, identity, expect, sent, auth=auth, **settings)
+    return dataclasses.replace(scenario, sent=None) if expect.startswith("token ") else scenario
+
+
+def _authentication() -> list[Scenario]:
+    """Authentication next to mTLS: the token call, certificate-based authentication, authorization by identity."""
+    custom, cert, both, token = Auth.CUSTOM, Auth.CERTIFICATE, Authorize.BOTH, Authorize.TOKEN
+    company = ADOBE_AND_COMPANY  # the TLS layer trusts Adobe's chain and the company's CA
+    return [
+        # Custom authorization: AJO makes the token call without its certificate (a model).
+        _auth_row(MTLS, ADOBE, "accepted", custom, authorize=both, note="token call without the certificate"),
+        _auth_row(
+            MTLS,
+            ADOBE,
+            "token alert certificate_required",
+            custom,
+            authorize=both,
+            token_server=MTLS,
+            note="an mTLS-only token endpoint refuses AJO's token call",
+        ),
+        _auth_row(
+            MTLS,
+            ADOBE,
+            "accepted",
+            custom,
+            authorize=both,
+            token_server=MTLS,
+            token_cert=True,
+            note="only if the token call presented the certificate: AJO's most likely does not",
+        ),
+        # Certificate-based authentication: the identity provider holds Adobe's leaf.
+        _auth_row(TLS, ADOBE, "accepted", cert, authorize=token, note="registered leaf: token, accepted"),
+        _auth_row(MTLS, ADOBE, "accepted", cert, authorize=both, note="and an mTLS-only endpoint: both at once"),
+        _auth_row(
+            MTLS,
+            ADOBE,
+            "alert certificate_required",
+            cert,
+            False,
+            authorize=both,
+            advertise=OTHER,
+            note="the token is fine; the mTLS layer still wants Adobe's CA named",
+        ),
+        _auth_row(
+            TLS,
+            ROTATED,
+            "token 401 invalid_client",
+            cert,
+            authorize=token,
+            note="Adobe rotated; the identity provider holds only the old leaf",
+        ),
+        _auth_row(
+            TLS,
+            ROTATED,
+            "accepted",
+            cert,
+            authorize=token,
+            registered=(ADOBE, ROTATED),
+            note="the new leaf registered during the overlap",
+        ),
+        _auth_row(
+            TLS,
+            ADOBE,
+            "token 401 invalid_client",
+            cert,
+            authorize=token,
+            wrong_audience=True,
+            note="aud is not this token endpoint",
+        ),
+        # The app authorizes only the company's (or a partner's) certificate: AJO presents only Adobe's.
+        _auth_row(
+            MTLS,
+            ADOBE,
+            "403 subject_not_allowed",
+            None,
+            trust=company,
+            allow=(COMPANY_CN,),
+            note="the app wants the company's certificate",
+        ),
+        _auth_row(
+            MTLS,
+            ADOBE,
+            "accepted",
+            None,
+            trust=company,
+            allow=(COMPANY_CN, ADOBE_CN),
+            note="fix 1: allow Adobe's SAN on this route",
+        ),
+        _auth_row(
+            MTLS,
+            ADOBE,
+            "403 subject_not_allowed",
+            cert,
+            trust=company,
+            allow=(COMPANY_CN,),
+            note="a token alone changes nothing while the route authorizes by certificate",
+        ),
+        _auth_row(
+            MTLS,
+            ADOBE,
+            "accepted",
+            cert,
+            authorize=token,
+            trust=company,
+            allow=(COMPANY_CN,),
+            note="fix 2: authenticate AJO another way (a token)",
+        ),
     ]
 
 
@@ -247,6 +417,16 @@ SCENARIOS: list[Scenario] = [
     row(MTLS, V13, ADOBE, "alert certificate_required", False, advertise=OTHER),
     row(MIXED, V13, ADOBE, "403 no_client_certificate", False, trust=(OTHER,), note="trusts only its own CA"),
     row(MIXED, V13, ADOBE, "alert unknown_ca", trust=(OTHER,), behavior=OPENSSL),
+    # The trust store holds Adobe's certificate itself (the API's publicCertificate, a leaf), not its CA:
+    # the endpoint advertises the leaf's own name, which issued nothing, so a Java client omits its certificate.
+    *(
+        row(mode, tls, ADOBE, expect, False, trust=(), leaf_trust=True, note="trusts Adobe's leaf, not its CA")
+        for mode, tls, expect in (
+            (MIXED, V13, "403 no_client_certificate"),
+            (MTLS, V13, NO_CERT[V13]),
+            (MTLS, V12, NO_CERT[V12]),
+        )
+    ),
     # Authorization after trust.
     row(MTLS, V13, ADOBE, "403 subject_not_allowed", allow=("partner.example.com",)),
     row(MTLS, V13, ADOBE, "accepted", pin=True),
@@ -297,4 +477,5 @@ SCENARIOS: list[Scenario] = [
         proxy_without_header=True,
         note="the proxy terminates TLS and forwards no certificate",
     ),
+    *_authentication(),
 ]

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from mtls_lab.certs.layout import CA
 from mtls_lab.matrix.scenarios import Advertise, Scenario
+from mtls_lab.server.settings import Authorize
 
 # options of the report itself: a reproduced run needs neither (and --report would refuse the existing file)
 REPORT_OPTIONS = ("--report", "--server-record")
@@ -31,9 +32,16 @@ def command_line(argv: Sequence[str]) -> str:
 def scenario_commands(scenario: Scenario) -> list[str]:
     """The scenario through the matrix, then (when the options can say it) as a server and a call."""
     commands = [shlex.join(["mtls-lab", "matrix", "--only", scenario.id, "--trace"])]
-    if scenario.trust_sync is None and not scenario.proxy_without_header:
+    if _one_server_and_a_call(scenario):
         commands += [_serve(scenario) + " &", _call(scenario)]
     return commands
+
+
+def _one_server_and_a_call(s: Scenario) -> bool:
+    """Whether ``serve`` and ``call`` options say the whole row: no trust-sync schedule, proxy, trusted leaf,
+    token endpoint or other authorization (the matrix sets those up itself)."""
+    simple = s.trust_sync is None and not s.proxy_without_header and not s.leaf_trust and s.auth is None
+    return simple and s.authorize is Authorize.CERTIFICATE
 
 
 def _serve(s: Scenario) -> str:

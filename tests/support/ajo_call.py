@@ -19,6 +19,7 @@ def ajo_call(
     chain: str = "full",
     retries: int = 0,
     method: str = "POST",
+    timeout: float | None = None,
     **action: object,
 ) -> Verdict:
     spec = {"name": "test_call", "url": url + "/custom-action", "method": method, **action}
@@ -28,5 +29,6 @@ def ajo_call(
         behavior=ClientBehavior(behavior),
         tls=tls,
         retries=retries,
+        timeout=timeout,
     )
     return call(parse(spec), {}, options)

@@ -56,6 +56,7 @@ def _handler(script: Script) -> type[BaseHTTPRequestHandler]:
                     "path": self.path,
                     "headers": dict(self.headers),
                     "body": body.decode(errors="replace"),
+                    "client_certificate": bool(self.connection.getpeercert()),  # type: ignore[attr-defined]
                 }
             )
             time.sleep(script.delay.get(path, 0))
