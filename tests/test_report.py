@@ -61,6 +61,7 @@ MATRIX = [
     "mtls/tls1.2/adobe/java/advertises-other-ca",
     "mtls/tls1.3/adobe/java/advertises-other-ca",
     "mtls/tls1.3/impostor/openssl",
+    "mtls/tls1.3/adobe/java/custom-auth/authorizes-both/token-endpoint-mtls",
 ]
 
 
@@ -267,6 +268,19 @@ def test_the_probe_report_shows_the_servers_entry_of_its_first_connection(report
     html = unescape(reports["probe-tls-only"].read_text())
     assert html.count('class="entry request"') == 1
     assert "GET /custom-action" in html and "HTTP 403 no_client_certificate" in html
+
+
+def test_a_failed_token_call_is_reported_as_such(reports: dict[str, Path]) -> None:
+    """The action's endpoint is never called: no ladder of it, no server entry, the token call's facts instead."""
+    html = unescape(reports["matrix"].read_text())
+    anchor = scenario_anchor("mtls/tls1.3/adobe/java/custom-auth/authorizes-both/token-endpoint-mtls")
+    detail = html.split(f'id="{anchor}"', 1)[1].split("</details>", 1)[0]
+    assert "no call to the action's endpoint: the custom authorization's token call failed first" in detail
+    assert (
+        "The custom authorization's token call" in detail and "failed: the action's endpoint was not called" in detail
+    )
+    assert "The action's endpoint was not called (the token call failed first)" in detail
+    assert "/_lab/oauth2/token" in detail and 'class="entry' not in detail
 
 
 def test_a_server_the_caller_does_not_trust_is_the_first_thing_said(reports: dict[str, Path]) -> None:

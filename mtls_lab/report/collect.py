@@ -43,6 +43,9 @@ def attempt_side(read: Entries, verdict: Verdict, since: dt.datetime, source: st
     A record with connection entries (version 2) may write a rejected handshake's entry a moment after the
     caller met the alert: wait for it, briefly. A version 1 record writes a request before answering it.
     """
+    if verdict.failed_call == "token":
+        note = "The action's endpoint was not called (the token call failed first): its server has nothing of it."
+        return ServerSide(source, None, note=note)
     deadline = time.monotonic() + SETTLE
     while True:
         entries = read()

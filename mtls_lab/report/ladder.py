@@ -55,6 +55,7 @@ class Ladder:
     arrows: list[Arrow] = field(default_factory=list)
     markers: list[Marker] = field(default_factory=list)
     height: int = TOP
+    empty_note: str = ""  # why no message is drawn
     width: int = WIDTH
     caller_x: int = CALLER_X
     server_x: int = SERVER_X
@@ -83,6 +84,13 @@ def build(verdict: Verdict, server_label: str = "") -> Ladder:
             ladder.markers.append(Marker(y + 2, "the caller's Finished is sent: its side of the handshake is done"))
             y += LINE + 4
     ladder.height = y + 16
+    if ladder.empty:
+        ladder.empty_note = (
+            "no call to the action's endpoint: the custom authorization's token call failed first"
+            if verdict.failed_call == "token"
+            else "no TLS message was exchanged (no connection)"
+        )
+        ladder.height = TOP + 44
     return ladder
 
 

@@ -39,6 +39,7 @@ class CallView:
     certificates: list[CertCard]
     commands: list[str]
     anchor: str = ""
+    token: list[Fact] = field(default_factory=list)  # the custom authorization's token call, if any
 
 
 @dataclass
@@ -148,6 +149,33 @@ def caller_side(verdict: Verdict) -> list[Fact]:
     return facts
 
 
+_TOKEN_FIELDS = {
+    "url": "endpoint",
+    "method": "method",
+    "sub_type": "sub type",
+    "body_type": "body",
+    "status": "answered HTTP",
+    "error": "OAuth error",
+    "error_description": "error description",
+    "reason": "identity provider's reason",
+}
+
+
+def token_call(verdict: Verdict) -> list[Fact]:
+    """The token call of a custom authorization (``Verdict.token_call``), as the report shows it."""
+    call = verdict.token_call
+    if not call:
+        return []
+    facts = [Fact(label, str(call[key])) for key, label in _TOKEN_FIELDS.items() if call.get(key) is not None]
+    facts.append(Fact("client certificate offered", _yes(call.get("client_certificate"))))
+    if call.get("cached"):
+        facts.append(Fact("token", "from the cache (no call made)"))
+    facts += [Fact("note", str(note)) for note in call.get("notes", [])]
+    failed = verdict.failed_call == "token"
+    return [Fact("outcome", "failed: the action's endpoint was not called" if failed else "token obtained",
+                 "bad" if failed else "good"), *facts]  # fmt: skip
+
+
 def _attempts(verdict: Verdict) -> list[Fact]:
     facts = []
     for a in verdict.attempts:
@@ -183,6 +211,7 @@ def call_view(
         certificates=certificates.involved(verdict.handshake, held or [], marks),
         commands=commands,
         anchor=anchor,
+        token=token_call(verdict),
     )
 
 
