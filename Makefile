@@ -8,10 +8,12 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test lint bench clean
 
+# The editable install: setuptools says, on every install mapped with package-dir (pyproject.toml), that a
+# folder named like the package may shadow it; here that folder (mtls_lab/) is the package itself: not news.
 $(BIN)/mtls-lab: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	PYTHONWARNINGS='ignore:Editable installation' $(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
 demo: $(BIN)/mtls-lab

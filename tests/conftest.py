@@ -3,6 +3,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -12,6 +13,9 @@ from mtls_lab.server.run import RunningServer
 from mtls_lab.server.settings import ServerConfig
 
 ServerFactory = Callable[..., RunningServer]
+
+if TYPE_CHECKING:
+    from tests.support.browser import Browser
 
 
 @pytest.fixture(scope="session")
@@ -71,3 +75,15 @@ def s_server(pki: LabPaths) -> Iterator[Callable[..., int]]:
 @pytest.fixture
 def tmp_certs(tmp_path: Path) -> Path:
     return tmp_path / "certs"
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Headless Chromium for the tests that look at the HTML reports as people do (tests/support/browser.py)."""
+    from tests.support.browser import CHROMIUM, Browser
+
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (Debian's package `chromium`; .ci/run installs it)")
+    opened = Browser(CHROMIUM)
+    yield opened
+    opened.close()

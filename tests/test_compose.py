@@ -1,9 +1,9 @@
 """docker-compose.yml and the Dockerfile, without a Docker engine.
 
-- Structure: the services, healthchecks, depends_on conditions, ports and volumes the README promises
+- Structure: the services, healthchecks, depends_on conditions, ports and volumes docs/compose.md promises
   (and ``docker-compose config -q`` when Debian's docker-compose is installed, as .ci/run does).
 - Parity: every service's command and environment, taken from the compose file, run on the host
-  (tests/compose_host.py) must give the verdicts the README shows for each documented flip. So the
+  (tests/compose_host.py) must give the verdicts docs/compose.md shows for each documented flip. So the
   compose file cannot drift from the CLI.
 - The Dockerfile copies what exists, installs this repository with pip, and runs ``mtls-lab`` as a
   non-root user.
@@ -152,10 +152,10 @@ def test_the_default_server_is_the_community_questions_misconfiguration(compose:
 
 def test_every_variable_is_documented() -> None:
     header = COMPOSE_FILE.read_text().split("\nx-lab:")[0]
-    readme = (ROOT / "README.md").read_text()
+    page = (ROOT / "docs" / "compose.md").read_text()
     for name in variables_used():
         assert re.search(rf"^#\s+{name}\s", header, re.MULTILINE), f"{name} is not described at the top"
-        assert name in readme, f"{name} is not in the README"
+        assert name in page, f"{name} is not in docs/compose.md"
 
 
 @pytest.mark.parametrize(
@@ -441,8 +441,8 @@ def test_the_profile_prints_the_matrix_against_three_servers(stack: Stack) -> No
 
 
 @pytest.mark.parametrize("flip", FLIPS, ids=lambda f: f.id)
-def test_the_readme_shows_each_flip_with_its_verdict_and_exit_code(flip: Flip) -> None:
-    readme = (ROOT / "README.md").read_text()
+def test_the_compose_page_shows_each_flip_with_its_verdict_and_exit_code(flip: Flip) -> None:
+    readme = (ROOT / "docs" / "compose.md").read_text()
     first = f"| `{flip.id}` |" if flip.variables else "| (none) |"
     (line,) = [line for line in readme.splitlines() if line.startswith(first)]
     assert f"`{flip.verdict.removeprefix('VERDICT: ')}" in line, line

@@ -37,10 +37,8 @@ from mtls_lab.report.reproduce import scenario_commands
 from mtls_lab.report.views import scenario_anchor
 from mtls_lab.server.run import RunningServer
 from mtls_lab.server.settings import Mode, ServerConfig
-from tests.support import report_screens
-from tests.support.browser import CHROMIUM, Browser, Page
-from tests.support.docs_check import Outcome as BlockOutcome
-from tests.support.docs_check import Scratch, matches, steps
+from tests.support.browser import Browser, Page
+from tests.support.docs_check import Scratch
 from tests.support.ports import free_port
 from tests.support.scripted_endpoint import Script, json_body, scripted_endpoint
 
@@ -384,15 +382,6 @@ def test_a_scenarios_reproduce_commands_reproduce_it(scenario: str, pki: LabPath
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if CHROMIUM is None:
-        pytest.skip("chromium is not installed (Debian's package `chromium`; .ci/run installs it)")
-    opened = Browser(CHROMIUM)
-    yield opened
-    opened.close()
-
-
-@pytest.fixture(scope="module")
 def pages(browser: Browser, reports: dict[str, Path]) -> Iterator[dict[str, Page]]:
     opened = {name: browser.open(path) for name, path in reports.items()}
     yield opened
@@ -605,41 +594,3 @@ def test_the_report_policy_blocks_a_script_that_got_in(browser: Browser, tmp_pat
     assert page.evaluate("typeof window.__pwned") == "undefined"
     assert any("Content Security Policy" in e for e in page.errors)
     page.close()
-
-
-# --- docs/report.md: its commands write the reports its screenshots show ---------------------------------
-
-DocsRun = tuple[dict[int, list[BlockOutcome]], list[tuple[report_screens.Shot, Path]]]
-
-
-@pytest.fixture(scope="module")
-def docs_run(
-    pki: LabPaths, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[dict[int, list[BlockOutcome]], list[Any]]:
-    return report_screens.run(pki.root, tmp_path_factory.mktemp("docs-report"))
-
-
-def test_the_docs_page_commands_run_as_shown(docs_run: DocsRun) -> None:
-    outcomes, _ = docs_run
-    for shot in report_screens.shots():
-        for step, outcome in zip(steps(shot.block), outcomes[shot.block.line], strict=True):
-            where = f"docs/report.md:{shot.block.line}: `{step.command}`"
-            assert "Traceback" not in outcome.output and outcome.code != ExitCode.USAGE, f"{where}\n{outcome.output}"
-            expected = [*step.expected, "..."] if step.background else step.expected
-            assert matches(expected, outcome.output), f"{where} printed:\n{outcome.output}"
-
-
-def test_the_docs_page_shows_a_screenshot_of_each_report_kind(docs_run: DocsRun, browser: Browser) -> None:
-    _, made = docs_run
-    page = report_screens.PAGE.read_text()
-    kinds = set()
-    for shot, report in made:
-        assert report.is_file(), f"the block before the mark of {shot.image.name} does not write {shot.report}"
-        opened = browser.open(report)
-        kinds.add(opened.evaluate("document.body.className"))
-        assert opened.errors == [] and in_first_screenful(opened, "#verdict .headline"), report.name
-        opened.close()
-        image = shot.image.read_bytes()
-        assert image[:8] == b"\x89PNG\r\n\x1a\n" and len(image) < 200_000, shot.image.name
-        assert f"]({shot.image.relative_to(report_screens.PAGE.parent)})" in page, f"no link to {shot.image.name}"
-    assert kinds == {"report-call", "report-probe", "report-matrix"}

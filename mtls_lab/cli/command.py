@@ -52,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mtls-lab",
         description="Reproduce, understand and fix the mutual-TLS failures between Adobe Journey Optimizer "
         "custom actions and your endpoint: a lab PKI, a reference server and an AJO-like caller.",
-        epilog="Run `mtls-lab COMMAND --help` for each command's options.",
+        epilog="Run `mtls-lab COMMAND --help` for each command's options. The repository's docs/ folder explains "
+        "every case: start with docs/troubleshooting.md (find your case) or docs/README.md (all pages).",
     )
     parser.add_argument("--version", action="version", version=f"mtls-lab {__version__}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")

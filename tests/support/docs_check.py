@@ -1,13 +1,23 @@
-"""The README's docs check: every command in it runs, and every output shown is real output.
+"""The docs check: every command on every page runs, every output shown is real, every link resolves.
+
+Pages: ``README.md``, ``certs/README.md`` and every ``docs/**/*.md`` (``pages()``).
 
 Fenced blocks:
 - ``sh``: every line is run (in a scratch directory holding a lab PKI in ``./certs`` and the examples);
   a command fails the check if it exits 2 (usage) or prints a traceback. Lines ending in ``&`` start a
-  background server; the check waits for its port. Ports are remapped to free ones.
+  background server; the check waits for its port. Ports are remapped to free ones, so blocks run in
+  parallel.
 - ``console``: ``$ `` lines are run the same way and their output must match the lines shown after
   them (``...`` skips any lines; ports, fingerprints, timings and dates are normalised).
 - A block right after ``<!-- docs-check: skip: REASON -->`` is not run (Docker, make, real endpoints):
   REASON says what runs it instead.
+
+Links: every relative link ``[text](path#anchor)`` must name a file or folder of the repository, and its
+anchor a heading of that page (GitHub's slugs) or an ``id="..."`` in it.
+
+Update mode, ``python -m tests.support.docs_check [PAGE ...]``: every console block's output that no
+longer matches is replaced by what its commands print now, the matrix page's table by the real matrix,
+and the screenshots of the HTML reports the blocks wrote are retaken (all pages by default).
 """
 
 from __future__ import annotations
@@ -19,12 +29,23 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+REPO = Path(__file__).resolve().parents[2]
 FENCE = re.compile(r"^```(\w*)\s*$")
 SKIP = re.compile(r"<!--\s*docs-check:\s*skip:\s*(.+?)\s*-->")
 PORT = re.compile(r"(?<=localhost:)\d{2,5}|(?<=127\.0\.0\.1:)\d{2,5}|(?<=--port )\d{2,5}|(?<=--listen )\d{2,5}")
+TOOLS = ("nginx", "openssl", "curl")  # binaries a block may need besides mtls-lab; without one it is skipped
+MATRIX_START, MATRIX_END = "<!-- matrix:start -->", "<!-- matrix:end -->"
+
+
+def pages(repo: Path = REPO) -> list[Path]:
+    """Every page the docs check reads, relative to the repository: the README first."""
+    found = [repo / "README.md", repo / "certs" / "README.md", *sorted((repo / "docs").rglob("*.md"))]
+    return [path.relative_to(repo) for path in found if path.is_file()]
 
 
 @dataclass
@@ -33,6 +54,15 @@ class Block:
     line: int
     lines: list[str]
     skip: str | None = None
+    page: str = "README.md"
+
+    @property
+    def where(self) -> str:
+        return f"{self.page}:{self.line}"
+
+    @property
+    def runnable(self) -> bool:
+        return self.kind in ("sh", "console") and self.skip is None
 
 
 @dataclass
@@ -46,7 +76,7 @@ class Step:
         return self.command.endswith("&")
 
 
-def blocks(text: str) -> list[Block]:
+def blocks(text: str, page: str = "README.md") -> list[Block]:
     found: list[Block] = []
     current: Block | None = None
     skip: str | None = None
@@ -57,7 +87,9 @@ def blocks(text: str) -> list[Block]:
             if marker:
                 skip = marker.group(1)
             elif fence and fence.group(1):
-                current, skip = Block(fence.group(1), number, [], skip), None
+                current, skip = Block(fence.group(1), number, [], skip, page), None
+            elif fence:  # a block without a language: never run, but its lines are not prose either
+                current, skip = Block("", number, [], skip, page), None
             elif line.strip():
                 skip = None if not line.startswith("<!--") else skip
         elif fence and not fence.group(1):
@@ -97,6 +129,12 @@ def steps(block: Block) -> list[Step]:
 
 def _strip_comment(command: str) -> str:
     return command.split("  #")[0].strip()
+
+
+def missing_tools(block: Block) -> list[str]:
+    """The binaries a block's commands start (nginx, openssl, curl) that this machine lacks."""
+    used = {tool for step in steps(block) for tool in TOOLS if re.search(rf"(^|[|&;(]\s*){tool} ", step.command)}
+    return sorted(tool for tool in used if shutil.which(tool) is None)
 
 
 _HANDED: set[int] = set()
@@ -172,6 +210,31 @@ def _wait_for(port: str) -> str:
     return f"for _ in $(seq 150); do (exec 3<>/dev/tcp/127.0.0.1/{port}) 2>/dev/null && break; sleep 0.1; done"
 
 
+Runs = dict[str, tuple[list[Outcome], dict[str, str]]]  # block.where -> (outcomes, the ports it used)
+
+
+def scratch_folder(root: Path, block: Block) -> Path:
+    """Where ``run_blocks`` runs a block: what its commands write stays there (docs/report.md's reports)."""
+    return root / re.sub(r"[^\w.-]", "_", block.where)
+
+
+def run_blocks(chosen: Iterable[Block], pki: Path, repo: Path, root: Path, workers: int = 4) -> Runs:
+    """Run every block once, several at a time (they mostly wait on their own processes).
+
+    A block that needs a missing binary (``missing_tools``) is not run: its outcomes are empty.
+    """
+
+    def run(block: Block) -> tuple[str, tuple[list[Outcome], dict[str, str]]]:
+        if missing_tools(block):
+            return block.where, ([], {})
+        scratch = Scratch(scratch_folder(root, block), pki, repo)
+        return block.where, (scratch.run_block([s.command for s in steps(block)]), scratch.ports)
+
+    longest_first = sorted(chosen, key=lambda block: -len(steps(block)))  # the pool drains evenly
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return dict(pool.map(run, longest_first))
+
+
 _NORMALISE = [
     (re.compile(r"(?<=localhost:)\d+|(?<=127\.0\.0\.1:)\d+|(?<=--port )\d+|(?<=port )\d{4,5}"), "PORT"),
     (re.compile(r"\b[0-9a-f]{64}\b"), "SHA256"),
@@ -211,33 +274,106 @@ def matches(expected: list[str], actual: str) -> bool:
     return gap or position == len(got) or not got[position:] or all(not g for g in got[position:])
 
 
-def update(readme: Path, pki: Path, repo: Path, scratch_root: Path) -> str:
-    """The README with every console block's output replaced by what its commands print now.
+# Links ---------------------------------------------------------------------------------------------
 
-    ``python -m tests.support.docs_check`` writes it back: the outputs shown are always real output. Lines
-    after a command that start with ``...`` are kept as they are (an excerpt marker), and a block whose
-    output was trimmed with ``...`` keeps only as many leading lines as it showed.
+LINK = re.compile(r"!?\[(?:[^\]\[]|\[[^\]]*\])*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
+INLINE_CODE = re.compile(r"`[^`]*`")
+HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
+ANCHOR_ID = re.compile(r"""\bid=["']([^"']+)["']""")
+
+
+def outside_fences(text: str) -> list[tuple[int, str]]:
+    """The page's lines outside fenced blocks, with their numbers."""
+    inside, kept = False, []
+    for number, line in enumerate(text.splitlines(), 1):
+        if FENCE.match(line):
+            inside = not inside
+        elif not inside:
+            kept.append((number, line))
+    return kept
+
+
+def prose(text: str) -> list[tuple[int, str]]:
+    """The page's lines outside fenced blocks, with their numbers, inline code blanked out."""
+    return [(number, INLINE_CODE.sub("``", line)) for number, line in outside_fences(text)]
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor for a heading: links reduced to their text, lower case, punctuation dropped."""
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", heading).lower()
+    return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
+
+
+def anchors(text: str) -> set[str]:
+    """Every anchor a page offers: its headings' slugs (repeats numbered as GitHub does) and its ids."""
+    found: set[str] = set()
+    counts: dict[str, int] = {}
+    for _, line in outside_fences(text):
+        heading = HEADING.match(line.replace("`", ""))
+        if heading:
+            base = slug(heading.group(2))
+            found.add(f"{base}-{counts[base]}" if base in counts else base)
+            counts[base] = counts.get(base, 0) + 1
+        found.update(ANCHOR_ID.findall(line))
+    return found
+
+
+def links(text: str) -> list[tuple[int, str]]:
+    """Every link target of the page's prose, with its line number."""
+    return [(number, m.group(1)) for number, line in prose(text) for m in LINK.finditer(line)]
+
+
+def broken_links(page: Path, repo: Path = REPO) -> list[str]:
+    """What is wrong with the page's relative links: a missing file or folder, or a missing anchor."""
+    problems = []
+    text = (repo / page).read_text()
+    for number, target in links(text):
+        if re.match(r"^[a-z][a-z0-9+.-]*:", target):  # https:, mailto:: not ours to check offline
+            continue
+        path, _, anchor = target.partition("#")
+        where = (repo / page).parent / path if path else repo / page
+        if path.startswith("/") or not where.resolve().is_relative_to(repo.resolve()):
+            problems.append(f"{page}:{number}: {target}: link inside the repository with a relative path")
+        elif not where.exists():
+            problems.append(f"{page}:{number}: {target}: no such file")
+        elif anchor and where.is_file() and anchor not in anchors(where.read_text()):
+            problems.append(f"{page}:{number}: {target}: no heading or id {anchor!r} in {path or page}")
+    return problems
+
+
+# Update mode -----------------------------------------------------------------------------------------
+
+
+def refreshed(text: str, page: str, runs: Runs) -> str:
+    """The page with every console block's output replaced by what its commands printed in ``runs``.
+
+    Output that still matches (timings, ports and dates aside) is kept as written, so a refresh changes
+    only what changed. Otherwise lines after a command that start with ``...`` are kept as they are (an
+    excerpt marker), and a block whose output was trimmed with ``...`` keeps only as many leading lines as
+    it showed.
     """
-    lines = readme.read_text().splitlines()
+    lines = text.splitlines()
+    by_line = {b.line: b for b in blocks(text, page) if b.kind == "console" and b.where in runs}
     out: list[str] = []
     index = 0
-    block_starts = {b.line: b for b in blocks(readme.read_text()) if b.kind == "console" and b.skip is None}
     while index < len(lines):
-        number = index + 1
         out.append(lines[index])
-        block = block_starts.get(number)
+        block = by_line.get(index + 1)
         if block is None:
             index += 1
             continue
-        scratch = Scratch(scratch_root / f"block{number}", pki, repo)
-        shown = steps(block)
-        outcomes = scratch.run_block([s.command for s in shown])
-        for step, outcome in zip(shown, outcomes, strict=True):
+        outcomes, ports = runs[block.where]
+        if not outcomes:  # not run here (a binary is missing): keep what the page shows
+            out.extend(block.lines)
+        for step, outcome in zip(steps(block), outcomes, strict=False):
             out.extend(step.raw)
-            text = outcome.output
-            for original, used in scratch.ports.items():
-                text = text.replace(used, original)  # show the README's own ports
-            real = text.rstrip("\n").splitlines()
+            if matches([*step.expected, "..."] if step.background else step.expected, outcome.output):
+                out.extend(step.expected)  # still true: keep it as written (no churn from timings or ports)
+                continue
+            text_out = outcome.output
+            for original, used in ports.items():
+                text_out = text_out.replace(used, original)  # show the page's own ports
+            real = text_out.rstrip("\n").splitlines()
             if step.background:
                 real = real[: len(step.expected)]  # a server's start-up lines; it goes on logging
             elif any(line.strip() == "..." for line in step.expected):
@@ -245,35 +381,71 @@ def update(readme: Path, pki: Path, repo: Path, scratch_root: Path) -> str:
                 real = [*real[:keep], "..."]
             out.extend(line.rstrip() for line in real)
         index += len(block.lines) + 1
-    return _with_matrix("\n".join(out) + "\n", pki)
+    return "\n".join(out) + "\n"
 
 
-def _with_matrix(text: str, pki: Path) -> str:
+def real_matrix(pki: Path) -> str:
+    """``mtls-lab matrix --markdown`` for the default scenarios: what the matrix page embeds."""
     from mtls_lab.certs.layout import LabPaths
     from mtls_lab.matrix import runner
     from mtls_lab.matrix.scenarios import SCENARIOS
 
-    start, end = "<!-- matrix:start -->", "<!-- matrix:end -->"
-    if start not in text:
+    return runner.render_markdown(runner.run(SCENARIOS, LabPaths(pki))).strip()
+
+
+def with_matrix(text: str, matrix: Callable[[], str]) -> str:
+    """The page with the table between the matrix markers replaced (pages without markers unchanged)."""
+    if MATRIX_START not in text:
         return text
-    head, rest = text.split(start, 1)
-    table = runner.render_markdown(runner.run(SCENARIOS, LabPaths(pki))).strip()
-    return f"{head}{start}\n{table}\n{end}{rest.split(end, 1)[1]}"
+    head, rest = text.split(MATRIX_START, 1)
+    return f"{head}{MATRIX_START}\n{matrix()}\n{MATRIX_END}{rest.split(MATRIX_END, 1)[1]}"
+
+
+def update(chosen: list[Path], pki: Path, repo: Path, scratch_root: Path) -> list[str]:
+    """Refresh the chosen pages in place; returns one line per page saying what changed.
+
+    A page's ``report-screenshot`` marks are retaken from the reports its blocks wrote in this run
+    (``tests/support/report_screens.py``).
+    """
+    from tests.support import report_screens
+
+    texts = {page: (repo / page).read_text() for page in chosen}
+    console = [b for page in chosen for b in blocks(texts[page], str(page)) if b.runnable and b.kind == "console"]
+    runs = run_blocks(console, pki, repo, scratch_root)
+    reports = []
+    for page in chosen:
+        new = with_matrix(refreshed(texts[page], str(page), runs), lambda: real_matrix(pki))
+        skipped = [b.where for b in console if b.page == str(page) and not runs[b.where][0]]
+        if new != texts[page]:
+            (repo / page).write_text(new)
+        state = "refreshed" if new != texts[page] else "unchanged"
+        reports.append(
+            f"{page}: {state}" + (f" (not run, a binary is missing: {', '.join(skipped)})" if skipped else "")
+        )
+        reports += report_screens.retake(repo / page, scratch_root)  # the screenshots of the reports just written
+    return reports
+
+
+def main(argv: list[str]) -> int:
+    import tempfile
+
+    from mtls_lab.certs.pki import generate
+
+    known = pages()
+    chosen = [Path(a) for a in argv] or known
+    unknown = [str(p) for p in chosen if p not in known]
+    if unknown:
+        print(
+            f"docs_check: not a checked page: {', '.join(unknown)}: give paths like docs/lifecycle.md", file=sys.stderr
+        )
+        return 2
+    with tempfile.TemporaryDirectory() as tmp:
+        pki = generate(Path(tmp) / "pki").paths.root
+        for line in update(chosen, pki, REPO, Path(tmp)):
+            print(line)
+    return 0
 
 
 if __name__ == "__main__":
-    import sys
-    import tempfile
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from mtls_lab.certs.pki import generate
-
-    repo = Path(__file__).resolve().parent.parent
-    with tempfile.TemporaryDirectory() as tmp:
-        pki = generate(Path(tmp) / "pki").paths.root
-        text = update(repo / "README.md", pki, repo, Path(tmp))
-    (repo / "README.md").write_text(text)
-    print("README.md: console blocks refreshed with real output")
-    from tests.support import report_screens  # docs/report.md's screenshots, from its own commands' reports
-
-    raise SystemExit(report_screens.main())
+    sys.path.insert(0, str(REPO))
+    raise SystemExit(main(sys.argv[1:]))

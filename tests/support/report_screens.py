@@ -1,84 +1,70 @@
-"""The screenshots of docs/report.md, taken from a real run: ``python -m tests.support.report_screens``.
+"""The screenshots of the HTML reports shown in the docs, taken from the docs check's own run.
 
 After a command block, ``<!-- report-screenshot: FILE.html -> images/NAME.png -->`` says that the block
-writes the report FILE.html (in the scratch folder where the docs check runs it) and that the page shows
-its first screenful as ``docs/images/NAME.png``. ``run`` runs the page's blocks as the docs check does and
-returns where each report landed; ``main`` opens them in headless Chromium and writes the screenshots.
+writes the report FILE.html (in the scratch folder where the docs check runs it, ``scratch_folder``) and
+that the page shows it as ``images/NAME.png`` (relative to the page): the first screenful, or with
+``FILE.html#id`` the box of that element. The docs check's update mode (``python -m
+tests.support.docs_check``) calls ``retake`` after running a page's blocks; ``tests/test_docs.py`` checks
+that each marked report was written by its block, renders, and that its screenshot is there and linked.
 """
 
 from __future__ import annotations
 
 import re
-import sys
-import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.docs_check import Block, Outcome, Scratch, blocks, steps
+from tests.support.docs_check import REPO, Block, blocks, scratch_folder
 
-REPO = Path(__file__).resolve().parents[2]
-PAGE = REPO / "docs" / "report.md"
 MARK = re.compile(r"<!--\s*report-screenshot:\s*(\S+\.html)(#\S+)?\s*->\s*(\S+\.png)\s*-->")
 SCREEN = (1100, 760)  # small enough to keep each PNG near 100 KB, wide enough for the ladder
+MAX_BYTES = 200_000
 
 
 @dataclass(frozen=True)
 class Shot:
-    block: Block
-    report: str  # the file the block writes, relative to its scratch folder
+    page: Path  # absolute
+    line: int
+    block: Block  # the runnable block right before the mark: it writes the report
+    report: str  # the report's file name, in the block's scratch folder
     element: str | None  # "#id": the box of that element only; None: the first screenful
-    image: Path  # under docs/
+    image: Path  # absolute
+
+    def report_file(self, runs_root: Path) -> Path:
+        return scratch_folder(runs_root, self.block) / self.report
 
 
-def shots(page: Path = PAGE) -> list[Shot]:
-    """Each screenshot mark, with the command block right before it."""
+def shots(page: Path) -> list[Shot]:
+    """Each screenshot mark of a page, with the block that writes its report."""
     text = page.read_text()
-    runnable = [b for b in blocks(text) if b.kind in ("sh", "console") and b.skip is None]
+    runnable = [b for b in blocks(text, str(page.relative_to(REPO))) if b.runnable]
     found = []
     for number, line in enumerate(text.splitlines(), 1):
         mark = MARK.search(line)
         if mark:
             block = max((b for b in runnable if b.line < number), key=lambda b: b.line)
-            found.append(Shot(block, mark.group(1), mark.group(2), page.parent / mark.group(3)))
+            found.append(Shot(page, number, block, mark.group(1), mark.group(2), page.parent / mark.group(3)))
     return found
 
 
-def run(pki: Path, scratch_root: Path, page: Path = PAGE) -> tuple[dict[int, list[Outcome]], list[tuple[Shot, Path]]]:
-    """Run every block that a mark follows, several at once; the outcomes per block line, each shot's report."""
+def retake(page: Path, runs_root: Path) -> list[str]:
+    """Screenshot each marked report of ``page`` that the docs check just wrote under ``runs_root``."""
     marked = shots(page)
-    chosen = {shot.block.line: shot.block for shot in marked}
-
-    def one(block: Block) -> tuple[int, list[Outcome]]:
-        scratch = Scratch(scratch_root / f"block{block.line}", pki, REPO)
-        return block.line, scratch.run_block([s.command for s in steps(block)])
-
-    with ThreadPoolExecutor(max_workers=4) as pool:  # the blocks mostly wait on their own processes
-        outcomes = dict(pool.map(one, chosen.values()))
-    return outcomes, [(shot, scratch_root / f"block{shot.block.line}" / shot.report) for shot in marked]
-
-
-def main() -> int:
-    sys.path.insert(0, str(REPO))
-    from mtls_lab.certs.pki import generate
+    if not marked:
+        return []
     from tests.support.browser import CHROMIUM, Browser
 
     if CHROMIUM is None:
-        print("report_screens: chromium is not installed: apt-get install chromium", file=sys.stderr)
-        return 1
-    with tempfile.TemporaryDirectory() as tmp:
-        pki = generate(Path(tmp) / "pki").paths.root
-        _, reports = run(pki, Path(tmp))
-        browser = Browser(CHROMIUM)
-        try:
-            for shot, report in reports:
-                browser.open(report, SCREEN).screenshot(shot.image, selector=shot.element)
-                size = shot.image.stat().st_size // 1024
-                print(f"{shot.image.relative_to(REPO)}: {size} KiB, from {report.name}{shot.element or ''}")
-        finally:
-            browser.close()
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+        return [f"{page.relative_to(REPO)}: screenshots not retaken: chromium is not installed"]
+    said = []
+    browser = Browser(CHROMIUM)
+    try:
+        for shot in marked:
+            opened = browser.open(shot.report_file(runs_root), SCREEN)
+            opened.screenshot(shot.image, selector=shot.element)
+            opened.close()
+            size = shot.image.stat().st_size // 1024
+            said.append(f"{shot.image.relative_to(REPO)}: retaken, {size} KiB, from {shot.report}{shot.element or ''}")
+    finally:
+        browser.close()
+    return said
