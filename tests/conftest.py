@@ -12,10 +12,11 @@ from mtls_lab.certs.pki import generate
 from mtls_lab.server.run import RunningServer
 from mtls_lab.server.settings import ServerConfig
 
-ServerFactory = Callable[..., RunningServer]
-
 if TYPE_CHECKING:
     from tests.support.browser import Browser
+    from tests.support.stacks import Stacks
+
+ServerFactory = Callable[..., RunningServer]
 
 
 @pytest.fixture(scope="session")
@@ -87,3 +88,17 @@ def browser() -> Iterator[Browser]:
     opened = Browser(CHROMIUM)
     yield opened
     opened.close()
+
+
+@pytest.fixture(scope="session")
+def real_stacks(
+    pki: LabPaths, tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+) -> Iterator[Stacks]:
+    """Real server stacks (openssl s_server, HAProxy, Caddy, a JSSE server, nginx), each configuration started once."""
+    from tests.support.stacks import Stacks
+
+    java_cache = pytestconfig.cache.mkdir("java-classes") if pytestconfig.cache else None
+    stacks = Stacks(pki, tmp_path_factory.mktemp("stacks"), java_cache)
+    stacks.compile_java_in_background()
+    yield stacks
+    stacks.stop()

@@ -89,7 +89,7 @@ def _mtls_lab_commands() -> list[tuple[str, str]]:
     for block in BLOCKS:
         for step in steps(block) if block.kind in ("sh", "console") else []:
             command = step.command.rstrip("&").strip()
-            for part in command.split("&&"):
+            for part in re.split(r"&&|\|\||;", command):  # each command of a list
                 try:
                     words = shlex.split(part.split("|")[0].strip(), comments=True)
                 except ValueError:
@@ -150,6 +150,24 @@ def test_the_link_check_catches_a_missing_page_and_a_missing_anchor(tmp_path: Pa
     assert len(problems) == 2, problems
     assert "README.md:5: docs/b.md: no such file" in problems[0]
     assert "no heading or id 'three-words'" in problems[1]
+
+
+def test_the_update_mode_rewrites_only_what_changed_and_never_a_picked_excerpt() -> None:
+    page = (
+        "# P\n\n```console\n$ mtls-lab same\nstill true (0.1 s)\n$ mtls-lab changed\nold line\n"
+        "$ mtls-lab long\nfirst\n...\n$ mtls-lab picked\nhead\n...\nVERDICT: old\n...\n```\n"
+    )
+    (block,) = blocks(page, "p.md")
+    outcomes = [
+        docs_check.Outcome("mtls-lab same", 0, "still true (0.9 s)\n"),
+        docs_check.Outcome("mtls-lab changed", 0, "new line\n"),
+        docs_check.Outcome("mtls-lab long", 0, "FIRST\nsecond\nthird\n"),
+        docs_check.Outcome("mtls-lab picked", 0, "head\nmiddle\nVERDICT: new\n"),
+    ]
+    by_hand: list[str] = []
+    new = docs_check.refreshed(page, "p.md", {block.where: (outcomes, {})}, by_hand)
+    assert new == page.replace("old line", "new line").replace("first\n", "FIRST\n")
+    assert by_hand == ["p.md:3: `mtls-lab picked`"]
 
 
 def test_slugs_follow_github() -> None:

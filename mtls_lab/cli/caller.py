@@ -158,9 +158,11 @@ def add_probe(sub: Commands) -> None:
         help="diagnose a real endpoint the way AJO would meet it",
         description="Connect to an endpoint as AJO would (each connection a TLS handshake and one harmless GET of "
         "the URL's path) and report its server chain, TLS versions, whether it requests a client certificate, the "
-        "CA names it advertises and what AJO's Java client will do with them, and the likely outcome with fixes. "
-        "It cannot see whether the endpoint trusts Adobe's real certificate (only Adobe holds the key). Exit "
-        "codes: 0 nothing to fix, 1 fixes listed, 2 usage, 5 unreachable, 7 plain HTTP, 8 not TLS, 9 timeout.",
+        "CA names it advertises and what AJO's Java client will do with them, a guess at its TLS stack, the likely "
+        "outcome with fixes, and one readiness verdict per Adobe CA hierarchy (today's and the migration's). "
+        "With --check-trust it also tests whether the endpoint trusts Adobe's real DigiCert roots, with probe "
+        "chains that fail by construction (docs/trust-check.md). Exit codes: 0 nothing to fix, 1 fixes listed, "
+        "2 usage, 5 unreachable, 7 plain HTTP, 8 not TLS, 9 timeout.",
     )
     p.add_argument("url", help="https://host[:port][/path]")
     p.add_argument("--server-ca", default="system", help="CA file for the server's chain, or 'system' (default)")
@@ -170,6 +172,13 @@ def add_probe(sub: Commands) -> None:
         choices=IDENTITY_NAMES[:-1],
         metavar="NAME",
         help="also present this lab identity, repeatable, to see how the endpoint treats it",
+    )
+    p.add_argument(
+        "--check-trust",
+        action="store_true",
+        help="also test whether the endpoint trusts DigiCert Global Root G2 (today) and DigiCert Assured ID "
+        "Root G2 (the migration): two extra connections, each presenting a probe chain under the real root whose "
+        "signature is false, so it never passes",
     )
     p.add_argument("--timeout", type=float, default=5.0, help="seconds per connection (default 5)")
     p.set_defaults(handler=_run_probe)
@@ -192,11 +201,11 @@ def _run_probe(ns: argparse.Namespace) -> int:
         from mtls_lab.report.collect import run_probe
         from mtls_lab.report.reports import probe_report
 
-        run = run_probe(ns.url, ns.server_ca, pki, tries, ns.timeout)
+        run = run_probe(ns.url, ns.server_ca, pki, tries, ns.timeout, ns.check_trust)
         report = run.report
         html = probe_report(run, argv=ns.command_line, pki=pki, server_record=ns.server_record)
     else:
-        report = probe(ns.url, ns.server_ca, pki, tries, ns.timeout)
+        report = probe(ns.url, ns.server_ca, pki, tries, ns.timeout, check_trust=ns.check_trust)
     print(json.dumps(report.to_json(), indent=2) if ns.json else render(report))
     if ns.report:
         save_report(ns, html)

@@ -134,7 +134,7 @@ STEPS = [
     ),
     Step(
         "4. Authentication next to mTLS: certificate-based authentication",
-        "Adobe rotated its certificate; the identity provider still holds only last year's leaf. Unlike mTLS, where "
+        "Adobe reissued its certificate; the identity provider still holds only the previous leaf. Unlike mTLS, where "
         "trusting the root survives a rotation, here the leaf itself is registered.",
         "tls/tls1.3/adobe-rotated/java/cert-auth/authorizes-token",
     ),

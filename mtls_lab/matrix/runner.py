@@ -119,6 +119,7 @@ def server_config(scenario: Scenario, pki: LabPaths) -> ServerConfig:
         tls_max=scenario.tls_max,
         allow_cn=scenario.allow or ServerConfig().allow_cn,
         reject_style=scenario.style,
+        alert_style=scenario.alerts,
         client_cert_header="X-SSL-Client-Cert" if scenario.proxy_without_header else None,
         pins=pins,
         trust_leaves=scenario.leaf_trust,
@@ -303,7 +304,7 @@ def render_markdown(results: list[Result]) -> str:
         fix = r.verdict.fix.replace("|", "\\|") if r.verdict.outcome.value != "accepted" else ""
         expected = f"{r.scenario.expect} ({_sent(r.scenario.sent, short=True)})"
         lines.append(f"| `{r.scenario.id}` | {expected} | {_words(r)} | {'yes' if r.match else '**NO**'} | {fix} |")
-    return "\n".join(lines) + "\n\n" + summary(results, timing=False)  # deterministic: the README embeds it
+    return "\n".join(lines) + "\n\n" + summary(results, timing=False)  # deterministic: docs/matrix.md embeds it
 
 
 def render_json(results: list[Result]) -> str:

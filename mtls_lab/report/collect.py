@@ -67,10 +67,15 @@ class ProbeRun:
 
 
 def run_probe(
-    url: str, server_ca: str | None, pki: LabPaths | None, tries: list[ClientIdentity], timeout: float
+    url: str,
+    server_ca: str | None,
+    pki: LabPaths | None,
+    tries: list[ClientIdentity],
+    timeout: float,
+    check_trust: bool = False,
 ) -> ProbeRun:
     """The probe, then once more its first connection (AJO's defaults, no certificate) to draw it."""
-    report = probe(url, server_ca, pki, tries, timeout)
+    report = probe(url, server_ca, pki, tries, timeout, check_trust=check_trust)
     started = now()
     action = parse({"name": "mtls_lab_probe", "url": url, "method": "GET", "timeout": max(1, min(timeout, 30))})
     options = CallOptions(pki=pki, behavior=ClientBehavior.JAVA, server_ca=server_ca, timeout=timeout, retries=0)
