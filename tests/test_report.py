@@ -432,7 +432,7 @@ def test_reports_render_offline_with_no_console_error_and_no_request(
         (
             "call-mtls-other-ca",
             "Rejected in TLS: alert certificate_required, after the handshake",
-            "this server advertised: CN=MTLS LAB impostor root",
+            "this endpoint advertised: CN=MTLS LAB impostor root",
             "trust and advertise Adobe's CA chain",
         ),
         ("call-tls-only", "Rejected over HTTP: 403 no_client_certificate", "never asked", "enable mTLS"),
