@@ -1,5 +1,6 @@
 # Two commands do all the set-up on a fresh machine (Python 3.11+ with venv):
-#   make demo   # creates .venv, installs the lab, generates the lab PKI if missing, runs the demo
+#   make demo   # creates .venv, installs the lab, generates the lab PKI if missing, runs the demo and
+#               # writes its HTML report to reports/demo-<time>.html (a new file each run)
 #   make test   # creates .venv, installs the lab with its test tools, runs ruff, mypy and pytest
 PYTHON ?= python3
 VENV := .venv
@@ -16,7 +17,8 @@ $(BIN)/mtls-lab: pyproject.toml
 	touch $@
 
 demo: $(BIN)/mtls-lab
-	$(BIN)/mtls-lab demo
+	mkdir -p reports
+	$(BIN)/mtls-lab demo --report reports/demo-$$(date +%Y%m%d-%H%M%S).html
 
 lint: $(BIN)/mtls-lab
 	$(BIN)/ruff check .

@@ -73,8 +73,12 @@ class _Trace:
 
     handshake_done: bool = False
     tls_version: str | None = None
+    local_port: int | None = None
 
     def __call__(self, event: str, info: dict[str, Any]) -> None:
+        if event == "connection.connect_tcp.complete":
+            address = info["return_value"].get_extra_info("client_addr")
+            self.local_port = address[1] if address else None
         if event == "connection.start_tls.complete":
             self.handshake_done = True
             ssl_object = info["return_value"].get_extra_info("ssl_object")
@@ -125,6 +129,7 @@ def call(
                 result.alert.label if result.alert else None,
                 None if result.outcome in (Outcome.ACCEPTED, Outcome.HTTP_ERROR) else result.explanation,
                 round(clock() - started, 4),
+                current.trace.local_port,
             )
         )
         events.append(StepEvent.of(result.outcome, result.status))

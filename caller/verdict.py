@@ -69,6 +69,7 @@ class Attempt:
     alert: str | None
     error: str | None
     seconds: float
+    local_port: int | None = None  # the caller's port of this attempt's last connection: finds it in a server's log
 
 
 @dataclass

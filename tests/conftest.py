@@ -13,6 +13,7 @@ from mtls_lab.server.run import RunningServer
 from mtls_lab.server.settings import ServerConfig
 
 if TYPE_CHECKING:
+    from tests.support.browser import Browser
     from tests.support.stacks import Stacks
 
 ServerFactory = Callable[..., RunningServer]
@@ -75,6 +76,18 @@ def s_server(pki: LabPaths) -> Iterator[Callable[..., int]]:
 @pytest.fixture
 def tmp_certs(tmp_path: Path) -> Path:
     return tmp_path / "certs"
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Headless Chromium for the tests that look at the HTML reports as people do (tests/support/browser.py)."""
+    from tests.support.browser import CHROMIUM, Browser
+
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (Debian's package `chromium`; .ci/run installs it)")
+    opened = Browser(CHROMIUM)
+    yield opened
+    opened.close()
 
 
 @pytest.fixture(scope="session")

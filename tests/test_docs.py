@@ -16,7 +16,8 @@ import pytest
 from mtls_lab.certs.layout import LabPaths
 from mtls_lab.cli.command import build_parser
 from mtls_lab.matrix.scenarios import SCENARIOS
-from tests.support import docs_check
+from tests.support import docs_check, report_screens
+from tests.support.browser import Browser
 from tests.support.docs_check import MATRIX_END, MATRIX_START, Block, Runs, blocks, matches, steps
 
 REPO = docs_check.REPO
@@ -52,9 +53,15 @@ def test_every_page_has_one_title() -> None:
 
 
 @pytest.fixture(scope="module")
-def block_runs(pki: LabPaths, tmp_path_factory: pytest.TempPathFactory) -> Runs:
+def runs_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the blocks run, one folder each (``docs_check.scratch_folder``): what they write stays there."""
+    return tmp_path_factory.mktemp("docs")
+
+
+@pytest.fixture(scope="module")
+def block_runs(pki: LabPaths, runs_root: Path) -> Runs:
     """Every runnable block of every page, run once, several at a time."""
-    return docs_check.run_blocks(RUNNABLE, pki.root, REPO, tmp_path_factory.mktemp("docs"))
+    return docs_check.run_blocks(RUNNABLE, pki.root, REPO, runs_root)
 
 
 @pytest.mark.parametrize("block", RUNNABLE, ids=[block.where for block in RUNNABLE])
@@ -207,3 +214,28 @@ def test_no_seed_in_the_product() -> None:
         ]
     said = [str(p.relative_to(REPO)) for p in shipped if "seed" in p.read_text(errors="replace").lower()]
     assert said == []
+
+
+SHOTS = [shot for page in PAGES for shot in report_screens.shots(REPO / page)]
+
+
+def test_report_screenshots_are_of_reports_their_blocks_wrote(
+    block_runs: Runs, runs_root: Path, browser: Browser
+) -> None:
+    """docs/report.md shows each report kind; each screenshot's report is written by the block before it."""
+    assert {shot.report for shot in SHOTS} >= {"probe-tls-only.html", "call-mtls-other-ca.html", "matrix.html"}
+    assert all(block_runs[shot.block.where][0] for shot in SHOTS)  # the blocks ran
+    kinds = set()
+    for shot in SHOTS:
+        report = shot.report_file(runs_root)
+        assert report.is_file(), f"{shot.page.name}:{shot.line}: the block before the mark does not write {shot.report}"
+        page = browser.open(report)
+        kinds.add(page.evaluate("document.body.className"))
+        headline = page.evaluate("document.querySelector('#verdict .headline').getBoundingClientRect().bottom")
+        assert page.errors == [] and 0 < headline <= page.evaluate("innerHeight"), report.name
+        page.close()
+        image = shot.image.read_bytes()
+        assert image[:8] == b"\x89PNG\r\n\x1a\n" and len(image) < report_screens.MAX_BYTES, shot.image.name
+        link = f"]({shot.image.relative_to(shot.page.parent)})"
+        assert link in shot.page.read_text(), f"{shot.page.name}: no link to {shot.image.name} after its mark"
+    assert kinds == {"report-call", "report-probe", "report-matrix"}

@@ -30,6 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         at = args.index(command)
         args[at + 1 : at + 1] = env_arguments(subparsers[command], args[at + 1 :])
     namespace = parser.parse_args(args)
+    namespace.command_line = ["mtls-lab", *args]  # as run, options from the environment included (for reports)
     handler: Handler | None = getattr(namespace, "handler", None)
     if handler is None:
         parser.print_help()

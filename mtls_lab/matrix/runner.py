@@ -23,6 +23,7 @@ from mtls_lab.server.run import RunningServer
 from mtls_lab.server.settings import ServerConfig
 
 Progress = Callable[[int, int, Scenario], None]
+Observe = Callable[["Result", RunningServer], None]  # each result with its server, while the server runs
 WRONG_AUDIENCE = "https://login.microsoftonline.com/another-tenant/oauth2/v2.0/token"
 
 
@@ -232,15 +233,24 @@ def authentication(scenario: Scenario, token_url: str) -> dict[str, Any]:
     }
 
 
-def run(scenarios: list[Scenario], pki: LabPaths, progress: Progress | None = None) -> list[Result]:
-    """Run every scenario; each distinct server configuration is started once."""
+def run(
+    scenarios: list[Scenario], pki: LabPaths, progress: Progress | None = None, observe: Observe | None = None
+) -> list[Result]:
+    """Run every scenario; each distinct server configuration is started once.
+
+    ``observe`` sees each result with the server it called, before that server stops (the HTML report
+    reads the server's record of the attempt there).
+    """
     pool = ServerPool(pki)
     results: list[Result] = []
     try:
         for index, scenario in enumerate(scenarios):
             if progress:
                 progress(index, len(scenarios), scenario)
-            results.append(run_one(scenario, pki, pool.target(scenario), pool.token(scenario)))
+            target = pool.target(scenario)
+            results.append(run_one(scenario, pki, target, pool.token(scenario)))
+            if observe:
+                observe(results[-1], target)
     finally:
         pool.stop()
     return results

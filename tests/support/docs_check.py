@@ -19,6 +19,8 @@ Update mode, ``python -m tests.support.docs_check [PAGE ...]``: every console bl
 longer matches is replaced by what its commands print now, and the matrix page's table by the real
 matrix (all pages by default). An excerpt with ``...`` between picked lines is never rewritten: the
 update names it, to be fixed by hand.
+longer matches is replaced by what its commands print now, the matrix page's table by the real matrix,
+and the screenshots of the HTML reports the blocks wrote are retaken (all pages by default).
 """
 
 from __future__ import annotations
@@ -214,6 +216,11 @@ def _wait_for(port: str) -> str:
 Runs = dict[str, tuple[list[Outcome], dict[str, str]]]  # block.where -> (outcomes, the ports it used)
 
 
+def scratch_folder(root: Path, block: Block) -> Path:
+    """Where ``run_blocks`` runs a block: what its commands write stays there (docs/report.md's reports)."""
+    return root / re.sub(r"[^\w.-]", "_", block.where)
+
+
 def run_blocks(chosen: Iterable[Block], pki: Path, repo: Path, root: Path, workers: int = 4) -> Runs:
     """Run every block once, several at a time (they mostly wait on their own processes).
 
@@ -223,8 +230,7 @@ def run_blocks(chosen: Iterable[Block], pki: Path, repo: Path, root: Path, worke
     def run(block: Block) -> tuple[str, tuple[list[Outcome], dict[str, str]]]:
         if missing_tools(block):
             return block.where, ([], {})
-        folder = root / re.sub(r"[^\w.-]", "_", block.where)
-        scratch = Scratch(folder, pki, repo)
+        scratch = Scratch(scratch_folder(root, block), pki, repo)
         return block.where, (scratch.run_block([s.command for s in steps(block)]), scratch.ports)
 
     longest_first = sorted(chosen, key=lambda block: -len(steps(block)))  # the pool drains evenly
@@ -405,7 +411,13 @@ def with_matrix(text: str, matrix: Callable[[], str]) -> str:
 
 
 def update(chosen: list[Path], pki: Path, repo: Path, scratch_root: Path) -> list[str]:
-    """Refresh the chosen pages in place; returns one line per page saying what changed."""
+    """Refresh the chosen pages in place; returns one line per page saying what changed.
+
+    A page's ``report-screenshot`` marks are retaken from the reports its blocks wrote in this run
+    (``tests/support/report_screens.py``).
+    """
+    from tests.support import report_screens
+
     texts = {page: (repo / page).read_text() for page in chosen}
     console = [b for page in chosen for b in blocks(texts[page], str(page)) if b.runnable and b.kind == "console"]
     runs = run_blocks(console, pki, repo, scratch_root)
@@ -421,6 +433,7 @@ def update(chosen: list[Path], pki: Path, repo: Path, scratch_root: Path) -> lis
             f"{page}: {state}" + (f" (not run, a binary is missing: {', '.join(skipped)})" if skipped else "")
         )
         reports += [f"  kept as written, no longer matches, fix by hand: {where}" for where in by_hand]
+        reports += report_screens.retake(repo / page, scratch_root)  # the screenshots of the reports just written
     return reports
 
 
