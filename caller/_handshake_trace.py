@@ -151,7 +151,9 @@ def _certificate(body: bytes, tls13: bool) -> dict[str, Any]:
                 "subject": facts.subject,
                 "issuer": facts.issuer,
                 "dns_names": list(facts.dns_names),
+                "not_before": facts.not_before,
                 "not_after": facts.not_after,
+                "extended_key_usage": list(facts.extended_key_usage),
                 "sha256": facts.sha256,
             }
         )

@@ -73,8 +73,12 @@ class _Trace:
 
     handshake_done: bool = False
     tls_version: str | None = None
+    local_port: int | None = None
 
     def __call__(self, event: str, info: dict[str, Any]) -> None:
+        if event == "connection.connect_tcp.complete":
+            address = info["return_value"].get_extra_info("client_addr")
+            self.local_port = address[1] if address else None
         if event == "connection.start_tls.complete":
             self.handshake_done = True
             ssl_object = info["return_value"].get_extra_info("ssl_object")
@@ -125,6 +129,7 @@ def call(
                 result.alert.label if result.alert else None,
                 None if result.outcome in (Outcome.ACCEPTED, Outcome.HTTP_ERROR) else result.explanation,
                 round(clock() - started, 4),
+                current.trace.local_port,
             )
         )
         events.append(StepEvent.of(result.outcome, result.status))
@@ -190,9 +195,9 @@ def _attempt(
         try:
             response = _send(client, request, headers, params, trace)
         except httpx.TransportError as exc:
-            result = classify_transport(exc, _facts(options.identity, options, trace, notes))
+            result = classify_transport(exc, _facts(options.identity, options, trace, notes, handshake, request.url))
             return _Attempt(result, trace, notes, handshake, token_call, "action")
-        result = classify_response(response, _facts(options.identity, options, trace, notes))
+        result = classify_response(response, _facts(options.identity, options, trace, notes, handshake, request.url))
         failed = None if result.outcome is Outcome.ACCEPTED else "action"
         return _Attempt(result, trace, notes, handshake, token_call, failed)
 
@@ -260,7 +265,7 @@ def _fetch_token(custom: CustomAuthorization, options: CallOptions, timeout: flo
                 wanted.method, wanted.url, headers=wanted.headers, content=wanted.content, extensions={"trace": trace}
             )
         except httpx.TransportError as exc:
-            result = classify_transport(exc, _facts(identity, options, trace, notes))
+            result = classify_transport(exc, _facts(identity, options, trace, notes, url=custom.endpoint))
             raise TokenFailure(record, _token_transport(custom, result, notes, identity is not None)) from exc
     record.status = response.status_code
     if response.status_code // 100 != 2:
@@ -309,7 +314,14 @@ def _no_token(custom: CustomAuthorization, why: str, status: int) -> Classificat
     )
 
 
-def _facts(identity: ClientIdentity | None, options: CallOptions, trace: _Trace, notes: HandshakeNotes) -> CallFacts:
+def _facts(
+    identity: ClientIdentity | None,
+    options: CallOptions,
+    trace: _Trace,
+    notes: HandshakeNotes,
+    handshake: HandshakeTrace | None = None,
+    url: str = "",
+) -> CallFacts:
     leaf = identity.leaf_facts() if identity else None
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return CallFacts(
@@ -320,13 +332,18 @@ def _facts(identity: ClientIdentity | None, options: CallOptions, trace: _Trace,
         chain_leaf_only=bool(identity and len(identity.certificates()) == 1 and leaf and leaf.issuer != leaf.subject),
         behavior=options.behavior.value,
         cert_requested=notes.requested,
-        cert_sent=notes.sent,
+        cert_sent=_cert_sent(handshake, notes) if handshake else notes.sent,  # the value the verdict reports
         advertised=notes.advertised_names(),
         leaf_expired=bool(leaf and leaf.not_after < now),
         leaf_not_yet_valid=bool(leaf and leaf.not_before > now),
         leaf_lacks_client_auth=bool(leaf and leaf.extended_key_usage and "clientAuth" not in leaf.extended_key_usage),
         leaf_issuer=leaf.issuer if leaf else "",
         leaf_self_signed=bool(leaf and leaf.issuer == leaf.subject),
+        leaf_not_before=leaf.not_before if leaf else "",
+        leaf_not_after=leaf.not_after if leaf else "",
+        leaf_usages=leaf.extended_key_usage if leaf else (),
+        cert_file=str(identity.cert_file) if identity else "",
+        url=url,
     )
 
 
@@ -366,6 +383,10 @@ def _verdict(
         handshake=[m.to_json() for m in handshake.messages],
         request_line=f"{request.method} {httpx.URL(request.url).raw_path.decode()}",
         certificate_choice=notes.reason,
+        causes=list(result.causes),
+        stack_evidence=result.stack_evidence,
+        tell_apart=result.tell_apart,
+        likely_cause=result.likely_cause,
         token_call=token_call,
         failed_call=current.failed_call,
         step_event=event,

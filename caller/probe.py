@@ -6,12 +6,18 @@ URL's path, and reads the handshake from the caller's side (``caller/_handshake_
 1. AJO's default (TLS 1.3, falling back to 1.2), no client certificate, server chain validated against
    the system trust store or ``--server-ca``;
 2. TLS 1.2 and TLS 1.3 each pinned, to see which versions the endpoint accepts;
-3. optionally, lab identities (``--try-identity``) or your own (``--cert/--key``), sent whatever the
+3. when the endpoint asks for a certificate, the stack probe (``caller/probe_certs.py``): one expired,
+   self-signed certificate whose answer, with the answers to no certificate at all, tells the server's
+   TLS stack (a guess, labelled so, from the measured table of ``caller/stacks.py``);
+4. with ``--check-trust``, one trust probe per Adobe hierarchy (today's and the CA migration's): a chain
+   under the real DigiCert root that fails by construction, and fails differently when the endpoint
+   trusts the root (``caller/trust_check.py``);
+5. optionally, lab identities (``--try-identity``) or your own (``--cert/--key``), sent whatever the
    endpoint advertises, to see whether it rejects untrusted certificates with an alert or over HTTP.
 
-What it cannot see: whether the endpoint trusts Adobe's real certificate (only Adobe holds its key),
-what the app behind a TLS-terminating proxy receives, and the endpoint's logs. It infers the first
-from the CA names the endpoint advertises, and says so.
+It ends with one readiness verdict per hierarchy: does the endpoint ask, will AJO's Java client send
+its certificate (the CA names), does the TLS layer trust the chain. What it cannot see: whether the
+app authorizes Adobe's name, what the app behind a TLS-terminating proxy receives, and the logs.
 """
 
 from __future__ import annotations
@@ -23,7 +29,10 @@ from urllib.parse import urlsplit
 
 from mtls_lab.caller.action import parse
 from mtls_lab.caller.call import CallOptions, call
+from mtls_lab.caller.probe_certs import Hierarchy, forge, probe_identity, stack_probe
+from mtls_lab.caller.stacks import Failure, Stack, describe, guess
 from mtls_lab.caller.tls import UNVERIFIED, ClientBehavior, ClientIdentity
+from mtls_lab.caller.trust_check import Readiness, State, Trust, TrustAnswer, not_asked, read, readiness
 from mtls_lab.caller.verdict import Outcome, Verdict
 from mtls_lab.certs.layout import CA, LabPaths
 from mtls_lab.errors import ExitCode, LabError
@@ -54,6 +63,9 @@ class IdentityTry:
     outcome: str
     answer: str  # "alert unknown_ca", "HTTP 403", "accepted"
     rejected_at: str  # "TLS", "HTTP" or "-"
+    cause: str = ""  # the verdict's most likely cause, facts first
+    issuer: str = ""  # the leaf's issuer: identities of one chain tell trust apart from the certificate itself
+    note: str = ""
 
 
 @dataclass
@@ -74,15 +86,27 @@ class ProbeReport:
     java_sends_certificate: bool = False
     configuration: str = ""  # tls-only, mixed, mtls-only
     identities: list[IdentityTry] = field(default_factory=list)
+    stack_observed: dict[str, str] = field(default_factory=dict)  # "no certificate, TLS 1.2" -> "alert ..."
+    stack_guess: list[str] = field(default_factory=list)  # Stack values consistent with every answer
+    trust: list[TrustAnswer] = field(default_factory=list)
+    readiness: list[Readiness] = field(default_factory=list)
     likely_outcome: str = ""
     fixes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["trust"] = [t.to_json() for t in self.trust]
+        data["readiness"] = [r.to_json() for r in self.readiness]
+        return data
 
 
 def probe(
-    url: str, server_ca: str | None, pki: LabPaths | None, tries: list[ClientIdentity], timeout: float = 5.0
+    url: str,
+    server_ca: str | None,
+    pki: LabPaths | None,
+    tries: list[ClientIdentity],
+    timeout: float = 5.0,
+    check_trust: bool = False,
 ) -> ProbeReport:
     """Probe ``url``; raise ProbeError if it cannot be reached as a TLS endpoint at all."""
     parts = urlsplit(url)
@@ -99,12 +123,24 @@ def probe(
     _check_reachable(first, url, timeout)
     _read_handshake(report, first)
     report.ajo_default_version = first.tls_version
+    observed: dict[tuple[Failure, str], str] = {}
     for version in ("1.2", "1.3"):
         pinned = _connect(url, server_ca, pki, None, version, timeout)
         setattr(report, f"tls{version.replace('.', '')}", _handshake_reached(pinned))
+        if report.requests_client_cert and _rejects_missing(answer_of(pinned)):
+            observed[(Failure.NOT_SENT, version)] = answer_of(pinned)
     _java_decision(report, pki)
+    if report.requests_client_cert:
+        with probe_identity(stack_probe()) as fingerprint:
+            stacked = _connect(url, server_ca, pki, fingerprint, None, timeout, ClientBehavior.OPENSSL)
+        observed[(Failure.STACK_PROBE, _version(stacked, report))] = answer_of(stacked)
+    _guess_stack(report, observed)
+    if check_trust:
+        _check_trust(report, url, server_ca, pki, timeout)
+    _readiness(report, check_trust)
     for identity in tries:
         report.identities.append(_try(url, server_ca, pki, identity, timeout))
+    _same_chain(report.identities)
     _verdict(report)
     return report
 
@@ -123,6 +159,65 @@ def _connect(
         pki=pki, identity=identity, behavior=behavior, tls=tls, server_ca=server_ca, timeout=timeout, retries=0
     )
     return call(action, {}, options)
+
+
+def answer_of(verdict: Verdict) -> str:
+    """What the endpoint answered, in the measured table's words: "alert unknown_ca", "400 nginx_...", ..."""
+    if verdict.outcome is Outcome.ACCEPTED:
+        return "accepted"
+    if verdict.alert:
+        return f"alert {verdict.alert}"
+    if verdict.status is not None:
+        return f"{verdict.status} {verdict.server_reason}" if verdict.server_reason else f"HTTP {verdict.status}"
+    return str(verdict.outcome.value)
+
+
+def _rejects_missing(answer: str) -> bool:
+    """The endpoint refused a call without a certificate itself (not an app's 403 after an optional request)."""
+    return answer.startswith("alert ") or answer == "400 nginx_no_certificate"
+
+
+def _version(verdict: Verdict, report: ProbeReport) -> str:
+    version = verdict.tls_version or report.ajo_default_version or "TLSv1.3"
+    return version.removeprefix("TLSv")
+
+
+_OBSERVATIONS = {Failure.NOT_SENT: "no certificate", Failure.STACK_PROBE: "stack probe (expired, self-signed)"}
+
+
+def _guess_stack(report: ProbeReport, observed: dict[tuple[Failure, str], str]) -> None:
+    report.stack_observed = {f"{_OBSERVATIONS[f]}, TLS {tls}": seen for (f, tls), seen in observed.items()}
+    if observed:
+        report.stack_guess = [s.value for s in guess(observed)]
+
+
+def _check_trust(report: ProbeReport, url: str, server_ca: str | None, pki: LabPaths | None, timeout: float) -> None:
+    if not report.requests_client_cert:
+        report.trust = [not_asked(h) for h in Hierarchy]
+        return
+    answers: dict[Hierarchy, str] = {}
+    for hierarchy in Hierarchy:
+        with probe_identity(forge(hierarchy)) as chain:
+            answers[hierarchy] = answer_of(_connect(url, server_ca, pki, chain, None, timeout, ClientBehavior.OPENSSL))
+    stacks = [Stack(s) for s in report.stack_guess]
+    for hierarchy, answer in answers.items():
+        others = [a for h, a in answers.items() if h is not hierarchy]
+        report.trust.append(read(hierarchy, answer, stacks, others))
+
+
+def _readiness(report: ProbeReport, checked: bool) -> None:
+    named = {Hierarchy.TODAY: report.names_adobe_today, Hierarchy.MIGRATION: report.names_adobe_next}
+    trust = {Hierarchy(t.hierarchy): t for t in report.trust}
+    for hierarchy in Hierarchy:
+        report.readiness.append(
+            readiness(
+                hierarchy,
+                report.requests_client_cert,
+                named[hierarchy],
+                bool(report.advertised_ca_names),
+                trust.get(hierarchy) if checked else None,
+            )
+        )
 
 
 def _handshake_reached(verdict: Verdict) -> bool:
@@ -210,14 +305,29 @@ def _try(
 ) -> IdentityTry:
     # sent whatever the endpoint advertises: the point is to see how it treats this certificate
     verdict = _connect(url, server_ca, pki, identity, None, timeout, ClientBehavior.OPENSSL)
+    issuer = identity.leaf_facts().issuer
+    cause = verdict.causes[0] if verdict.causes else ""
     if verdict.outcome is Outcome.ACCEPTED:
-        return IdentityTry(identity.label, verdict.outcome.value, f"accepted (HTTP {verdict.status})", "-")
+        return IdentityTry(identity.label, verdict.outcome.value, f"accepted (HTTP {verdict.status})", "-", "", issuer)
     if verdict.alert:
-        return IdentityTry(identity.label, verdict.outcome.value, f"alert {verdict.alert}", "TLS")
+        return IdentityTry(identity.label, verdict.outcome.value, f"alert {verdict.alert}", "TLS", cause, issuer)
     if verdict.status is not None:
         reason = f" {verdict.server_reason}" if verdict.server_reason else ""
-        return IdentityTry(identity.label, verdict.outcome.value, f"HTTP {verdict.status}{reason}", "HTTP")
-    return IdentityTry(identity.label, verdict.outcome.value, verdict.explanation, "TLS")
+        answer = f"HTTP {verdict.status}{reason}"
+        return IdentityTry(identity.label, verdict.outcome.value, answer, "HTTP", cause, issuer)
+    return IdentityTry(identity.label, verdict.outcome.value, verdict.explanation, "TLS", cause, issuer)
+
+
+def _same_chain(tries: list[IdentityTry]) -> None:
+    """A rejected certificate whose issuer the endpoint accepted for another: trust is not the cause."""
+    accepted = {t.issuer: t.identity for t in tries if t.rejected_at == "-"}
+    for attempt in tries:
+        other = accepted.get(attempt.issuer)
+        if attempt.rejected_at != "-" and other is not None:
+            attempt.note = (
+                f"the endpoint accepted {other}, from the same issuer, so it trusts that CA: it refused this "
+                "certificate itself"
+            )
 
 
 def _verdict(report: ProbeReport) -> None:
@@ -252,6 +362,16 @@ def _verdict(report: ProbeReport) -> None:
                 "Before Adobe's CA migration (mid-2026 to spring 2027): add "
                 f"{' and '.join(ADOBE_NEXT_ISSUERS)} to the trust store, or AJO will omit its new certificate."
             )
+    for answer in report.trust:
+        if answer.trust is Trust.NO:
+            fixes.append(
+                f"Server side: the endpoint does not trust {answer.root} (trust probe: {answer.answer}): add it and "
+                "its intermediate to the trust store"
+                + (" before Adobe's CA migration" if answer.hierarchy == Hierarchy.MIGRATION.value else "")
+                + "."
+            )
+        elif answer.trust is Trust.ACCEPTS_ANY:
+            fixes.append(f"Server side: {answer.reading}; verify client certificates at the TLS layer.")
     if not report.server_chain_valid:
         fixes.insert(
             0,
@@ -265,10 +385,15 @@ def _verdict(report: ProbeReport) -> None:
 def _likely(report: ProbeReport, required: bool) -> str:
     if report.java_sends_certificate:
         basis = "names none" if not report.advertised_ca_names else "names Adobe's issuer"
+        today = next((t for t in report.trust if t.hierarchy == Hierarchy.TODAY.value), None)
+        trust = (
+            f"the trust check says: {today.trust.value} ({today.reading})"
+            if today
+            else "`--check-trust` tests that from outside"
+        )
         return (
             f"AJO's call carries its certificate (the endpoint {basis}). It is accepted if the endpoint trusts "
-            f"{ADOBE_ISSUERS[0]} and allows CN ajo-journeys.aep-mtls.adobe.com; the probe cannot check that "
-            "without Adobe's key."
+            f"{ADOBE_ISSUERS[0]} ({trust}) and allows CN ajo-journeys.aep-mtls.adobe.com."
         )
     if required:
         return (
@@ -312,12 +437,45 @@ def render(report: ProbeReport) -> str:
             f"  a Java client such as AJO will {'SEND' if report.java_sends_certificate else 'OMIT'} "
             "its certificate (model)"
         )
+    out += _render_stack(report) + _render_trust(report)
     for attempt in report.identities:
         out.append(
             f"identity {attempt.identity}: {attempt.answer} (rejected at {attempt.rejected_at} level)"
             if attempt.rejected_at != "-"
             else f"identity {attempt.identity}: {attempt.answer}"
         )
+        out += [f"  {line}" for line in (attempt.cause, attempt.note) if line]
     out += ["", f"VERDICT: {report.configuration}. {report.likely_outcome}"]
     out += [f"  fix: {fix}" for fix in report.fixes] or ["  nothing to fix that the probe can see"]
+    out += _render_readiness(report)
     return "\n".join(out)
+
+
+def _render_stack(report: ProbeReport) -> list[str]:
+    if not report.stack_observed:
+        return []
+    stacks = [Stack(s) for s in report.stack_guess]
+    named = "; ".join(s.label for s in stacks) if stacks else describe([])
+    seen = "; ".join(f"{what}: {answer}" for what, answer in report.stack_observed.items())
+    return [f"server TLS stack (a guess from how it answers): {named}", f"  {seen}"]
+
+
+def _render_trust(report: ProbeReport) -> list[str]:
+    if not report.trust:
+        return []
+    out = ["trust check (probe chains under the real DigiCert roots, false by construction):"]
+    for answer in report.trust:
+        out.append(f"  trusts {answer.root}: {answer.trust.value} ({answer.answer}: {answer.reading})")
+        if answer.look_in_log:
+            out.append(f"    look in its log: {answer.look_in_log}")
+    return out
+
+
+def _render_readiness(report: ProbeReport) -> list[str]:
+    out = ["", "READINESS per Adobe CA hierarchy:"]
+    for ready in report.readiness:
+        out.append(f"  {Hierarchy(ready.hierarchy).label} ({ready.chain}): {ready.state.value}: {ready.why}")
+        out += [f"    to do: {step}" for step in ready.steps]
+    if any(r.state is not State.NOT_READY for r in report.readiness):
+        out.append(f"  still unknown: {report.readiness[0].still_unknown}")
+    return out

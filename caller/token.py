@@ -38,8 +38,8 @@ EXPIRY_BUFFER = 60.0  # Adobe recommends at least one minute between the token's
 TOKEN_FIXES = {
     "certificate_not_registered": "Identity provider side: register Adobe's current leaf certificate (the public-"
     "certificate API's entry whose certCommonName is ajo-journeys.aep-mtls.adobe.com: the leaf, not its CAs). "
-    "Adobe rotates it every year without notice: register the new leaf during the overlap, while the old one "
-    "is still valid.",
+    "Adobe reissues it 60 days before it expires, without notice: register the new leaf during the overlap, "
+    "while the old one is still valid.",
     "audience_mismatch": "Caller side: set aud to the token endpoint URL the identity provider expects (Entra ID: "
     "https://login.microsoftonline.com/{tenantId}/oauth2/v2.0/token, the same as endpoint).",
     "signature_invalid": "The assertion's signature does not match the registered certificate's key: register the "

@@ -2,7 +2,9 @@
 
 Classification happens in one place, ``classify``, driven by tables:
 - ``TRANSPORT_TABLE`` maps what httpx raised (with the SSL error inside it) to an outcome and phase;
-- ``ALERT_CAUSES`` maps each TLS alert of docs/ground-truth.md to its cause and fix;
+- a TLS alert is read facts first (``caller/causes.py``: what was sent, the certificate's dates and usages,
+  the advertised names), then as evidence of the server's stack (``caller/stacks.py``, measured);
+  ``ALERT_CAUSES`` covers what the certificate facts cannot explain;
 - ``explain_http`` reads HTTP answers: nginx's 400 pages, gateway 401/403s, and the lab's reason codes.
 
 ``jo_status_code`` follows AJO's reporting: ``http_<code>`` for HTTP answers, ``timedout`` for
@@ -15,17 +17,17 @@ import enum
 import json
 import ssl
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import httpx
 
 from mtls_lab.alerts import Alert, received_alert
+from mtls_lab.caller.causes import ADOBE_CHAIN, NEXT_CHAIN, CallFacts, Diagnosis, diagnose
 from mtls_lab.caller.step_event import StepEvent
 from mtls_lab.errors import ExitCode, cause_of
 
-ADOBE_CHAIN = "DigiCert Global Root G2 and the intermediate DigiCert Global G2 TLS RSA SHA256 2020 CA1"
-NEXT_CHAIN = "DigiCert Assured ID Root G2 and DigiCert Assured ID Client CA G2"
+__all__ = ["ADOBE_CHAIN", "NEXT_CHAIN", "CallFacts"]  # CallFacts lives with the causes it feeds
 JAVA_MODEL = "model: AJO's sender is a Java service; the lab reproduces how a JDK client picks its certificate"
 
 
@@ -67,6 +69,7 @@ class Attempt:
     alert: str | None
     error: str | None
     seconds: float
+    local_port: int | None = None  # the caller's port of this attempt's last connection: finds it in a server's log
 
 
 @dataclass
@@ -95,6 +98,10 @@ class Verdict:
     request_line: str = ""
     rejection_style: str | None = None
     certificate_choice: str = ""
+    causes: list[str] = field(default_factory=list)  # facts first: every cause still open, most likely first
+    stack_evidence: str = ""  # the server's answer read as evidence of its TLS stack
+    tell_apart: str = ""  # a command or log line that separates the open causes
+    likely_cause: str | None = None  # machine-readable first cause: "not_sent", "expired", "expired_clock", ...
     # the custom authorization's token call (caller/token.py), and which call failed: "token" or "action"
     token_call: dict[str, Any] | None = None
     failed_call: str | None = None
@@ -111,26 +118,6 @@ class Verdict:
 
 
 @dataclass(frozen=True)
-class CallFacts:
-    """What the caller knows beyond the exception or response: used to explain a failure."""
-
-    tls: str | None
-    handshake_done: bool
-    tls_version: str | None
-    identity: str | None
-    chain_leaf_only: bool
-    behavior: str
-    cert_requested: bool
-    cert_sent: bool
-    advertised: list[str]
-    leaf_expired: bool = False
-    leaf_not_yet_valid: bool = False
-    leaf_lacks_client_auth: bool = False
-    leaf_issuer: str = ""
-    leaf_self_signed: bool = False
-
-
-@dataclass(frozen=True)
 class Classification:
     outcome: Outcome
     phase: Phase
@@ -139,6 +126,27 @@ class Classification:
     fix: str
     status: int | None = None
     server_reason: str | None = None
+    causes: tuple[str, ...] = ()  # every cause the facts leave open, most likely first
+    stack_evidence: str = ""  # what the answer says about the server's TLS stack
+    tell_apart: str = ""  # how to tell the causes apart, when several are open
+    likely_cause: str | None = None  # the first cause's Failure name ("not_sent", "expired", ...)
+
+    @classmethod
+    def diagnosed(
+        cls, outcome: Outcome, phase: Phase, alert: Alert | None, found: Diagnosis, **http: Any
+    ) -> Classification:
+        return cls(
+            outcome,
+            phase,
+            alert,
+            found.explanation,
+            found.fix,
+            causes=tuple(c.why for c in found.causes),
+            stack_evidence=found.evidence,
+            tell_apart=found.tell_apart,
+            likely_cause=found.causes[0].failure.name.lower() + ("_clock" if found.causes[0].clock else ""),
+            **http,
+        )
 
 
 # --- transport errors ---------------------------------------------------------------------------
@@ -188,6 +196,9 @@ def classify_transport(exc: httpx.TransportError, facts: CallFacts) -> Classific
     alert = received_alert(exc)
     if alert is not None:
         phase = Phase.AFTER_HANDSHAKE if facts.handshake_done else Phase.HANDSHAKE
+        found = diagnose_alert(alert, facts)
+        if found is not None:
+            return Classification.diagnosed(Outcome.TLS_ALERT, phase, alert, found)
         explanation, fix = explain_alert(alert, facts)
         return Classification(Outcome.TLS_ALERT, phase, alert, explanation, fix)
     outcome, phase = _table_lookup(exc, facts.handshake_done)
@@ -257,8 +268,33 @@ def _short(exc: BaseException) -> str:
 # --- TLS alerts ---------------------------------------------------------------------------------
 
 
+# Alerts that are about the client certificate: read facts first (caller/causes.py).
+CERTIFICATE_ALERTS = frozenset(
+    {
+        Alert.HANDSHAKE_FAILURE,
+        Alert.CERTIFICATE_REQUIRED,
+        Alert.BAD_CERTIFICATE,
+        Alert.UNSUPPORTED_CERTIFICATE,
+        Alert.CERTIFICATE_EXPIRED,
+        Alert.CERTIFICATE_UNKNOWN,
+        Alert.UNKNOWN_CA,
+        Alert.DECRYPT_ERROR,
+    }
+)
+
+
+def diagnose_alert(alert: Alert, facts: CallFacts) -> Diagnosis | None:
+    """The causes of a certificate alert, from the facts, with the alert as evidence of the stack."""
+    if alert not in CERTIFICATE_ALERTS:
+        return None
+    return diagnose(f"alert {alert.label}", facts)
+
+
 def explain_alert(alert: Alert, facts: CallFacts) -> tuple[str, str]:
-    """The cause and the fix of a TLS alert the endpoint sent, refined with what the caller knows."""
+    """The cause and fix of an alert: the facts-first diagnosis, or else what the alert says on its own."""
+    found = diagnose_alert(alert, facts)
+    if found is not None:
+        return found.explanation, found.fix
     cause = ALERT_CAUSES.get(alert)
     if cause is None:
         return (
@@ -268,98 +304,25 @@ def explain_alert(alert: Alert, facts: CallFacts) -> tuple[str, str]:
     return cause(facts)
 
 
-def _unknown_ca(f: CallFacts) -> tuple[str, str]:
-    if f.chain_leaf_only:
-        return (
-            "The endpoint could not build a chain to a CA it trusts: the caller sent its leaf without the "
-            "intermediate, and the endpoint does not have the intermediate (alert unknown_ca).",
-            "Server side: trust the intermediate as well as the root (Adobe advises adding both), so "
-            "the chain builds whether or not the client sends it.",
-        )
-    if f.leaf_self_signed:
-        return (
-            "The endpoint refused a self-signed certificate (alert unknown_ca): it chains to no trusted CA. "
-            "That is correct: AJO's real certificate is issued by DigiCert.",
-            "Nothing to fix on the endpoint: AJO presents Adobe's DigiCert-issued certificate, not this one.",
-        )
-    if "Assured ID" in f.leaf_issuer:
-        return (
-            "The endpoint does not trust the CA that issued this certificate (alert unknown_ca): it is "
-            "Adobe's next-generation chain (the 2026-2027 CA migration), and the trust store lacks it.",
-            f"Server side: add {NEXT_CHAIN} to the trust store next to the current chain, before Adobe switches.",
-        )
-    if "impostor" in f.leaf_issuer.lower():
-        return (
-            "The endpoint refused a certificate from a CA it does not trust (alert unknown_ca). That is "
-            "correct: only certificates chaining to Adobe's CA should pass.",
-            "Nothing to fix on the endpoint: AJO's real certificate chains to DigiCert.",
-        )
+def _rejected(f: CallFacts) -> tuple[str, str]:
     return (
-        "The endpoint does not trust the CA that issued the client certificate (alert unknown_ca): its "
-        f"trust store lacks Adobe's chain ({f.leaf_issuer or 'the issuer'}).",
-        f"Server side: trust Adobe's CA chain, {ADOBE_CHAIN}; do not pin the leaf.",
+        "The endpoint rejected the client certificate, and nothing the caller knows about it explains why.",
+        "Server side: the endpoint's TLS error log names the check that failed.",
     )
 
 
-def _cert_missing(f: CallFacts) -> tuple[str, str]:
-    version = f.tls_version or (f"TLSv{f.tls}" if f.tls else "this TLS version")
-    where = (
-        f"The endpoint requires a client certificate and none was sent ({version}: "
-        f"{'certificate_required after the handshake' if '1.3' in version else 'handshake_failure'})."
-    )
-    if f.identity is None:
-        return (
-            where + " The caller had no identity to send.",
-            "Caller side: present a certificate; AJO presents Adobe's when the endpoint asks for one.",
-        )
-    if f.behavior == "java" and f.cert_requested and "Assured ID" in f.leaf_issuer:
-        names = "; ".join(f.advertised) or "no names"
-        return (
-            where + " This is Adobe's next-generation certificate (the 2026-2027 CA migration): the server "
-            f"advertised only {names}, so a Java client such as AJO omitted it.",
-            f"Server side: add {NEXT_CHAIN} to the trust store (and so to the advertised names) before Adobe switches.",
-        )
-    if f.behavior == "java" and f.cert_requested:
-        names = "; ".join(f.advertised) or "no names"
-        return (
-            where + " A Java client such as AJO sends its certificate only if the server names no CAs or "
-            f"names an issuer of its chain; this server advertised: {names}. So AJO omitted it.",
-            f"Server side: trust and advertise Adobe's CA chain ({ADOBE_CHAIN}), or advertise no CA names.",
-        )
-    return (where, "Server side: check which CA names the endpoint advertises and that it trusts Adobe's chain.")
-
-
-def _expired(f: CallFacts) -> tuple[str, str]:
-    if f.leaf_expired:
-        return (
-            "The client certificate has expired (alert certificate_expired). AJO rotates its certificate "
-            "before expiry, so a real call would carry a current one.",
-            "Caller side: present a current certificate. If AJO's call gets this, check the endpoint's clock.",
-        )
+def _handshake_failure(f: CallFacts) -> tuple[str, str]:
     return (
-        "The endpoint says the client certificate expired (alert certificate_expired), yet it is valid now: "
-        "the endpoint's clock is probably wrong.",
-        "Server side: fix the endpoint's clock (NTP).",
-    )
-
-
-def _bad_certificate(f: CallFacts) -> tuple[str, str]:
-    if f.leaf_not_yet_valid:
-        return (
-            "The client certificate is not valid yet (alert bad_certificate): its validity starts in the future.",
-            "Caller side: present a current certificate; otherwise check both clocks.",
-        )
-    return (
-        "The endpoint rejected the client certificate as bad (alert bad_certificate): a clock that is "
-        "behind, or a certificate it cannot parse or whose signature fails.",
-        "Server side: check the endpoint's clock and TLS error log.",
+        "The endpoint aborted the handshake (alert handshake_failure) although the client certificate was sent: "
+        "no cipher suite or signature algorithm in common, or a policy of the endpoint.",
+        "Server side: the endpoint's TLS error log names the reason; enable TLS 1.2 and 1.3 with common ciphers.",
     )
 
 
 def _unsupported(f: CallFacts) -> tuple[str, str]:
     return (
-        "The endpoint rejected the certificate's purpose (alert unsupported_certificate): its extended key "
-        "usage lacks clientAuth." + (" This one is serverAuth only." if f.leaf_lacks_client_auth else ""),
+        "The endpoint rejected the certificate's purpose (alert unsupported_certificate): it wants an extended "
+        "key usage or key usage the certificate does not have.",
         "Caller side: use a certificate with clientAuth. Adobe's carries it (the migration's is clientAuth only).",
     )
 
@@ -379,15 +342,17 @@ def _access_denied(f: CallFacts) -> tuple[str, str]:
     )
 
 
+# What an alert says when the certificate facts explain nothing (tls-ground-truth.md's alerts included).
 ALERT_CAUSES: dict[Alert, Callable[[CallFacts], tuple[str, str]]] = {
-    Alert.UNKNOWN_CA: _unknown_ca,
-    Alert.HANDSHAKE_FAILURE: _cert_missing,
-    Alert.CERTIFICATE_REQUIRED: _cert_missing,
-    Alert.CERTIFICATE_EXPIRED: _expired,
-    Alert.BAD_CERTIFICATE: _bad_certificate,
+    Alert.UNKNOWN_CA: _rejected,
+    Alert.HANDSHAKE_FAILURE: _handshake_failure,
+    Alert.CERTIFICATE_REQUIRED: _rejected,
+    Alert.CERTIFICATE_EXPIRED: _rejected,
+    Alert.BAD_CERTIFICATE: _rejected,
     Alert.UNSUPPORTED_CERTIFICATE: _unsupported,
     Alert.PROTOCOL_VERSION: _protocol_version,
-    Alert.CERTIFICATE_UNKNOWN: _unknown_ca,
+    Alert.CERTIFICATE_UNKNOWN: _rejected,
+    Alert.DECRYPT_ERROR: _rejected,
     Alert.ACCESS_DENIED: _access_denied,
 }
 
@@ -428,7 +393,52 @@ def classify_response(response: httpx.Response, facts: CallFacts) -> Classificat
             status=status,
         )
     explanation, fix, reason = explain_http(status, response.text, facts)
-    return Classification(Outcome.HTTP_ERROR, Phase.HTTP, None, explanation, fix, status=status, server_reason=reason)
+    page = PAGE_EVIDENCE.get(reason or "")
+    if page is not None and facts.cert_sent:
+        found = diagnose("", facts, same_for_all=page[0])
+        if found is not None:
+            return replace(
+                Classification.diagnosed(
+                    Outcome.HTTP_ERROR, Phase.HTTP, None, found, status=status, server_reason=reason
+                ),
+                explanation=f"{explanation} {found.causes[0].why}"
+                + (f" Less likely: {'; '.join(c.why for c in found.causes[1:])}" if found.causes[1:] else ""),
+                fix=f"{found.fix} {page[1]}".strip(),
+            )
+    missing = "not_sent" if reason in NO_CERTIFICATE_REASONS and not facts.cert_sent else None
+    return Classification(
+        Outcome.HTTP_ERROR,
+        Phase.HTTP,
+        None,
+        explanation,
+        fix,
+        status=status,
+        server_reason=reason,
+        likely_cause=missing,
+    )
+
+
+NO_CERTIFICATE_REASONS = frozenset(
+    {"nginx_no_certificate", "no_client_certificate", "kong_no_certificate", "gateway_forbidden"}
+)
+
+# Answers that are the same for every certificate failure: the facts alone name the cause; the page or the
+# gateway's log names the check. (reason code -> (evidence, where the fix goes on that system))
+PAGE_EVIDENCE = {
+    "nginx_certificate_error": (
+        "nginx answers every failed verification with this page; its error log names the check: "
+        "'client SSL certificate verify error: (N:reason)'.",
+        "(nginx: ssl_client_certificate holds the trusted CAs.)",
+    ),
+    "gateway_forbidden": (
+        "A gateway answers every failed verification with this 403; its access log names the reason.",
+        "(The gateway's mTLS truststore holds the trusted CAs.)",
+    ),
+    "kong_certificate_failed": (
+        "Kong answers every failed verification with this 401; its error log names the reason.",
+        "(Kong: the mtls-auth plugin's ca_certificates.)",
+    ),
+}
 
 
 def explain_http(status: int, body: str, facts: CallFacts) -> tuple[str, str, str | None]:

@@ -1,4 +1,4 @@
-"""The lab PKI's file layout: a contract that the README documents and every tool relies on.
+"""The lab PKI's file layout: a contract that docs/reference/pki.md documents and every tool relies on.
 
 ```
 manifest.json

@@ -7,6 +7,9 @@ Why this exists:
   Java clients, AJO among them, use those names to decide whether to send their certificate.
 - A client that decides *during* the handshake whether to send its certificate (what a Java client
   does) needs ``SSL_CTX_set_cert_cb``; Python offers no hook there either.
+- A server that imitates another stack's alerts (``--alert-style``) needs a verify callback that
+  changes the verification error OpenSSL turns into an alert (``SSL_CTX_set_verify``); Python's ``ssl``
+  has no verify callback (CPython gh-75425, "Add SSLContext.set_verify_callback()", open).
 
 How: the ``SSL_CTX*`` is the first field after ``PyObject_HEAD`` in CPython's ``PySSLContext`` (see
 ``Modules/_ssl.c``). The functions are looked up through the ``_ssl`` extension's own handle, so they
@@ -64,6 +67,10 @@ def _lib() -> ctypes.CDLL:
             "SSL_get_SSL_CTX": (ctypes.c_void_p, [ctypes.c_void_p]),
             "SSL_get_peer_cert_chain": (ctypes.c_void_p, [ctypes.c_void_p]),
             "i2d_X509": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_void_p]),
+            "X509_STORE_CTX_get_error": (ctypes.c_int, [ctypes.c_void_p]),
+            "X509_STORE_CTX_set_error": (None, [ctypes.c_void_p, ctypes.c_int]),
+            "X509_STORE_CTX_get0_cert": (ctypes.c_void_p, [ctypes.c_void_p]),
+            "X509_verify_cert_error_string": (ctypes.c_char_p, [ctypes.c_long]),
         }
         for name, (restype, argtypes) in sigs.items():
             func = getattr(lib, name)
@@ -196,6 +203,53 @@ def accept_any_client_certificate(ctx: ssl.SSLContext) -> None:
     lib = _lib()
     lib.SSL_CTX_set_verify(ctx_pointer(ctx), SSL_VERIFY_PEER, callback)
     ctx._mtls_lab_verify_cb = callback  # type: ignore[attr-defined]  # OpenSSL holds a raw pointer
+
+
+# --- imitating another stack's alerts ------------------------------------------------------------
+
+Restyle = Callable[[int, bytes], int]
+
+
+def restyle_verification(ctx: ssl.SSLContext, restyle: Restyle) -> None:
+    """When verifying a client's chain fails, replace OpenSSL's error with ``restyle(error, leaf_der)``.
+
+    OpenSSL sends the alert its ``ssl_x509err2alert`` table gives for the final verification error, so
+    the replacement chooses the alert. The mode (required or optional) is kept. Call it after the last
+    change to ``ctx.verify_mode``. ``restyle`` must not raise: an exception keeps OpenSSL's error.
+    """
+    lib = _lib()
+
+    def callback(preverify_ok: int, store: int | None) -> int:
+        if preverify_ok:
+            return 1
+        error = lib.X509_STORE_CTX_get_error(store)
+        try:
+            lib.X509_STORE_CTX_set_error(store, restyle(error, _der(lib.X509_STORE_CTX_get0_cert(store))))
+        except Exception:
+            lib.X509_STORE_CTX_set_error(store, error)
+        return 0
+
+    c_callback = _VERIFY_CB(callback)
+    pointer = ctx_pointer(ctx)
+    lib.SSL_CTX_set_verify(pointer, lib.SSL_CTX_get_verify_mode(pointer), c_callback)
+    ctx._mtls_lab_verify_cb = c_callback  # type: ignore[attr-defined]  # OpenSSL holds a raw pointer
+
+
+def _der(x509: int | None) -> bytes:
+    out = ctypes.c_void_p()
+    size = _lib().i2d_X509(x509, ctypes.byref(out)) if x509 else 0
+    if size <= 0 or not out.value:
+        return b""
+    try:
+        return ctypes.string_at(out.value, size)
+    finally:
+        _lib().CRYPTO_free(out, None, 0)
+
+
+def verify_error_text(code: int) -> str:
+    """OpenSSL's words for an X509_V_ERR_* code ("certificate has expired")."""
+    text: bytes | None = _lib().X509_verify_cert_error_string(code)
+    return text.decode() if text else f"verification error {code}"
 
 
 def ssl_pointer(ssl_object: ssl.SSLObject) -> int:

@@ -68,9 +68,11 @@ def received_alert(exc: BaseException) -> Alert | None:
     return None
 
 
-# OpenSSL's ssl_verify_alarm_type(): the alert a verifier sends for an X509_V_ERR_* code.
+# OpenSSL's ssl_x509err2alert() (ssl/statem/statem_lib.c): the alert a verifier sends for an X509_V_ERR_*
+# code; a code not listed there gets certificate_unknown.
 _VERIFY_ALERTS = {
     2: Alert.UNKNOWN_CA,  # unable to get issuer certificate
+    7: Alert.DECRYPT_ERROR,  # certificate signature failure
     9: Alert.BAD_CERTIFICATE,  # certificate is not yet valid
     10: Alert.CERTIFICATE_EXPIRED,
     13: Alert.BAD_CERTIFICATE,  # format error in notBefore
@@ -81,7 +83,8 @@ _VERIFY_ALERTS = {
     21: Alert.UNKNOWN_CA,  # unable to verify the first certificate
     23: Alert.CERTIFICATE_REVOKED,
     26: Alert.UNSUPPORTED_CERTIFICATE,  # unsuitable certificate purpose (EKU)
-    27: Alert.UNKNOWN_CA,  # certificate not trusted
+    27: Alert.BAD_CERTIFICATE,  # certificate not trusted
+    28: Alert.BAD_CERTIFICATE,  # certificate rejected
 }
 
 

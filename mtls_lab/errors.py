@@ -10,7 +10,7 @@ E = TypeVar("E", bound=BaseException)
 
 
 class ExitCode(enum.IntEnum):
-    """Exit codes of every ``mtls-lab`` command (documented in the README)."""
+    """Exit codes of every ``mtls-lab`` command (documented in docs/reference/commands.md)."""
 
     OK = 0
     HTTP_ERROR = 1

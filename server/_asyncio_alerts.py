@@ -18,6 +18,12 @@ a record that does not decrypt makes OpenSSL queue a fatal alert (``illegal_para
 sending it, where ``openssl s_server`` sends it. Such errors get the same graceful close here, and
 the application protocol is told at once that its connection is gone.
 
+Imitating another stack (``--alert-style java``): a JSSE server answers a missing certificate with
+``bad_certificate`` where OpenSSL sends ``handshake_failure``. On TLS 1.2 that alert goes out before
+the server's ChangeCipherSpec, in plaintext, so ``missing_certificate_alert`` rewrites its one
+description byte in the outgoing data, and tells the record (server/alert_styles.py says why TLS 1.3
+cannot be done so).
+
 Each connection reports to a ``ConnectionEvents`` (the record, ``mtls_lab.server.connections``):
 ``handshake_failed`` and ``failed_after_handshake`` are called before the alert leaves, so that a
 client that has its alert finds the connection recorded; ``closed`` when the socket is closed.
@@ -52,6 +58,9 @@ class ConnectionEvents(Protocol):
     def closed(self) -> None:
         """The socket is closed."""
 
+    def alert_replaced(self, number: int) -> None:
+        """The alert OpenSSL wrote goes out as ``number`` instead (``--alert-style``); called before it leaves."""
+
 
 _REQUIRED = (
     "_on_handshake_complete",
@@ -63,6 +72,9 @@ _REQUIRED = (
     "_fatal_error",
     "_do_read",
 )
+_PLAINTEXT_ALERT = b"\x15\x03\x03\x00\x02\x02"  # a TLS 1.2 record: alert, length 2, level fatal
+_HANDSHAKE_FAILURE = 40
+_REWRITABLE = "PEER_DID_NOT_RETURN_A_CERTIFICATE"
 
 
 def check_internals() -> None:
@@ -79,6 +91,17 @@ def check_internals() -> None:
 check_internals()
 
 
+def rewrite_plaintext_alert(data: bytes, old: int, new: int) -> tuple[bytes, bool]:
+    """``data`` with a plaintext TLS 1.2 fatal alert ``old`` turned into ``new`` (records are walked, not searched)."""
+    out, at, done = bytearray(data), 0, False
+    while at + 5 <= len(out):
+        length = int.from_bytes(out[at + 3 : at + 5], "big")
+        if out[at : at + 6] == _PLAINTEXT_ALERT and length == 2 and at + 7 <= len(out) and out[at + 6] == old:
+            out[at + 6], done = new, True
+        at += 5 + length
+    return bytes(out), done
+
+
 class AlertDeliveringSSLProtocol(sslproto.SSLProtocol):
     """``SSLProtocol`` that sends the alert of a failed handshake, or of a fatal error after it, and closes
     gracefully."""
@@ -92,9 +115,13 @@ class AlertDeliveringSSLProtocol(sslproto.SSLProtocol):
         *args: Any,
         events: ConnectionEvents | None = None,
         linger: float = 2.0,
+        missing_certificate_alert: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        if missing_certificate_alert is not None and not isinstance(getattr(self, "_outgoing", None), ssl.MemoryBIO):
+            raise RuntimeError("asyncio.sslproto changed (no _outgoing MemoryBIO): update server/_asyncio_alerts.py")
+        self._missing_certificate_alert = missing_certificate_alert
         self._events = events
         self._linger = linger
         self._lingering = False
@@ -124,11 +151,19 @@ class AlertDeliveringSSLProtocol(sslproto.SSLProtocol):
             inner._handshake_timeout_handle.cancel()
             inner._handshake_timeout_handle = None
         inner._set_state(sslproto.SSLProtocolState.UNWRAPPED)
+        if self._missing_certificate_alert is not None and handshake_exc.reason == _REWRITABLE:
+            self._replace_alert(inner._outgoing, self._missing_certificate_alert)
         if self._events is not None:
             self._events.handshake_failed(handshake_exc, self._received)
         inner._process_outgoing()  # the alert OpenSSL queued goes to the socket now
         self._linger_close()
         inner._wakeup_waiter(handshake_exc)
+
+    def _replace_alert(self, outgoing: ssl.MemoryBIO, new: int) -> None:
+        data, replaced = rewrite_plaintext_alert(outgoing.read(), _HANDSHAKE_FAILURE, new)
+        outgoing.write(data)
+        if replaced and self._events is not None:
+            self._events.alert_replaced(new)
 
     def _fatal_error(self, exc: BaseException, message: str = "Fatal error on transport") -> None:
         inner: Any = self

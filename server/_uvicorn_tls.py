@@ -198,6 +198,7 @@ def tls_protocol_factory(
     connections: ConnectionLog | None = None,
     verifier: Verifier | None = None,
     limits: HTTPLimits | None = None,
+    missing_certificate_alert: int | None = None,
 ) -> Callable[..., asyncio.Protocol]:
     """A uvicorn ``http`` protocol factory that terminates TLS with the lab's alert-delivering protocol.
 
@@ -217,6 +218,7 @@ def tls_protocol_factory(
             server_side=True,
             ssl_handshake_timeout=handshake_timeout,
             events=connection,
+            missing_certificate_alert=missing_certificate_alert,
         )
 
     return create

@@ -15,9 +15,11 @@ from mtls_lab.certs.keypair import PairFiles, diagnose
 from mtls_lab.certs.layout import CA
 from mtls_lab.certs.pki import require
 from mtls_lab.errors import LabError
+from mtls_lab.server.alert_styles import verify_error
 from mtls_lab.server.settings import (
     ADVERTISE_NONE,
     ADVERTISE_TRUST,
+    AlertStyle,
     Mode,
     RejectStyle,
     ServerConfig,
@@ -44,6 +46,7 @@ class LoadedServer:
             f"trusts: {_names(self.trusted)}; advertises: {_names(self.advertised)}; "
             f"allow-cn: {', '.join(cfg.allow_cn) or '(any)'}; pins: {len(self.pins) or 'none'}; "
             f"record: {cfg.record or 'memory'}; rejections: {cfg.reject_style.value} ({cfg.reject_style.summary})"
+            + (f", {cfg.alert_style.summary}" if cfg.alert_style is not AlertStyle.OPENSSL else "")
             + (
                 f"; client certificate from header {cfg.client_cert_header} sent by {', '.join(cfg.trusted_proxies)}"
                 if cfg.client_cert_header
@@ -115,6 +118,8 @@ def build_context(
     except _openssl.OpenSSLUnavailable as exc:
         if advertised:
             raise LabError(f"cannot advertise CA names on this Python ({exc}): use --advertise-ca none") from exc
+    if config.alert_style is not AlertStyle.OPENSSL:
+        _restyle(context, config.alert_style)
     if config.reject_style is not RejectStyle.ALERT:
         try:  # request optionally and complete every handshake: the app verifies per request, as nginx does
             context.verify_mode = ssl.CERT_OPTIONAL
@@ -125,6 +130,14 @@ def build_context(
                 "use --reject-style alert"
             ) from exc
     return context
+
+
+def _restyle(context: ssl.SSLContext, style: AlertStyle) -> None:
+    """Reject certificates with ``style``'s alerts instead of OpenSSL's (server/alert_styles.py)."""
+    try:
+        _openssl.restyle_verification(context, lambda error, leaf: verify_error(style, error, leaf))
+    except _openssl.OpenSSLUnavailable as exc:
+        raise LabError(f"--alert-style {style.value} is not available on this Python ({exc}): use openssl") from exc
 
 
 def resolve(path: Path, certs: Path, option: str, what: str = "CA certificates") -> Path:

@@ -34,9 +34,11 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from mtls_lab import tls_wire
+from mtls_lab._openssl import verify_error_text
 from mtls_lab.alerts import Alert, sent_alert
 from mtls_lab.certs.inspect import CertFacts
 from mtls_lab.server import _tls_watch
+from mtls_lab.server.alert_styles import take_original
 from mtls_lab.server.guard import answer_plain_http
 from mtls_lab.server.record import RECORD_VERSION
 
@@ -148,6 +150,12 @@ class Connection:
         self._write(outcome, alert, observed, why, exc)
         self._log(outcome, alert, observed, why)
 
+    def alert_replaced(self, number: int) -> None:
+        """The lab's --alert-style sends another alert than the one OpenSSL wrote: record the one that leaves."""
+        sent = self.watch.sent if self.watch else None
+        if self.watch is not None and sent is not None:
+            self.watch.sent = _tls_watch.SeenAlert(sent.level, number, sent.after_client_finished)
+
     def closed(self) -> None:
         if self.recorded:
             return
@@ -249,7 +257,8 @@ _EOF_REASONS = {"UNEXPECTED_EOF_WHILE_READING"}
 def _why(exc: BaseException) -> str:
     """What went wrong, in one phrase: OpenSSL's reason text (or the lab's words for a few)."""
     if isinstance(exc, ssl.SSLCertVerificationError):
-        return f"certificate verify failed: {exc.verify_message}"
+        original = take_original()  # --alert-style replaced OpenSSL's error to choose the alert: name the real one
+        return f"certificate verify failed: {verify_error_text(original) if original else exc.verify_message}"
     reason = getattr(exc, "reason", None)
     if reason in _WHY:
         return _WHY[reason]

@@ -143,17 +143,7 @@ class CallRecord:
 
     def newest(self, limit: int, query: Query | None = None) -> list[dict[str, Any]]:
         """Up to ``limit`` entries that match ``query`` (all by default), newest first."""
-        wanted = query or Query()
-        found: list[dict[str, Any]] = []
-        if limit <= 0:
-            return found
-        for line in self._lines_newest_first():
-            entry = _parse(line)
-            if entry is not None and wanted.matches(entry):
-                found.append(entry)
-                if len(found) >= limit:
-                    break
-        return found
+        return _matching(self._lines_newest_first(), limit, query)
 
     def _lines_newest_first(self) -> Iterator[str]:
         if self._fd is None:
@@ -167,6 +157,26 @@ class CallRecord:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def read_newest(path: Path, limit: int, query: Query | None = None) -> list[dict[str, Any]]:
+    """Up to ``limit`` entries of a record file that match ``query``, newest first, read without opening the
+    file for writing: for a reader of the file another process writes (the HTML report's ``--server-record``)."""
+    return _matching(_lines_backwards(path), limit, query)
+
+
+def _matching(lines: Iterator[str], limit: int, query: Query | None) -> list[dict[str, Any]]:
+    wanted = query or Query()
+    found: list[dict[str, Any]] = []
+    if limit <= 0:
+        return found
+    for line in lines:
+        entry = _parse(line)
+        if entry is not None and wanted.matches(entry):
+            found.append(entry)
+            if len(found) >= limit:
+                break
+    return found
 
 
 def _last_byte(path: Path) -> bytes:

@@ -12,6 +12,7 @@ from cryptography import x509
 
 from mtls_lab.errors import LabError
 from mtls_lab.server._uvicorn_tls import tls_protocol_factory
+from mtls_lab.server.alert_styles import missing_certificate_tls12
 from mtls_lab.server.app import create_app
 from mtls_lab.server.background import BackgroundServer
 from mtls_lab.server.config import LoadedServer, load
@@ -52,6 +53,11 @@ def bind(host: str, port: int, *, reuse_port: bool = False, listen: bool = True)
     return sock
 
 
+def _missing_certificate_alert(cfg: ServerConfig) -> int | None:
+    alert = missing_certificate_tls12(cfg.alert_style) if cfg.mode is Mode.MTLS else None
+    return alert.number if alert else None
+
+
 def make_server(loaded: LoadedServer, record: CallRecord) -> uvicorn.Server:
     return LabUvicornServer(server_config(loaded, record))
 
@@ -72,6 +78,7 @@ def server_config(loaded: LoadedServer, record: CallRecord) -> uvicorn.Config:
         connections=ConnectionLog(record, cfg, loaded.context),
         verifier=verifier,
         limits=http_limits(cfg),
+        missing_certificate_alert=_missing_certificate_alert(cfg),
     )
     config = uvicorn.Config(
         create_app(loaded, record),

@@ -52,6 +52,22 @@ class RejectStyle(enum.Enum):
         }[self]
 
 
+class AlertStyle(enum.Enum):
+    """Whose alerts the server sends when it rejects a client certificate (``server/alert_styles.py``)."""
+
+    OPENSSL = "openssl"
+    JAVA = "java"
+    GO = "go"
+
+    @property
+    def summary(self) -> str:
+        return {
+            AlertStyle.OPENSSL: "OpenSSL's alerts (HAProxy, openssl s_server)",
+            AlertStyle.JAVA: "a Java server's alerts (Tomcat, Jetty, Spring Boot)",
+            AlertStyle.GO: "a Go 1.20+ server's alerts (Caddy, Traefik)",
+        }[self]
+
+
 class Authorize(enum.Enum):
     """What the app checks before it accepts a call on its routes."""
 
@@ -105,6 +121,7 @@ class ServerConfig:
     record_body_limit: int = 64 * 1024
     max_body: int = 1024 * 1024
     reject_style: RejectStyle = RejectStyle.ALERT
+    alert_style: AlertStyle = AlertStyle.OPENSSL  # with reject_style ALERT: whose alerts
     client_cert_header: str | None = None  # read the client certificate from this header (a proxy terminates TLS)
     trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")  # addresses whose client-certificate header counts
     quiet: bool = False
@@ -139,5 +156,10 @@ def check_settings(config: ServerConfig) -> None:
     for field, option in _COUNTS.items():
         if getattr(config, field) < 1:
             raise LabError(f"{option} {getattr(config, field)}: give a number above 0")
+    if config.alert_style is not AlertStyle.OPENSSL and config.reject_style is not RejectStyle.ALERT:
+        raise LabError(
+            f"--alert-style {config.alert_style.value} goes with --reject-style alert (nginx and gateways "
+            "answer over HTTP): drop one of them"
+        )
     if not 0 <= config.port <= 65535:
         raise LabError(f"--port {config.port}: give a port from 1 to 65535 (0: any free port)")

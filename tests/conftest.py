@@ -3,6 +3,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -10,6 +11,10 @@ from mtls_lab.certs.layout import LabPaths
 from mtls_lab.certs.pki import generate
 from mtls_lab.server.run import RunningServer
 from mtls_lab.server.settings import ServerConfig
+
+if TYPE_CHECKING:
+    from tests.support.browser import Browser
+    from tests.support.stacks import Stacks
 
 ServerFactory = Callable[..., RunningServer]
 
@@ -71,3 +76,29 @@ def s_server(pki: LabPaths) -> Iterator[Callable[..., int]]:
 @pytest.fixture
 def tmp_certs(tmp_path: Path) -> Path:
     return tmp_path / "certs"
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Headless Chromium for the tests that look at the HTML reports as people do (tests/support/browser.py)."""
+    from tests.support.browser import CHROMIUM, Browser
+
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (Debian's package `chromium`; .ci/run installs it)")
+    opened = Browser(CHROMIUM)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture(scope="session")
+def real_stacks(
+    pki: LabPaths, tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+) -> Iterator[Stacks]:
+    """Real server stacks (openssl s_server, HAProxy, Caddy, a JSSE server, nginx), each configuration started once."""
+    from tests.support.stacks import Stacks
+
+    java_cache = pytestconfig.cache.mkdir("java-classes") if pytestconfig.cache else None
+    stacks = Stacks(pki, tmp_path_factory.mktemp("stacks"), java_cache)
+    stacks.compile_java_in_background()
+    yield stacks
+    stacks.stop()

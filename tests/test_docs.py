@@ -16,7 +16,8 @@ import pytest
 from mtls_lab.certs.layout import LabPaths
 from mtls_lab.cli.command import build_parser
 from mtls_lab.matrix.scenarios import SCENARIOS
-from tests.support import docs_check
+from tests.support import docs_check, report_screens
+from tests.support.browser import Browser
 from tests.support.docs_check import MATRIX_END, MATRIX_START, Block, Runs, blocks, matches, steps
 
 REPO = docs_check.REPO
@@ -52,9 +53,15 @@ def test_every_page_has_one_title() -> None:
 
 
 @pytest.fixture(scope="module")
-def block_runs(pki: LabPaths, tmp_path_factory: pytest.TempPathFactory) -> Runs:
+def runs_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the blocks run, one folder each (``docs_check.scratch_folder``): what they write stays there."""
+    return tmp_path_factory.mktemp("docs")
+
+
+@pytest.fixture(scope="module")
+def block_runs(pki: LabPaths, runs_root: Path) -> Runs:
     """Every runnable block of every page, run once, several at a time."""
-    return docs_check.run_blocks(RUNNABLE, pki.root, REPO, tmp_path_factory.mktemp("docs"))
+    return docs_check.run_blocks(RUNNABLE, pki.root, REPO, runs_root)
 
 
 @pytest.mark.parametrize("block", RUNNABLE, ids=[block.where for block in RUNNABLE])
@@ -82,7 +89,7 @@ def _mtls_lab_commands() -> list[tuple[str, str]]:
     for block in BLOCKS:
         for step in steps(block) if block.kind in ("sh", "console") else []:
             command = step.command.rstrip("&").strip()
-            for part in command.split("&&"):
+            for part in re.split(r"&&|\|\||;", command):  # each command of a list
                 try:
                     words = shlex.split(part.split("|")[0].strip(), comments=True)
                 except ValueError:
@@ -145,6 +152,24 @@ def test_the_link_check_catches_a_missing_page_and_a_missing_anchor(tmp_path: Pa
     assert "no heading or id 'three-words'" in problems[1]
 
 
+def test_the_update_mode_rewrites_only_what_changed_and_never_a_picked_excerpt() -> None:
+    page = (
+        "# P\n\n```console\n$ mtls-lab same\nstill true (0.1 s)\n$ mtls-lab changed\nold line\n"
+        "$ mtls-lab long\nfirst\n...\n$ mtls-lab picked\nhead\n...\nVERDICT: old\n...\n```\n"
+    )
+    (block,) = blocks(page, "p.md")
+    outcomes = [
+        docs_check.Outcome("mtls-lab same", 0, "still true (0.9 s)\n"),
+        docs_check.Outcome("mtls-lab changed", 0, "new line\n"),
+        docs_check.Outcome("mtls-lab long", 0, "FIRST\nsecond\nthird\n"),
+        docs_check.Outcome("mtls-lab picked", 0, "head\nmiddle\nVERDICT: new\n"),
+    ]
+    by_hand: list[str] = []
+    new = docs_check.refreshed(page, "p.md", {block.where: (outcomes, {})}, by_hand)
+    assert new == page.replace("old line", "new line").replace("first\n", "FIRST\n")
+    assert by_hand == ["p.md:3: `mtls-lab picked`"]
+
+
 def test_slugs_follow_github() -> None:
     assert docs_check.slug("Seeing the handshake: --trace") == "seeing-the-handshake---trace"
     assert docs_check.slug('What "mTLS-only" means in server terms') == "what-mtls-only-means-in-server-terms"
@@ -189,3 +214,28 @@ def test_no_seed_in_the_product() -> None:
         ]
     said = [str(p.relative_to(REPO)) for p in shipped if "seed" in p.read_text(errors="replace").lower()]
     assert said == []
+
+
+SHOTS = [shot for page in PAGES for shot in report_screens.shots(REPO / page)]
+
+
+def test_report_screenshots_are_of_reports_their_blocks_wrote(
+    block_runs: Runs, runs_root: Path, browser: Browser
+) -> None:
+    """docs/report.md shows each report kind; each screenshot's report is written by the block before it."""
+    assert {shot.report for shot in SHOTS} >= {"probe-tls-only.html", "call-mtls-other-ca.html", "matrix.html"}
+    assert all(block_runs[shot.block.where][0] for shot in SHOTS)  # the blocks ran
+    kinds = set()
+    for shot in SHOTS:
+        report = shot.report_file(runs_root)
+        assert report.is_file(), f"{shot.page.name}:{shot.line}: the block before the mark does not write {shot.report}"
+        page = browser.open(report)
+        kinds.add(page.evaluate("document.body.className"))
+        headline = page.evaluate("document.querySelector('#verdict .headline').getBoundingClientRect().bottom")
+        assert page.errors == [] and 0 < headline <= page.evaluate("innerHeight"), report.name
+        page.close()
+        image = shot.image.read_bytes()
+        assert image[:8] == b"\x89PNG\r\n\x1a\n" and len(image) < report_screens.MAX_BYTES, shot.image.name
+        link = f"]({shot.image.relative_to(shot.page.parent)})"
+        assert link in shot.page.read_text(), f"{shot.page.name}: no link to {shot.image.name} after its mark"
+    assert kinds == {"report-call", "report-probe", "report-matrix"}

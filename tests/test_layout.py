@@ -36,7 +36,8 @@ LAYERS: dict[str, set[str]] = {
     "caller": {BASE, "certs"},
     "lifecycle": {BASE, "certs", "server"},
     "matrix": {BASE, "certs", "server", "caller", "lifecycle"},
-    "cli": {BASE, "certs", "server", "caller", "lifecycle", "matrix"},
+    "report": {BASE, "certs", "server", "caller", "lifecycle", "matrix"},
+    "cli": {BASE, "certs", "server", "caller", "lifecycle", "matrix", "report"},
 }
 
 
@@ -189,3 +190,12 @@ def test_ruff_bans_the_old_top_level_names(tmp_path: Path) -> None:
     )
     assert done.returncode == 1
     assert done.stdout.count("TID251") == 2, done.stdout  # server and caller; mtls_lab.certs is the new name
+
+
+def test_the_wheel_carries_the_report_templates(wheel: Path) -> None:
+    """The HTML report renders from package data: a wheel without its templates would fail at the first report."""
+    names = set(zipfile.ZipFile(wheel).namelist())
+    templates = sorted((ROOT / "mtls_lab" / "report" / "templates").iterdir())
+    assert templates
+    missing = [t.name for t in templates if f"mtls_lab/report/templates/{t.name}" not in names]
+    assert missing == [], "add them to [tool.setuptools.package-data] in pyproject.toml"

@@ -6,7 +6,17 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mtls_lab.cli.options import IDENTITY_NAMES, certificate_options, given_identity, json_option, ladder, pki_option
+from mtls_lab.cli.options import (
+    IDENTITY_NAMES,
+    certificate_options,
+    given_identity,
+    json_option,
+    ladder,
+    pki_option,
+    report_options,
+    save_report,
+    start_report,
+)
 from mtls_lab.errors import ExitCode, LabError
 
 if TYPE_CHECKING:
@@ -23,6 +33,7 @@ def add_call(sub: Commands) -> None:
             json_option(
                 "print the verdict as one JSON object (always with the observed handshake messages in `handshake`)"
             ),
+            report_options(server_record=True),
         ],
         help="replay a custom action the way AJO would, and explain the outcome",
         description="Replay an AJO custom action against an endpoint with an Adobe-like client certificate, "
@@ -74,6 +85,7 @@ def add_call(sub: Commands) -> None:
 
 
 def _run_call(ns: argparse.Namespace) -> int:
+    import datetime as dt
     import json
 
     from mtls_lab.caller.action import load, load_context, parse
@@ -91,9 +103,11 @@ def _run_call(ns: argparse.Namespace) -> int:
         action = action.with_url(ns.url)
     if ns.token_url is not None:
         action = action.with_token_url(ns.token_url)
+    start_report(ns)
+    identity = given_identity(ns)
     options = CallOptions(
         pki=_lab_pki(ns),
-        identity=given_identity(ns),
+        identity=identity,
         behavior=ClientBehavior(ns.client_behavior),
         tls=ns.tls,
         server_ca=ns.server_ca,
@@ -102,6 +116,7 @@ def _run_call(ns: argparse.Namespace) -> int:
         retries=ns.retries,
         token_cert=ns.token_cert,
     )
+    started = dt.datetime.now(dt.UTC)
     verdict = call(action, load_context(ns.context), options)
     if ns.json:
         print(json.dumps(verdict.to_json(), indent=2))
@@ -109,6 +124,18 @@ def _run_call(ns: argparse.Namespace) -> int:
         if ns.trace:
             print(ladder(verdict) + "\n")
         print(render(verdict, action.method))
+    if ns.report:
+        from mtls_lab.report.reports import call_report
+
+        html = call_report(
+            verdict,
+            argv=ns.command_line,
+            pki=options.pki,
+            identity=identity,
+            server_record=ns.server_record,
+            started=started,
+        )
+        save_report(ns, html)
     return int(verdict.outcome.exit_code)
 
 
@@ -122,13 +149,20 @@ def _lab_pki(ns: argparse.Namespace) -> LabPaths | None:
 def add_probe(sub: Commands) -> None:
     p = sub.add_parser(
         "probe",
-        parents=[pki_option(), certificate_options(), json_option("the report as one JSON object")],
+        parents=[
+            pki_option(),
+            certificate_options(),
+            json_option("the report as one JSON object"),
+            report_options(server_record=True),
+        ],
         help="diagnose a real endpoint the way AJO would meet it",
         description="Connect to an endpoint as AJO would (each connection a TLS handshake and one harmless GET of "
         "the URL's path) and report its server chain, TLS versions, whether it requests a client certificate, the "
-        "CA names it advertises and what AJO's Java client will do with them, and the likely outcome with fixes. "
-        "It cannot see whether the endpoint trusts Adobe's real certificate (only Adobe holds the key). Exit "
-        "codes: 0 nothing to fix, 1 fixes listed, 2 usage, 5 unreachable, 7 plain HTTP, 8 not TLS, 9 timeout.",
+        "CA names it advertises and what AJO's Java client will do with them, a guess at its TLS stack, the likely "
+        "outcome with fixes, and one readiness verdict per Adobe CA hierarchy (today's and the migration's). "
+        "With --check-trust it also tests whether the endpoint trusts Adobe's real DigiCert roots, with probe "
+        "chains that fail by construction (docs/trust-check.md). Exit codes: 0 nothing to fix, 1 fixes listed, "
+        "2 usage, 5 unreachable, 7 plain HTTP, 8 not TLS, 9 timeout.",
     )
     p.add_argument("url", help="https://host[:port][/path]")
     p.add_argument("--server-ca", default="system", help="CA file for the server's chain, or 'system' (default)")
@@ -138,6 +172,13 @@ def add_probe(sub: Commands) -> None:
         choices=IDENTITY_NAMES[:-1],
         metavar="NAME",
         help="also present this lab identity, repeatable, to see how the endpoint treats it",
+    )
+    p.add_argument(
+        "--check-trust",
+        action="store_true",
+        help="also test whether the endpoint trusts DigiCert Global Root G2 (today) and DigiCert Assured ID "
+        "Root G2 (the migration): two extra connections, each presenting a probe chain under the real root whose "
+        "signature is false, so it never passes",
     )
     p.add_argument("--timeout", type=float, default=5.0, help="seconds per connection (default 5)")
     p.set_defaults(handler=_run_probe)
@@ -151,10 +192,21 @@ def _run_probe(ns: argparse.Namespace) -> int:
     from mtls_lab.certs.layout import Identity
     from mtls_lab.certs.pki import require
 
+    start_report(ns)
     pki = require(ns.certs) if (ns.try_identity or (ns.certs / "manifest.json").exists()) else None
     tries = [ClientIdentity.from_lab(pki, Identity(name), Chain.FULL) for name in ns.try_identity or [] if pki]
     if ns.cert is not None or ns.key is not None:
         tries.append(given_identity(ns) or ClientIdentity("?", ns.cert, ns.key))
-    report = probe(ns.url, ns.server_ca, pki, tries, ns.timeout)
+    if ns.report:
+        from mtls_lab.report.collect import run_probe
+        from mtls_lab.report.reports import probe_report
+
+        run = run_probe(ns.url, ns.server_ca, pki, tries, ns.timeout, ns.check_trust)
+        report = run.report
+        html = probe_report(run, argv=ns.command_line, pki=pki, server_record=ns.server_record)
+    else:
+        report = probe(ns.url, ns.server_ca, pki, tries, ns.timeout, check_trust=ns.check_trust)
     print(json.dumps(report.to_json(), indent=2) if ns.json else render(report))
+    if ns.report:
+        save_report(ns, html)
     return ExitCode.PROBLEMS_FOUND if report.fixes else ExitCode.OK

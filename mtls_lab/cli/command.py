@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from mtls_lab import __version__
-from mtls_lab.cli import caller, lifecycle, matrix, pki, server
+from mtls_lab.cli import caller, lifecycle, matrix, pki, server, stacks
 from mtls_lab.cli.options import Handler, env_arguments
 from mtls_lab.errors import ExitCode, LabError
 
@@ -30,6 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         at = args.index(command)
         args[at + 1 : at + 1] = env_arguments(subparsers[command], args[at + 1 :])
     namespace = parser.parse_args(args)
+    namespace.command_line = ["mtls-lab", *args]  # as run, options from the environment included (for reports)
     handler: Handler | None = getattr(namespace, "handler", None)
     if handler is None:
         parser.print_help()
@@ -62,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     matrix.add_matrix(sub)
     matrix.add_demo(sub)
     caller.add_probe(sub)
+    stacks.add_stacks(sub)
     server.add_nginx_conf(sub)
     matrix.add_health(sub)
     lifecycle.add_adobe_api(sub)

@@ -6,7 +6,16 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from mtls_lab.cli.options import IDENTITY_NAMES, ensure_pki, env, ladder, pki_option
+from mtls_lab.cli.options import (
+    IDENTITY_NAMES,
+    ensure_pki,
+    env,
+    ladder,
+    pki_option,
+    report_options,
+    save_report,
+    start_report,
+)
 from mtls_lab.errors import ExitCode, LabError
 
 if TYPE_CHECKING:
@@ -16,7 +25,7 @@ if TYPE_CHECKING:
 def add_matrix(sub: Commands) -> None:
     p = sub.add_parser(
         "matrix",
-        parents=[pki_option()],
+        parents=[pki_option(), report_options()],
         help="run every scenario (modes x TLS versions x identities x client models) and compare verdicts",
         description="Start the servers the scenarios need on free loopback ports, replay an AJO call in each, "
         "and print one row per scenario with its verdict, marked where it differs from the expected one "
@@ -63,24 +72,35 @@ def _run_matrix(ns: argparse.Namespace) -> int:
     if ns.list:
         print("\n".join(s.id for s in chosen))
         return ExitCode.OK
+    start_report(ns)
+    recorder = None
     if ns.against:
         from mtls_lab.certs.pki import require
         from mtls_lab.matrix.against import run_against
 
-        results = run_against(chosen, ns.against, require(ns.certs), progress=runner.terminal_progress())
+        pki = require(ns.certs)
+        results = run_against(chosen, ns.against, pki, progress=runner.terminal_progress())
     else:
-        results = runner.run(chosen, ensure_pki(ns.certs), progress=runner.terminal_progress())
+        from mtls_lab.report.collect import Recorder
+
+        pki, recorder = ensure_pki(ns.certs), Recorder()
+        results = runner.run(chosen, pki, progress=runner.terminal_progress(), observe=recorder)
     if ns.trace:
         print(ladder(results[0].verdict, runner.server_label(results[0].scenario)) + "\n")
     render = runner.render_json if ns.json else runner.render_markdown if ns.markdown else runner.render_text
     print(render(results))
+    if ns.report:
+        from mtls_lab.report.reports import matrix_report
+
+        sides = recorder.sides if recorder else None
+        save_report(ns, matrix_report("ajo-mtls-lab matrix: every scenario, live", results, pki, sides))
     return ExitCode.OK if all(r.match for r in results) else ExitCode.MISMATCH
 
 
 def add_demo(sub: Commands) -> None:
     p = sub.add_parser(
         "demo",
-        parents=[pki_option()],
+        parents=[pki_option(), report_options()],
         help="tell the community question's story with live calls: the 403, Adobe's fix, and the traps next to it",
         description="Generate the lab PKI if it is missing, then show, with live calls on 127.0.0.1, why AJO's "
         "custom action gets a 403, what Adobe's advice (mTLS-only, trusting Adobe's root) changes, and the "
@@ -92,10 +112,19 @@ def add_demo(sub: Commands) -> None:
 
 
 def _run_demo(ns: argparse.Namespace) -> int:
-    from mtls_lab.matrix.demo import run_demo
+    from mtls_lab.matrix.demo import STEPS, run_demo
+    from mtls_lab.report.collect import Recorder
 
-    text, good = run_demo(ensure_pki(ns.certs), trace=ns.trace, colour=sys.stdout.isatty())
+    start_report(ns)
+    pki, recorder = ensure_pki(ns.certs), Recorder()
+    text, good = run_demo(pki, trace=ns.trace, colour=sys.stdout.isatty(), observe=recorder)
     print(text)
+    if ns.report:
+        from mtls_lab.report.reports import recorded_matrix_report
+
+        stories = {step.scenario_id: f"{step.chapter}: {step.story}" for step in STEPS}
+        title = "ajo-mtls-lab demo: why does AJO's custom action get HTTP 403 from an mTLS endpoint?"
+        save_report(ns, recorded_matrix_report(title, recorder, pki, stories))
     return ExitCode.OK if good else ExitCode.MISMATCH
 
 

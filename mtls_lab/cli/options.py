@@ -93,6 +93,47 @@ def certificate_options() -> argparse.ArgumentParser:
     return p
 
 
+def report_options(server_record: bool = False) -> argparse.ArgumentParser:
+    """``--report FILE`` (a self-contained HTML report) and, for a lab server, ``--server-record FILE``."""
+    p = _parent()
+    p.add_argument(
+        "--report",
+        type=Path,
+        metavar="FILE",
+        help="also write a self-contained HTML report to FILE (a new file: never overwritten), to open "
+        "in a browser or attach to a ticket",
+    )
+    if server_record:
+        p.add_argument(
+            "--server-record",
+            type=Path,
+            metavar="FILE",
+            help="the lab server's record (`mtls-lab serve --record FILE`): the report shows what the server "
+            "recorded for the same connection next to what the caller saw",
+        )
+    return p
+
+
+def start_report(ns: argparse.Namespace) -> None:
+    """Refuse a ``--report`` path before the work starts (existing file, missing folder)."""
+    if getattr(ns, "report", None) is not None:
+        from mtls_lab.report.reports import check_new
+
+        check_new(ns.report)
+    record = getattr(ns, "server_record", None)
+    if record is not None and getattr(ns, "report", None) is None:
+        raise LabError("--server-record goes with --report: add --report FILE")
+    if record is not None and not record.is_file():
+        raise LabError(f"--server-record {record}: no such file: give the file of `mtls-lab serve --record FILE`")
+
+
+def save_report(ns: argparse.Namespace, html: str) -> None:
+    from mtls_lab.report.render import write
+
+    write(ns.report, html)
+    print(f"report written to {ns.report}", file=sys.stderr)
+
+
 # --- what options turn into ---------------------------------------------------------------------
 
 

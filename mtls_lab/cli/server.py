@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 
 def add_serve(sub: Commands) -> None:
-    from mtls_lab.server.settings import Authorize, Mode, RejectStyle, ServerConfig, TLSVersion
+    from mtls_lab.server.settings import AlertStyle, Authorize, Mode, RejectStyle, ServerConfig, TLSVersion
 
     d = ServerConfig()
     p = sub.add_parser(
@@ -100,6 +100,14 @@ def add_serve(sub: Commands) -> None:
         f"{env('reject_style')}",
     )
     p.add_argument(
+        "--alert-style",
+        choices=[a.value for a in AlertStyle],
+        default=d.alert_style.value,
+        help="with --reject-style alert: whose alerts a rejected certificate gets: openssl (HAProxy, "
+        "openssl s_server), java (JSSE: Tomcat, Jetty, Spring Boot) or go (Go 1.20+: Caddy, Traefik), as "
+        f"measured in docs/server-stacks.md {env('alert_style')}",
+    )
+    p.add_argument(
         "--client-cert-header",
         metavar="NAME",
         help="a proxy in front terminates TLS: read the client certificate from this header (Envoy "
@@ -173,7 +181,7 @@ def _add_timeouts(p: argparse.ArgumentParser, d: ServerConfig) -> None:
 
 def _run_serve(ns: argparse.Namespace) -> int:
     from mtls_lab.server.run import serve
-    from mtls_lab.server.settings import Authorize, Mode, RejectStyle, ServerConfig, TLSVersion
+    from mtls_lab.server.settings import AlertStyle, Authorize, Mode, RejectStyle, ServerConfig, TLSVersion
 
     if not 1 <= ns.workers <= MAX_WORKERS:
         raise LabError(f"--workers {ns.workers}: give 1 to {MAX_WORKERS} (one per CPU core is plenty)")
@@ -195,6 +203,7 @@ def _run_serve(ns: argparse.Namespace) -> int:
         keep_alive_timeout=ns.keep_alive_timeout,
         max_body=ns.max_body,
         reject_style=RejectStyle(ns.reject_style),
+        alert_style=AlertStyle(ns.alert_style),
         client_cert_header=ns.client_cert_header,
         trusted_proxies=tuple(ns.trusted_proxy or ServerConfig().trusted_proxies),
         quiet=ns.quiet,

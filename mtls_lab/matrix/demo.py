@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from mtls_lab.caller.ladder import render_ladder
 from mtls_lab.caller.tls import Chain
 from mtls_lab.certs.layout import LabPaths
-from mtls_lab.matrix.runner import Result, run, server_config, server_label
+from mtls_lab.matrix.runner import Observe, Result, run, server_config, server_label
 from mtls_lab.matrix.scenarios import SCENARIOS, Auth, Scenario
 from mtls_lab.server.config import load
 from mtls_lab.server.settings import Authorize
@@ -134,7 +134,7 @@ STEPS = [
     ),
     Step(
         "4. Authentication next to mTLS: certificate-based authentication",
-        "Adobe rotated its certificate; the identity provider still holds only last year's leaf. Unlike mTLS, where "
+        "Adobe reissued its certificate; the identity provider still holds only the previous leaf. Unlike mTLS, where "
         "trusting the root survives a rotation, here the leaf itself is registered.",
         "tls/tls1.3/adobe-rotated/java/cert-auth/authorizes-token",
     ),
@@ -168,9 +168,11 @@ STEPS = [
 ]
 
 
-def run_demo(pki: LabPaths, trace: bool = False, colour: bool = False) -> tuple[str, bool]:
-    """The story's text, and whether every step behaved as the story says."""
-    results = run([step.scenario for step in STEPS], pki)
+def run_demo(
+    pki: LabPaths, trace: bool = False, colour: bool = False, observe: Observe | None = None
+) -> tuple[str, bool]:
+    """The story's text, and whether every step behaved as the story says (``observe``: see ``runner.run``)."""
+    results = run([step.scenario for step in STEPS], pki, observe=observe)
     lines = [
         "ajo-mtls-lab demo: why does AJO's custom action get HTTP 403 from an mTLS endpoint?",
         "(the caller models AJO's Java client; every call below is live, on 127.0.0.1)",

@@ -23,6 +23,7 @@ from mtls_lab.server.run import RunningServer
 from mtls_lab.server.settings import ServerConfig
 
 Progress = Callable[[int, int, Scenario], None]
+Observe = Callable[["Result", RunningServer], None]  # each result with its server, while the server runs
 WRONG_AUDIENCE = "https://login.microsoftonline.com/another-tenant/oauth2/v2.0/token"
 
 
@@ -118,6 +119,7 @@ def server_config(scenario: Scenario, pki: LabPaths) -> ServerConfig:
         tls_max=scenario.tls_max,
         allow_cn=scenario.allow or ServerConfig().allow_cn,
         reject_style=scenario.style,
+        alert_style=scenario.alerts,
         client_cert_header="X-SSL-Client-Cert" if scenario.proxy_without_header else None,
         pins=pins,
         trust_leaves=scenario.leaf_trust,
@@ -231,15 +233,24 @@ def authentication(scenario: Scenario, token_url: str) -> dict[str, Any]:
     }
 
 
-def run(scenarios: list[Scenario], pki: LabPaths, progress: Progress | None = None) -> list[Result]:
-    """Run every scenario; each distinct server configuration is started once."""
+def run(
+    scenarios: list[Scenario], pki: LabPaths, progress: Progress | None = None, observe: Observe | None = None
+) -> list[Result]:
+    """Run every scenario; each distinct server configuration is started once.
+
+    ``observe`` sees each result with the server it called, before that server stops (the HTML report
+    reads the server's record of the attempt there).
+    """
     pool = ServerPool(pki)
     results: list[Result] = []
     try:
         for index, scenario in enumerate(scenarios):
             if progress:
                 progress(index, len(scenarios), scenario)
-            results.append(run_one(scenario, pki, pool.target(scenario), pool.token(scenario)))
+            target = pool.target(scenario)
+            results.append(run_one(scenario, pki, target, pool.token(scenario)))
+            if observe:
+                observe(results[-1], target)
     finally:
         pool.stop()
     return results
@@ -293,7 +304,7 @@ def render_markdown(results: list[Result]) -> str:
         fix = r.verdict.fix.replace("|", "\\|") if r.verdict.outcome.value != "accepted" else ""
         expected = f"{r.scenario.expect} ({_sent(r.scenario.sent, short=True)})"
         lines.append(f"| `{r.scenario.id}` | {expected} | {_words(r)} | {'yes' if r.match else '**NO**'} | {fix} |")
-    return "\n".join(lines) + "\n\n" + summary(results, timing=False)  # deterministic: the README embeds it
+    return "\n".join(lines) + "\n\n" + summary(results, timing=False)  # deterministic: docs/matrix.md embeds it
 
 
 def render_json(results: list[Result]) -> str:

@@ -17,7 +17,8 @@ and compares. Read one row as:
   one run per phase up to that one; see ``mtls_lab.lifecycle.synced``), ``style`` (who answers a bad
   certificate), ``proxy_without_header`` (TLS is terminated by a proxy in front that forwards no certificate),
   ``leaf_trust`` (the trust store holds Adobe's current leaf instead of a CA, and advertises it), ``staged``
-  (trust-sync's first run staged the next hierarchy: ``--stage next-hierarchy``).
+  (trust-sync's first run staged the next hierarchy: ``--stage next-hierarchy``), ``alerts`` (whose alerts a
+  TLS rejection carries: OpenSSL's, a Java server's or a Go server's, as measured in docs/server-stacks.md).
 
 Authentication rows (``_authentication``) add: ``auth`` (the action's custom authorization: ``Auth.CUSTOM``,
 a token endpoint with client credentials, or ``Auth.CERTIFICATE``, certificate-based authentication at the
@@ -38,7 +39,7 @@ from typing import Any
 from mtls_lab.caller.tls import Chain, ClientBehavior
 from mtls_lab.certs.layout import ADOBE_CN, CA, Identity
 from mtls_lab.lifecycle.phases import Phase
-from mtls_lab.server.settings import Authorize, Mode, RejectStyle, TLSVersion
+from mtls_lab.server.settings import AlertStyle, Authorize, Mode, RejectStyle, TLSVersion
 
 
 class Auth(enum.Enum):
@@ -102,6 +103,8 @@ class Scenario:
     token_cert: bool = False
     registered: tuple[Identity, ...] = (Identity.ADOBE,)
     wrong_audience: bool = False
+    # server side, continued: whose alerts a TLS rejection carries
+    alerts: AlertStyle = AlertStyle.OPENSSL
 
     @property
     def id(self) -> str:
@@ -137,6 +140,7 @@ class Scenario:
             "token-call-with-cert": self.token_cert,
             "idp-holds-" + "+".join(i.value for i in self.registered): self.registered != (Identity.ADOBE,),
             "wrong-audience": self.wrong_audience,
+            f"{self.alerts.value}-alerts": self.alerts is not AlertStyle.OPENSSL,
         }
 
     def server_key(self) -> tuple[Any, ...]:
@@ -155,6 +159,7 @@ class Scenario:
             self.staged,
             self.authorize,
             self.auth,  # an authentication row needs a token endpoint: never a default server (`--against`)
+            self.alerts,
         )
 
     def settings(self) -> dict[str, Any]:
@@ -186,6 +191,7 @@ def row(
     proxy_without_header: bool = False,
     leaf_trust: bool = False,
     staged: bool = False,
+    alerts: AlertStyle = AlertStyle.OPENSSL,
     **auth: Any,
 ) -> Scenario:
     if sent is None:
@@ -209,6 +215,7 @@ def row(
         proxy_without_header,
         leaf_trust,
         staged,
+        alerts=alerts,
         **auth,
     )
 
@@ -408,6 +415,25 @@ def _authentication() -> list[Scenario]:
     ]
 
 
+def _other_stacks() -> list[Scenario]:
+    """The same failures as a Java (JSSE) and a Go 1.20+ server report them (docs/server-stacks.md)."""
+    java, go = AlertStyle.JAVA, AlertStyle.GO
+    return [
+        row(MTLS, V12, None, "alert bad_certificate", alerts=java, note="JSSE: a missing certificate is 'bad'"),
+        row(MTLS, V12, ADOBE, "alert bad_certificate", False, advertise=OTHER, alerts=java, note="names other CAs"),
+        row(MTLS, V13, ADOBE, "accepted", alerts=java),
+        row(MTLS, V13, Identity.EXPIRED, "alert certificate_unknown", alerts=java, note="JSSE: any rejection"),
+        row(MTLS, V13, Identity.NO_CLIENT_AUTH, "alert certificate_unknown", alerts=java),
+        row(MTLS, V13, Identity.IMPOSTOR, "alert certificate_unknown", behavior=OPENSSL, alerts=java),
+        row(MTLS, V12, None, "alert handshake_failure", alerts=go),
+        row(MTLS, V13, ADOBE, "accepted", alerts=go),
+        row(MTLS, V13, Identity.EXPIRED, "alert certificate_expired", alerts=go),
+        row(MTLS, V13, Identity.NOT_YET_VALID, "alert certificate_expired", alerts=go, note="Go: dates are 'expired'"),
+        row(MTLS, V13, Identity.NO_CLIENT_AUTH, "alert bad_certificate", alerts=go),
+        row(MTLS, V13, Identity.IMPOSTOR, "alert unknown_ca", behavior=OPENSSL, alerts=go),
+    ]
+
+
 SCENARIOS: list[Scenario] = [
     *_grid(),
     # The endpoint names another CA: a Java client (AJO) omits its certificate.
@@ -444,6 +470,7 @@ SCENARIOS: list[Scenario] = [
     row(MTLS, None, ADOBE, "accepted", tls_max=V12, note="falls back to TLS 1.2: fine"),
     row(MTLS, V13, ADOBE, "alert protocol_version", False, tls_max=V12, note="no common version"),
     *_lifecycle(),
+    *_other_stacks(),
     # The same root causes through other faces: nginx's 400 pages, a gateway's 403, a proxy that forwards nothing.
     *(
         row(MTLS, V13, who, expect, sent, style=style, behavior=behavior, allow=allow)

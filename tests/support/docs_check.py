@@ -17,7 +17,10 @@ anchor a heading of that page (GitHub's slugs) or an ``id="..."`` in it.
 
 Update mode, ``python -m tests.support.docs_check [PAGE ...]``: every console block's output that no
 longer matches is replaced by what its commands print now, and the matrix page's table by the real
-matrix (all pages by default).
+matrix (all pages by default). An excerpt with ``...`` between picked lines is never rewritten: the
+update names it, to be fixed by hand.
+longer matches is replaced by what its commands print now, the matrix page's table by the real matrix,
+and the screenshots of the HTML reports the blocks wrote are retaken (all pages by default).
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ REPO = Path(__file__).resolve().parents[2]
 FENCE = re.compile(r"^```(\w*)\s*$")
 SKIP = re.compile(r"<!--\s*docs-check:\s*skip:\s*(.+?)\s*-->")
 PORT = re.compile(r"(?<=localhost:)\d{2,5}|(?<=127\.0\.0\.1:)\d{2,5}|(?<=--port )\d{2,5}|(?<=--listen )\d{2,5}")
-TOOLS = ("nginx", "openssl", "curl")  # binaries a block may need besides mtls-lab; without one it is skipped
+TOOLS = ("nginx", "openssl", "curl", "jq")  # binaries a block may need besides mtls-lab; without one it is skipped
 MATRIX_START, MATRIX_END = "<!-- matrix:start -->", "<!-- matrix:end -->"
 
 
@@ -132,7 +135,7 @@ def _strip_comment(command: str) -> str:
 
 
 def missing_tools(block: Block) -> list[str]:
-    """The binaries a block's commands start (nginx, openssl, curl) that this machine lacks."""
+    """The binaries a block's commands start (``TOOLS``: nginx, openssl, curl, jq) that this machine lacks."""
     used = {tool for step in steps(block) for tool in TOOLS if re.search(rf"(^|[|&;(]\s*){tool} ", step.command)}
     return sorted(tool for tool in used if shutil.which(tool) is None)
 
@@ -213,6 +216,11 @@ def _wait_for(port: str) -> str:
 Runs = dict[str, tuple[list[Outcome], dict[str, str]]]  # block.where -> (outcomes, the ports it used)
 
 
+def scratch_folder(root: Path, block: Block) -> Path:
+    """Where ``run_blocks`` runs a block: what its commands write stays there (docs/report.md's reports)."""
+    return root / re.sub(r"[^\w.-]", "_", block.where)
+
+
 def run_blocks(chosen: Iterable[Block], pki: Path, repo: Path, root: Path, workers: int = 4) -> Runs:
     """Run every block once, several at a time (they mostly wait on their own processes).
 
@@ -222,8 +230,7 @@ def run_blocks(chosen: Iterable[Block], pki: Path, repo: Path, root: Path, worke
     def run(block: Block) -> tuple[str, tuple[list[Outcome], dict[str, str]]]:
         if missing_tools(block):
             return block.where, ([], {})
-        folder = root / re.sub(r"[^\w.-]", "_", block.where)
-        scratch = Scratch(folder, pki, repo)
+        scratch = Scratch(scratch_folder(root, block), pki, repo)
         return block.where, (scratch.run_block([s.command for s in steps(block)]), scratch.ports)
 
     longest_first = sorted(chosen, key=lambda block: -len(steps(block)))  # the pool drains evenly
@@ -340,13 +347,14 @@ def broken_links(page: Path, repo: Path = REPO) -> list[str]:
 # Update mode -----------------------------------------------------------------------------------------
 
 
-def refreshed(text: str, page: str, runs: Runs) -> str:
+def refreshed(text: str, page: str, runs: Runs, by_hand: list[str] | None = None) -> str:
     """The page with every console block's output replaced by what its commands printed in ``runs``.
 
     Output that still matches (timings, ports and dates aside) is kept as written, so a refresh changes
-    only what changed. Otherwise lines after a command that start with ``...`` are kept as they are (an
-    excerpt marker), and a block whose output was trimmed with ``...`` keeps only as many leading lines as
-    it showed.
+    only what changed. Otherwise an output cut short with a trailing ``...`` keeps as many leading lines as
+    it showed. An excerpt with ``...`` between shown lines (picked lines of a long output) cannot be
+    re-picked by a program: it is kept as written and its command is added to ``by_hand``, to be fixed by
+    hand, never replaced by the head of the output.
     """
     lines = text.splitlines()
     by_line = {b.line: b for b in blocks(text, page) if b.kind == "console" and b.where in runs}
@@ -374,6 +382,11 @@ def refreshed(text: str, page: str, runs: Runs) -> str:
                 real = real[: len(step.expected)]  # a server's start-up lines; it goes on logging
             elif any(line.strip() == "..." for line in step.expected):
                 keep = step.expected.index(next(line for line in step.expected if line.strip() == "..."))
+                if any(line.strip() not in ("", "...") for line in step.expected[keep:]):  # picked lines
+                    out.extend(step.expected)
+                    if by_hand is not None:
+                        by_hand.append(f"{block.where}: `{step.command}`")
+                    continue
                 real = [*real[:keep], "..."]
             out.extend(line.rstrip() for line in real)
         index += len(block.lines) + 1
@@ -398,13 +411,20 @@ def with_matrix(text: str, matrix: Callable[[], str]) -> str:
 
 
 def update(chosen: list[Path], pki: Path, repo: Path, scratch_root: Path) -> list[str]:
-    """Refresh the chosen pages in place; returns one line per page saying what changed."""
+    """Refresh the chosen pages in place; returns one line per page saying what changed.
+
+    A page's ``report-screenshot`` marks are retaken from the reports its blocks wrote in this run
+    (``tests/support/report_screens.py``).
+    """
+    from tests.support import report_screens
+
     texts = {page: (repo / page).read_text() for page in chosen}
     console = [b for page in chosen for b in blocks(texts[page], str(page)) if b.runnable and b.kind == "console"]
     runs = run_blocks(console, pki, repo, scratch_root)
     reports = []
     for page in chosen:
-        new = with_matrix(refreshed(texts[page], str(page), runs), lambda: real_matrix(pki))
+        by_hand: list[str] = []
+        new = with_matrix(refreshed(texts[page], str(page), runs, by_hand), lambda: real_matrix(pki))
         skipped = [b.where for b in console if b.page == str(page) and not runs[b.where][0]]
         if new != texts[page]:
             (repo / page).write_text(new)
@@ -412,6 +432,8 @@ def update(chosen: list[Path], pki: Path, repo: Path, scratch_root: Path) -> lis
         reports.append(
             f"{page}: {state}" + (f" (not run, a binary is missing: {', '.join(skipped)})" if skipped else "")
         )
+        reports += [f"  kept as written, no longer matches, fix by hand: {where}" for where in by_hand]
+        reports += report_screens.retake(repo / page, scratch_root)  # the screenshots of the reports just written
     return reports
 
 
@@ -430,9 +452,9 @@ def main(argv: list[str]) -> int:
         return 2
     with tempfile.TemporaryDirectory() as tmp:
         pki = generate(Path(tmp) / "pki").paths.root
-        for line in update(chosen, pki, REPO, Path(tmp)):
-            print(line)
-    return 0
+        reports = update(chosen, pki, REPO, Path(tmp))
+    print("\n".join(reports))
+    return 1 if any("fix by hand" in line for line in reports) else 0
 
 
 if __name__ == "__main__":

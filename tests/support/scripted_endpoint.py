@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 from mtls_lab.certs.layout import CA, LabPaths
 
@@ -79,10 +80,18 @@ def _handler(script: Script) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def scripted_endpoint(pki: LabPaths, script: Script, client_ca: CA | None = None) -> Iterator[str]:
-    """Serve ``script`` over TLS on a free loopback port; yields the base URL."""
+def scripted_endpoint(
+    pki: LabPaths, script: Script, client_ca: CA | None = None, server_pem: Path | None = None
+) -> Iterator[str]:
+    """Serve ``script`` over TLS on a free loopback port; yields the base URL.
+
+    ``server_pem``: a PEM file holding the server's key and chain, instead of the lab server's.
+    """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(pki.server_cert, pki.server_key)
+    if server_pem is None:
+        context.load_cert_chain(pki.server_cert, pki.server_key)
+    else:
+        context.load_cert_chain(server_pem)
     if client_ca is not None:
         context.load_verify_locations(pki.ca(client_ca))
         context.verify_mode = ssl.CERT_OPTIONAL
