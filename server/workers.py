@@ -126,7 +126,7 @@ class _Supervisor:
         try:
             if self._wait_ready(ready_fd) == len(self.running):
                 print(banner(loaded, port, len(self.running)), flush=True)
-            else:
+            elif self.signal is None:  # (stopped while starting: not a failure)
                 self.failure = "a worker did not start (see above)"
                 self._stop_all()
             self._reap()
