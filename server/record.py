@@ -74,9 +74,12 @@ def _leaf_sha256(entry: dict[str, Any], kind: str) -> str | None:
     return cert.get("sha256") if isinstance(cert, dict) else None
 
 
-def encode(entry: dict[str, Any]) -> str:
-    """One entry as the record writes it (without the newline)."""
-    return json.dumps(entry, separators=(",", ":"), default=str)
+_JSON = json.JSONEncoder(separators=(",", ":"), default=str)
+
+
+def encode(entry: Any) -> str:
+    """One entry (or a value of one) as the record writes it (without the newline)."""
+    return _JSON.encode(entry)
 
 
 class CallRecord:
