@@ -25,7 +25,10 @@ lint: $(BIN)/mtls-lab
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m tests.support.typecheck
 
+# The tests start mtls-lab in hundreds of processes: compile the package first, so that none of them
+# compiles it again (where PYTHONDONTWRITEBYTECODE is set, no process would keep what it compiled).
 test: lint
+	$(BIN)/python -m compileall -q mtls_lab certs server caller
 	$(BIN)/pytest
 
 # docker-compose.yml in real containers (as root): starts its own Docker engine, see docs/compose.md

@@ -40,6 +40,7 @@ from mtls_lab.server.settings import Mode, ServerConfig
 from tests.support.browser import Browser, Page
 from tests.support.docs_check import Scratch
 from tests.support.ports import free_port
+from tests.support.record import entries
 from tests.support.scripted_endpoint import Script, json_body, scripted_endpoint
 
 HOSTILE_CN = "<script>window.__pwned=1</script>"
@@ -248,7 +249,7 @@ def test_a_call_that_never_connected_draws_no_ladder_and_says_why(pki: LabPaths,
 
 
 def _record(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
+    return entries(path)
 
 
 def test_the_server_side_is_the_entry_from_the_callers_port(reports: dict[str, Path]) -> None:

@@ -14,8 +14,14 @@ Entry = dict[str, Any]
 
 
 def entries(path: Path, kind: str | None = None) -> list[Entry]:
-    """The entries of a record file in file order, of one kind (``request`` or ``connection``) or all."""
-    found = [json.loads(line) for line in path.read_text().splitlines()]
+    """The entries of a record file in file order, of one kind (``request`` or ``connection``) or all.
+
+    Every complete line must parse. A last line without its newline is a write still in progress (the
+    server appends a connection's entry when the connection closes, maybe while we read): left out.
+    """
+    text = path.read_text()
+    complete = text[: text.rfind("\n") + 1]
+    found = [json.loads(line) for line in complete.splitlines()]
     return [e for e in found if kind is None or e.get("kind", "request") == kind]
 
 
