@@ -11,7 +11,7 @@ generator for every server (``throughput/load.py``; only 2xx answers count):
 4. the lab with one process and with ``--workers N``; nginx (``worker_processes 1``) when installed;
    WireMock (its standalone jar, from the npm package ``wiremock``, on Java) when found.
 
-It prints one table, the ratios against issue 21's targets (MET / NOT MET, never an error), and a check
+It prints one table, the ratios against the project's own targets (MET / NOT MET, never an error), and a check
 that the lab recorded every request it answered. ``--profile`` adds where the lab spends its time
 (py-spy when installed, else cProfile). A run with failed requests is flagged and exits 1. Servers and
 load generator share the machine's cores: the CPU columns say who was busy.

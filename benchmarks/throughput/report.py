@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from .load import Load
 from .meter import Window
 
-# issue 21's targets: (what, lab side, reference, minimum ratio)
+# the project's own targets: (what, lab side, reference, minimum ratio)
 TARGETS = [
     ("keep-alive, one process", "lab", "wiremock", 2.0),
     ("keep-alive, one process", "lab", "nginx", 0.4),
