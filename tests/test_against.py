@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 from mtls_lab.certs.layout import LabPaths
@@ -13,6 +11,7 @@ from mtls_lab.matrix.against import pair, parse_target, run_against
 from mtls_lab.matrix.scenarios import OTHER, ROOT, SCENARIOS, Advertise
 from mtls_lab.server.settings import Mode, TLSVersion
 from tests.conftest import ServerFactory
+from tests.support.ports import free_port
 
 
 def _targets(lab_server: ServerFactory) -> list[str]:
@@ -45,11 +44,8 @@ def test_a_swapped_url_is_an_error_not_mismatches(pki: LabPaths, lab_server: Ser
 
 
 def test_a_server_that_is_down_is_an_error(pki: LabPaths) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
     with pytest.raises(LabError, match="no TLS answer"):
-        run_against(SCENARIOS, [f"mixed=https://127.0.0.1:{port}"], pki)
+        run_against(SCENARIOS, [f"mixed=https://127.0.0.1:{free_port()}"], pki)
 
 
 @pytest.mark.parametrize(

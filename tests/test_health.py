@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ from mtls_lab.errors import ExitCode, LabError
 from mtls_lab.matrix.health import Health, health_url, probe
 from mtls_lab.server.settings import Mode
 from tests.conftest import ServerFactory
+from tests.support.ports import free_port
 
 
 @pytest.mark.parametrize("mode", list(Mode), ids=lambda m: m.value)
@@ -44,14 +44,8 @@ def test_mtls_without_an_identity_is_rejected(pki: LabPaths, lab_server: ServerF
     assert "without a certificate" in found.detail
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_nothing_listening_is_down(pki: LabPaths) -> None:
-    found = probe(f"https://127.0.0.1:{_closed_port()}", pki, timeout=2)
+    found = probe(f"https://127.0.0.1:{free_port()}", pki, timeout=2)
     assert found.state is Health.DOWN
     assert found.state.exit_code(strict=False) == ExitCode.CONNECTION
     assert "refused" in found.detail.lower()
@@ -86,6 +80,6 @@ def test_cli_prints_one_line_and_exits_by_state(
 
 
 def test_cli_down_is_exit_5(pki: LabPaths, capsys: pytest.CaptureFixture[str]) -> None:
-    url = f"https://127.0.0.1:{_closed_port()}"
+    url = f"https://127.0.0.1:{free_port()}"
     assert main(["health", "--url", url, "--certs", str(pki.root), "--timeout", "2"]) == ExitCode.CONNECTION
     assert capsys.readouterr().out.startswith("down: ")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable
 
 import pytest
@@ -13,6 +12,7 @@ from mtls_lab.certs.layout import CA, LabPaths
 from mtls_lab.server.settings import Mode
 from tests.conftest import ServerFactory
 from tests.support.ajo_call import ajo_call
+from tests.support.ports import free_port
 from tests.support.tls_clients import needs_openssl
 
 ROOT_NAME = "CN=MTLS LAB stand-in for DigiCert Global Root G2,O=MTLS LAB (not a real CA),C=US"
@@ -121,13 +121,7 @@ def test_json_carries_the_handshake(pki: LabPaths, lab_server: ServerFactory) ->
 
 
 def test_no_connection_no_messages(pki: LabPaths) -> None:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    time.sleep(0)
-    verdict = ajo_call(pki, f"https://127.0.0.1:{port}")
+    verdict = ajo_call(pki, f"https://127.0.0.1:{free_port()}")
     assert verdict.handshake == [] and "no TLS message" in render_ladder(verdict)
 
 

@@ -14,6 +14,7 @@ from mtls_lab.alerts import Alert, received_alert
 from mtls_lab.caller.verdict import ALERT_CAUSES, TRANSPORT_TABLE, Outcome
 from mtls_lab.certs.layout import CA, LabPaths
 from tests.support.ajo_call import ajo_call
+from tests.support.ports import free_port
 from tests.support.scripted_endpoint import NGINX_BAD_CERT_PAGE, NGINX_NO_CERT_PAGE, Script, scripted_endpoint
 
 
@@ -135,12 +136,7 @@ def test_an_untrusted_server_certificate(pki: LabPaths) -> None:
 
 
 def test_nothing_listening_is_a_connection_error(pki: LabPaths) -> None:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    verdict = ajo_call(pki, f"https://127.0.0.1:{port}")
+    verdict = ajo_call(pki, f"https://127.0.0.1:{free_port()}")
     assert verdict.outcome is Outcome.CONNECTION_ERROR and verdict.phase.value == "connect"
     assert verdict.client_cert_sent is None and verdict.outcome.exit_code == 5
 

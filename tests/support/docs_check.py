@@ -28,7 +28,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -36,6 +35,8 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.support import ports
 
 REPO = Path(__file__).resolve().parents[2]
 FENCE = re.compile(r"^```(\w*)\s*$")
@@ -148,9 +149,7 @@ def free_port() -> int:
     """A free loopback port, never the same twice in this process (blocks run in parallel)."""
     with _HANDING:
         while True:
-            with socket.socket() as sock:
-                sock.bind(("127.0.0.1", 0))
-                port = int(sock.getsockname()[1])
+            port = ports.free_port()
             if port not in _HANDED:
                 _HANDED.add(port)
                 return port

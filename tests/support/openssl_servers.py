@@ -3,10 +3,28 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 from mtls_lab.certs.layout import CA, LabPaths
 from tests.support.ports import free_port, wait_for_port
 from tests.support.tls_clients import OPENSSL
+
+
+def s_server_command(port: int, pki: LabPaths, trust: Path, *flags: str) -> list[str]:
+    """``openssl s_server`` on 127.0.0.1:``port`` with the lab server's certificate, trusting ``trust``."""
+    return [
+        str(OPENSSL),
+        "s_server",
+        "-accept",
+        f"127.0.0.1:{port}",
+        "-cert",
+        str(pki.server_cert),
+        "-key",
+        str(pki.server_key),
+        "-CAfile",
+        str(trust),
+        *flags,
+    ]
 
 
 class OpenSSLServers:
@@ -21,21 +39,7 @@ class OpenSSLServers:
         key = (*flags, serve)
         if key not in self.running:
             port = free_port()
-            args = [
-                str(OPENSSL),
-                "s_server",
-                "-accept",
-                f"127.0.0.1:{port}",
-                "-cert",
-                str(self.pki.server_cert),
-                "-key",
-                str(self.pki.server_key),
-                "-CAfile",
-                str(self.pki.ca(CA.ADOBE_ROOT)),
-                serve,
-                "-quiet",
-                *flags,
-            ]
+            args = s_server_command(port, self.pki, self.pki.ca(CA.ADOBE_ROOT), serve, "-quiet", *flags)
             process = subprocess.Popen(
                 args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
             )

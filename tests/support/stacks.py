@@ -32,6 +32,7 @@ from mtls_lab.caller.tls import Chain, ClientBehavior
 from mtls_lab.caller.verdict import Verdict
 from mtls_lab.certs.layout import LabPaths
 from mtls_lab.server.stack_configs import ClientAuth, Files, caddy, haproxy, nginx
+from tests.support.openssl_servers import s_server_command
 from tests.support.ports import free_port, wait_for_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -279,22 +280,15 @@ def _start_java(stacks: Stacks, servers: list[StackServer], workdir: Path) -> di
 def _start_openssl(stacks: Stacks, server: StackServer, workdir: Path) -> Running:
     port = free_port()
     verify = {ClientAuth.NONE: [], ClientAuth.OPTIONAL: ["-verify", "3"], ClientAuth.REQUIRED: ["-Verify", "3"]}
-    args = [
-        str(BINARIES["openssl"]),
-        "s_server",
-        "-accept",
-        f"127.0.0.1:{port}",
-        "-cert",
-        str(stacks.pki.server_cert),
-        "-key",
-        str(stacks.pki.server_key),
-        "-CAfile",
-        str(server.trust),
+    args = s_server_command(
+        port,
+        stacks.pki,
+        server.trust,
         "-verify_return_error",
         "-www",
         *verify[server.mode],
         *(["-no_tls1_3"] if server.tls_max == "1.2" else []),
-    ]
+    )
     process = _launch(args, workdir, port)
     return Running(server, port, process, workdir)
 
