@@ -41,7 +41,7 @@ def render_ladder(verdict: Verdict, server_label: str = "", width: int | None = 
         lines += _message(message, verdict, width, colour)
     if verdict.status is not None and not any(m["type"] == "ApplicationData" for m in verdict.handshake):
         lines += _side(True, f"{verdict.request_line}", width, colour)
-        lines += _side(False, _response(verdict), width, colour)
+        lines += _side(False, response_line(verdict), width, colour)
     if not verdict.handshake:
         lines += _note("no TLS message was exchanged (no connection)", width, colour)
     return "\n".join(lines)
@@ -51,7 +51,7 @@ def _message(message: dict[str, Any], verdict: Verdict, width: int, colour: bool
     sent = message["direction"] == "caller->server"
     kind, details = message["type"], message["details"]
     if kind == "ApplicationData":
-        text = verdict.request_line if sent else _response(verdict)
+        text = verdict.request_line if sent else response_line(verdict)
         return _side(sent, text, width, colour)
     text = f"{kind}  {_facts(kind, sent, details, verdict)}".rstrip()
     return _side(sent, text, width, colour, alert=kind == "Alert")
@@ -88,7 +88,8 @@ def _chain(chain: list[dict[str, str]], sent: bool, verdict: Verdict) -> str:
     )
 
 
-def _response(verdict: Verdict) -> str:
+def response_line(verdict: Verdict) -> str:
+    """The HTTP answer in a few words, as both ladders (this one and the HTML report's) show it."""
     if verdict.status is None:
         return "(response not received)"
     reason = f' {{"reason": "{verdict.server_reason}"}}' if verdict.server_reason else ""

@@ -12,7 +12,7 @@ import textwrap
 from dataclasses import dataclass, field
 from typing import Any
 
-from mtls_lab.caller.ladder import _response as response_line  # the terminal ladder's words for the answer
+from mtls_lab.caller.ladder import response_line
 from mtls_lab.caller.verdict import Verdict
 
 WIDTH = 900

@@ -13,17 +13,9 @@ import ssl
 import time
 
 from mtls_lab.alerts import received_alert
+from tests.support.tls_tamper import raw_records
 
 REQUEST = b"GET /custom-action HTTP/1.1\r\nHost: lab\r\nConnection: close\r\n\r\n"
-
-
-def _records(data: bytes) -> list[bytes]:
-    records, at = [], 0
-    while at + 5 <= len(data):
-        end = at + 5 + int.from_bytes(data[at + 3 : at + 5], "big")
-        records.append(data[at:end])
-        at = end
-    return records
 
 
 def flight_at_once(port: int, context: ssl.SSLContext, gap: float = 0.002) -> str:
@@ -58,7 +50,7 @@ def flight_at_once(port: int, context: ssl.SSLContext, gap: float = 0.002) -> st
 
 
 def _send(sock: socket.socket, data: bytes, gap: float) -> None:
-    for record in _records(data):
+    for record in raw_records(data):
         sock.sendall(record)  # like a JDK client, a failed write ends the handshake
         time.sleep(gap)
 

@@ -62,13 +62,19 @@ def flip_last_byte(body: bytes) -> bytes:
     return body[:-1] + bytes([body[-1] ^ 0x01])
 
 
-def records(data: bytes) -> list[tuple[int, bytes]]:
+def raw_records(data: bytes) -> list[bytes]:
+    """The whole TLS records in ``data``, header included, as they go on the wire."""
     found, at = [], 0
     while at + 5 <= len(data):
         end = at + 5 + int.from_bytes(data[at + 3 : at + 5], "big")
-        found.append((data[at], data[at + 5 : end]))
+        found.append(data[at:end])
         at = end
     return found
+
+
+def records(data: bytes) -> list[tuple[int, bytes]]:
+    """(content type, fragment) of each TLS record in ``data``."""
+    return [(raw[0], raw[5:]) for raw in raw_records(data)]
 
 
 def record(content_type: int, fragment: bytes) -> bytes:
