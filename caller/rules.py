@@ -18,7 +18,6 @@ from urllib.parse import SplitResult, urlsplit
 from mtls_lab.errors import LabError
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
-LOCAL_NAMES = frozenset({"localhost"})
 
 
 class ActionError(LabError):

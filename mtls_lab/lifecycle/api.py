@@ -114,7 +114,6 @@ TOKEN_INVALID = GatewayError(401, "401013", "Oauth token is not valid", "Authori
 API_KEY_MISSING = GatewayError(403, "403000", "Api Key is required", "x-api-key")
 API_KEY_INVALID = GatewayError(403, "403003", "Api Key is invalid", "x-api-key")
 ORG_MISSING = GatewayError(400, "400003", "Missing header", "x-gw-ims-org-id")
-GATEWAY_ERRORS = (TOKEN_MISSING, TOKEN_INVALID, API_KEY_MISSING, API_KEY_INVALID, ORG_MISSING)
 # The troubleshooting guide's answer to a missing or wrong Content-Type, as documented (its odd type included).
 CONTENT_TYPE_DETAIL = "A valid content-type must be specified"
 

@@ -17,9 +17,7 @@ from __future__ import annotations
 import datetime as dt
 
 LIFETIME_TODAY_DAYS = 396  # 13 months
-REISSUE_DAYS = 60  # a successor is issued this long before expiry...
-REVOKE_DAYS = 30  # ...and the old certificate is revoked this long before its expiry
-SHORTEST_LIFETIME_DAYS = 47  # where the CA/B Forum's schedule ends
+REISSUE_DAYS = 60  # a successor is issued this long before expiry
 DAY = dt.timedelta(days=1)
 
 
@@ -27,8 +25,3 @@ def warning_days(not_before: dt.datetime, not_after: dt.datetime) -> int:
     """Days before expiry from which a certificate deserves a warning: Adobe's reissue point, scaled."""
     lifetime = (not_after - not_before) / DAY
     return max(1, min(REISSUE_DAYS, round(lifetime * REISSUE_DAYS / LIFETIME_TODAY_DAYS)))
-
-
-def handover_days(lifetime_days: float) -> float:
-    """Days between the reissue and the revocation (model: scaled like the warning): 30 today."""
-    return lifetime_days * (REISSUE_DAYS - REVOKE_DAYS) / LIFETIME_TODAY_DAYS

@@ -48,10 +48,6 @@ class Phase(enum.Enum):
     def summary(self) -> str:
         return _SUMMARIES[self]
 
-    @property
-    def lists_next_hierarchy(self) -> bool:
-        return Identity.ADOBE_NEXT in self.identities
-
 
 _SERVED = {
     Phase.CURRENT: (Identity.ADOBE,),
