@@ -74,7 +74,8 @@ def add_serve(sub: Commands) -> None:
         "--record",
         type=Path,
         metavar="PATH",
-        help=f"append every received call to this JSON-lines file (default: memory) {env('record')}",
+        help=f"append every connection attempt and every received call to this JSON-lines file (default: memory, "
+        f"the newest 10 000 entries) {env('record')}",
     )
     p.add_argument(
         "--handshake-timeout",
