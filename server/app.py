@@ -17,10 +17,10 @@ from mtls_lab.certs.inspect import CertFacts, normalize_fingerprint
 from mtls_lab.certs.layout import ADOBE_CN, LabPaths
 from mtls_lab.server._uvicorn_tls import TLSFacts, scope_connection, tls_facts
 from mtls_lab.server.body import BodyEnd, answer_timed_out, note_disconnected, read_body
-from mtls_lab.server.config import LoadedServer
 from mtls_lab.server.forwarded import trusted
 from mtls_lab.server.idp import PATH as IDP_PATH
 from mtls_lab.server.idp import IdentityProvider
+from mtls_lab.server.loaded import LoadedServer
 from mtls_lab.server.record import RECORD_VERSION, CallRecord, Query, encode
 from mtls_lab.server.settings import Mode
 from mtls_lab.server.styles import forwarded_facts, gate

@@ -66,7 +66,7 @@ def _new_process() -> None:
 os.register_at_fork(after_in_child=_new_process)
 
 
-class Outcome(enum.Enum):
+class ConnectionOutcome(enum.Enum):
     """How a connection ended, from the server's side."""
 
     ACCEPTED = "accepted"  # the handshake completed
@@ -142,9 +142,9 @@ class Connection:
         watch = self.watch
         if watch is not None and watch.sent is None and watch.received is not None:
             # the client's fatal alert (TLS 1.3 ignores the level: RFC 8446 6), answered with none
-            outcome, why = Outcome.CLIENT_ABORTED, f"the client sent alert {watch.received.name}"
+            outcome, why = ConnectionOutcome.CLIENT_ABORTED, f"the client sent alert {watch.received.name}"
         else:
-            outcome, why = Outcome.PROTOCOL_ERROR, _why(exc)
+            outcome, why = ConnectionOutcome.PROTOCOL_ERROR, _why(exc)
         alert = watch.sent if watch else sent_alert(exc, None)
         observed = watch is not None
         self._write(outcome, alert, observed, why, exc)
@@ -165,55 +165,67 @@ class Connection:
         if self.requests == 0 and self.lab_requests > 0:
             self.recorded = True  # monitoring of the lab itself
             return
-        self._write(Outcome.ACCEPTED, None, True, None, None)
+        self._write(ConnectionOutcome.ACCEPTED, None, True, None, None)
 
     # --- judging a failure --------------------------------------------------------------------------
 
-    def _judge(self, exc: BaseException) -> tuple[Outcome, SentAlert | None, bool, str]:
+    def _judge(self, exc: BaseException) -> tuple[ConnectionOutcome, SentAlert | None, bool, str]:
         """(outcome, alert sent, whether that alert was observed, why) for a failed handshake."""
         watch = self.watch
         if isinstance(exc, TimeoutError):
-            return Outcome.TIMED_OUT, None, True, str(exc)
+            return ConnectionOutcome.TIMED_OUT, None, True, str(exc)
         if watch is None:  # not watched: the alert the table of reasons expects, marked as not observed
             expected = sent_alert(exc, None) if isinstance(exc, ssl.SSLError) else None
-            return Outcome.REJECTED, expected, False, _why(exc)
+            return ConnectionOutcome.REJECTED, expected, False, _why(exc)
         if watch.sent is not None:
-            return Outcome.REJECTED, watch.sent, True, _why(exc)
+            return ConnectionOutcome.REJECTED, watch.sent, True, _why(exc)
         if watch.received is not None:
-            return Outcome.CLIENT_ABORTED, None, True, f"the client sent alert {watch.received.name}"
+            return ConnectionOutcome.CLIENT_ABORTED, None, True, f"the client sent alert {watch.received.name}"
         if isinstance(exc, ConnectionResetError | ssl.SSLEOFError) or getattr(exc, "reason", "") in _EOF_REASONS:
-            return Outcome.CLIENT_ABORTED, None, True, "the client closed the connection during the handshake"
+            return ConnectionOutcome.CLIENT_ABORTED, None, True, "the client closed the connection during the handshake"
         # OpenSSL failed without writing an alert: for bytes that are not TLS it sends none on purpose
         # ("Doesn't look like TLS - don't send an alert", ssl/record/ssl3_record.c)
-        return Outcome.REJECTED, None, True, _why(exc)
+        return ConnectionOutcome.REJECTED, None, True, _why(exc)
 
     # --- the log line -------------------------------------------------------------------------------
 
-    def _log(self, outcome: Outcome, alert: SentAlert | None, observed: bool, why: str) -> None:
+    def _log(self, outcome: ConnectionOutcome, alert: SentAlert | None, observed: bool, why: str) -> None:
         where = f"{self.peer or '?'} [{self.id}]"
-        if outcome is Outcome.TIMED_OUT:
+        if outcome is ConnectionOutcome.TIMED_OUT:
             logger.warning("handshake timed out from %s: %s, closed", where, why)
             return
-        if outcome is Outcome.CLIENT_ABORTED:
+        if outcome is ConnectionOutcome.CLIENT_ABORTED:
             ended = "connection" if self.facts is not None else "handshake"
             logger.warning("%s ended by the client from %s: %s; sent no alert", ended, where, why)
             return
         said = "sent no alert"
         if alert is not None:
             said = f"sent alert {_name(alert)}" + ("" if observed else " (expected from the error, not seen sent)")
-        what = "handshake rejected" if outcome is Outcome.REJECTED else "connection failed after the handshake"
+        what = (
+            "handshake rejected" if outcome is ConnectionOutcome.REJECTED else "connection failed after the handshake"
+        )
         logger.warning("%s from %s: %s, %s", what, where, why, said)
 
     # --- the record entry ---------------------------------------------------------------------------
 
     def _write(
-        self, outcome: Outcome, alert: SentAlert | None, observed: bool, why: str | None, exc: BaseException | None
+        self,
+        outcome: ConnectionOutcome,
+        alert: SentAlert | None,
+        observed: bool,
+        why: str | None,
+        exc: BaseException | None,
     ) -> None:
         self.recorded = True
         self.log.record.append(self.entry(outcome, alert, observed, why, exc))
 
     def entry(
-        self, outcome: Outcome, alert: SentAlert | None, observed: bool, why: str | None, exc: BaseException | None
+        self,
+        outcome: ConnectionOutcome,
+        alert: SentAlert | None,
+        observed: bool,
+        why: str | None,
+        exc: BaseException | None,
     ) -> dict[str, Any]:
         """The record entry (docs/reference/record.md): computed once, when the connection is recorded."""
         watch = self.watch or _tls_watch.Watch()
@@ -291,7 +303,7 @@ def _alert_json(alert: SentAlert | None, observed: bool, watch: _tls_watch.Watch
 
 
 def _verification(
-    outcome: Outcome, facts: TLSFacts | None, exc: BaseException | None, watch: _tls_watch.Watch
+    outcome: ConnectionOutcome, facts: TLSFacts | None, exc: BaseException | None, watch: _tls_watch.Watch
 ) -> str | None:
     """nginx's ``$ssl_client_verify`` for the connection; None when the chain was never judged."""
     if facts is not None:

@@ -15,9 +15,9 @@ from mtls_lab.server._uvicorn_tls import tls_protocol_factory
 from mtls_lab.server.alert_styles import missing_certificate_tls12
 from mtls_lab.server.app import create_app
 from mtls_lab.server.background import BackgroundServer
-from mtls_lab.server.config import LoadedServer, load
 from mtls_lab.server.connections import ConnectionLog
 from mtls_lab.server.guard import LabUvicornServer, http_limits
+from mtls_lab.server.loaded import LoadedServer, load
 from mtls_lab.server.record import CallRecord
 from mtls_lab.server.settings import Mode, RejectStyle, ServerConfig
 from mtls_lab.server.verify import ClientVerification, verify_client_chain
@@ -59,10 +59,10 @@ def _missing_certificate_alert(cfg: ServerConfig) -> int | None:
 
 
 def make_server(loaded: LoadedServer, record: CallRecord) -> uvicorn.Server:
-    return LabUvicornServer(server_config(loaded, record))
+    return LabUvicornServer(uvicorn_config(loaded, record))
 
 
-def server_config(loaded: LoadedServer, record: CallRecord) -> uvicorn.Config:
+def uvicorn_config(loaded: LoadedServer, record: CallRecord) -> uvicorn.Config:
     """uvicorn's settings for the lab's server: its TLS layer, limits, record and app."""
     cfg = loaded.config
     verifier = None

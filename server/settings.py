@@ -1,7 +1,7 @@
 """What ``mtls-lab serve`` can be told: the modes, styles, versions and every setting, with their checks.
 
 Nothing here loads the server (no uvicorn, no OpenSSL bridge): the CLI builds its options from it.
-``mtls_lab.server.config.load`` turns a ``ServerConfig`` into live objects.
+``mtls_lab.server.loaded.load`` turns a ``ServerConfig`` into live objects.
 """
 
 from __future__ import annotations

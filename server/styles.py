@@ -16,8 +16,8 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from mtls_lab.certs.inspect import CertFacts
 from mtls_lab.server._uvicorn_tls import TLSFacts
-from mtls_lab.server.config import LoadedServer
 from mtls_lab.server.forwarded import HeaderError, parse_client_cert_header, trusted
+from mtls_lab.server.loaded import LoadedServer
 from mtls_lab.server.settings import Mode, RejectStyle
 from mtls_lab.server.verify import ClientVerification
 

@@ -31,10 +31,10 @@ from types import FrameType
 import uvicorn
 
 from mtls_lab.errors import ExitCode, LabError
-from mtls_lab.server.config import LoadedServer
 from mtls_lab.server.guard import LabUvicornServer
+from mtls_lab.server.loaded import LoadedServer
 from mtls_lab.server.record import CallRecord
-from mtls_lab.server.run import banner, bind, configure_logging, server_config
+from mtls_lab.server.run import banner, bind, configure_logging, uvicorn_config
 
 READY_TIMEOUT = 30.0  # seconds for every worker to listen
 
@@ -92,7 +92,7 @@ def _worker(loaded: LoadedServer, port: int, stop_fd: int, ready_fd: int) -> int
         record = CallRecord(loaded.config.record)
         try:
             sock = bind(loaded.config.host, port, reuse_port=True)
-            server = WorkerServer(server_config(loaded, record), stop_fd)
+            server = WorkerServer(uvicorn_config(loaded, record), stop_fd)
             os.write(ready_fd, b"1")
             os.close(ready_fd)
             server.run(sockets=[sock])

@@ -108,7 +108,7 @@ def test_the_layers_read_top_down() -> None:
     [
         ("mtls_lab.errors", "from mtls_lab.server.run import serve", "base may not import server"),
         ("mtls_lab.server.app", "from mtls_lab.caller.verdict import Verdict", "server may not import caller"),
-        ("mtls_lab.caller.call", "import mtls_lab.server.config", "caller may not import server"),
+        ("mtls_lab.caller.call", "import mtls_lab.server.loaded", "caller may not import server"),
         ("mtls_lab.matrix.runner", "def f():\n    from mtls_lab.cli import main", "matrix may not import cli"),
         ("mtls_lab.certs.pki", "if True:\n    from mtls_lab.lifecycle import phases", "certs may not import lifecycle"),
     ],

@@ -10,7 +10,7 @@ from mtls_lab.caller.tls import Chain
 from mtls_lab.certs.layout import LabPaths
 from mtls_lab.matrix.runner import Observe, Result, run, server_config, server_label
 from mtls_lab.matrix.scenarios import SCENARIOS, Auth, Scenario
-from mtls_lab.server.config import load
+from mtls_lab.server.loaded import load
 from mtls_lab.server.settings import Authorize
 
 
