@@ -70,6 +70,8 @@ def _lib() -> ctypes.CDLL:
             "X509_STORE_CTX_get_error": (ctypes.c_int, [ctypes.c_void_p]),
             "X509_STORE_CTX_set_error": (None, [ctypes.c_void_p, ctypes.c_int]),
             "X509_STORE_CTX_get0_cert": (ctypes.c_void_p, [ctypes.c_void_p]),
+            "X509_STORE_CTX_get_ex_data": (ctypes.c_void_p, [ctypes.c_void_p, ctypes.c_int]),
+            "SSL_get_ex_data_X509_STORE_CTX_idx": (ctypes.c_int, []),
             "X509_verify_cert_error_string": (ctypes.c_char_p, [ctypes.c_long]),
         }
         for name, (restype, argtypes) in sigs.items():
@@ -207,11 +209,14 @@ def accept_any_client_certificate(ctx: ssl.SSLContext) -> None:
 
 # --- imitating another stack's alerts ------------------------------------------------------------
 
-Restyle = Callable[[int, bytes], int]
+Restyle = Callable[[int, bytes, int | None], int]
 
 
 def restyle_verification(ctx: ssl.SSLContext, restyle: Restyle) -> None:
-    """When verifying a client's chain fails, replace OpenSSL's error with ``restyle(error, leaf_der)``.
+    """When verifying a client's chain fails, replace OpenSSL's error with ``restyle(error, leaf_der, ssl)``.
+
+    ``ssl`` is the ``SSL*`` of the connection being verified (as ``ssl_pointer`` gives it), so that the
+    caller can note the original error for that connection.
 
     OpenSSL sends the alert its ``ssl_x509err2alert`` table gives for the final verification error, so
     the replacement chooses the alert. The mode (required or optional) is kept. Call it after the last
@@ -224,7 +229,9 @@ def restyle_verification(ctx: ssl.SSLContext, restyle: Restyle) -> None:
             return 1
         error = lib.X509_STORE_CTX_get_error(store)
         try:
-            lib.X509_STORE_CTX_set_error(store, restyle(error, _der(lib.X509_STORE_CTX_get0_cert(store))))
+            connection = lib.X509_STORE_CTX_get_ex_data(store, lib.SSL_get_ex_data_X509_STORE_CTX_idx())
+            leaf = _der(lib.X509_STORE_CTX_get0_cert(store))
+            lib.X509_STORE_CTX_set_error(store, restyle(error, leaf, connection))
         except Exception:
             lib.X509_STORE_CTX_set_error(store, error)
         return 0

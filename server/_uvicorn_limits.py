@@ -79,7 +79,7 @@ class GuardedHTTPProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with a header timeout and a bounded request head."""
 
     limits = HTTPLimits()  # set per server by the protocol factory
-    connection: Any = None  # the record's Connection (mtls_lab.server.connections), set by the protocol factory
+    state: Any = None  # the connection's ConnectionState (mtls_lab.server.state), set by the protocol factory
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -205,8 +205,8 @@ class GuardedHTTPProtocol(HttpToolsProtocol):
         self._linger = self.loop.call_later(max(wait, 0.0), self.transport.close)
 
     def _note(self, what: str) -> None:
-        if self.connection is not None:
-            self.connection.http_refused = what
+        if self.state is not None:
+            self.state.http_refused = what
 
     @staticmethod
     def _cancel(handle: asyncio.TimerHandle | None) -> None:

@@ -8,10 +8,9 @@ facts of the connection to every request's scope:
 
 - ``scope["extensions"]["tls"]``: the ASGI TLS extension (``client_cert_chain``, ``client_cert_name``,
   ``client_cert_error``, ``tls_version``, ``cipher_suite``, ``server_cert``);
-- ``scope["extensions"]["mtls_lab"]``: a ``TLSFacts`` with the parsed certificate, computed once per
-  connection, so keep-alive requests pay nothing;
-- ``scope["extensions"]["mtls_lab_connection"]``: the record's ``Connection`` (``connections.py``),
-  which counts the requests it carried.
+- the connection's ``ConnectionState`` (``state.py``, reached by the app through ``lab_state(scope)``),
+  whose ``TLSFacts`` with the parsed certificate are computed once per connection, so keep-alive
+  requests pay nothing. The protocol factory makes the state, and the record's ``Connection`` reads it.
 
 Each connection's transport is wrapped in ``OneWrite``, so that a response leaves in one TLS record and
 one system call (uvicorn writes its head and its body separately).
@@ -25,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from mtls_lab import _openssl
@@ -33,37 +31,11 @@ from mtls_lab.certs.inspect import CertFacts
 from mtls_lab.server._asyncio_alerts import AlertDeliveringSSLProtocol
 from mtls_lab.server._uvicorn_limits import GuardedHTTPProtocol as _BaseHTTP  # uvicorn's httptools protocol, bounded
 from mtls_lab.server._uvicorn_limits import HTTPLimits
-from mtls_lab.server.connections import Connection, ConnectionLog
+from mtls_lab.server.connections import ConnectionLog, next_connection_id
+from mtls_lab.server.state import NO_TLS, ConnectionState, TLSFacts, give_state
 from mtls_lab.server.verify import NONE, ClientVerification
 
 _TLS_VERSIONS = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
-
-
-@dataclass(frozen=True)
-class TLSFacts:
-    """What the TLS layer established for one connection."""
-
-    version: str | None
-    cipher: str | None
-    client_cert: CertFacts | None
-    client_cert_der: bytes | None
-    verification: ClientVerification = NONE  # nginx's $ssl_client_verify; SUCCESS whenever OpenSSL verified
-    connection_id: str | None = None  # the record's id of the connection (docs/reference/record.md)
-
-    def to_json(self) -> dict[str, Any]:
-        """Computed once per connection (the record writes it for every request)."""
-        cached: dict[str, Any] | None = self.__dict__.get("_json")
-        if cached is None:
-            cached = {
-                "tls_version": self.version,
-                "cipher": self.cipher,
-                "client_certificate_presented": self.client_cert is not None,
-                "client_certificate": self.client_cert.to_json() if self.client_cert else None,
-                "ssl_client_verify": self.verification.nginx_variable,
-                "connection_id": self.connection_id,
-            }
-            object.__setattr__(self, "_json", cached)
-        return cached
 
 
 def check_internals() -> None:
@@ -86,7 +58,7 @@ def connection_facts(
     chain the client sent is then verified here, once per connection.
     """
     if ssl_object is None:
-        return TLSFacts(None, None, None, None), {}
+        return NO_TLS, {}
     der = ssl_object.getpeercert(binary_form=True)
     cert = CertFacts.from_der(der) if der else None
     if verifier is not None:
@@ -131,19 +103,15 @@ class _TLSScopeProtocol(_BaseHTTP):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         transport = OneWrite(transport, self.loop)  # type: ignore[assignment]
         super().connection_made(transport)
-        connection = self.connection
-        facts, extension = connection_facts(
-            transport.get_extra_info("ssl_object"), self.verifier, connection.id if connection else None
+        state: ConnectionState = self.state
+        state.facts, extension = connection_facts(
+            transport.get_extra_info("ssl_object"), self.verifier, state.connection_id
         )
-        if connection is not None:
-            connection.facts = facts
         app = self.app
 
         async def app_with_tls(scope: Any, receive: Any, send: Any) -> None:
-            extensions = scope.setdefault("extensions", {})
-            extensions["tls"] = extension
-            extensions["mtls_lab"] = facts
-            extensions["mtls_lab_connection"] = connection
+            scope.setdefault("extensions", {})["tls"] = extension
+            give_state(scope, state)
             await app(scope, receive, send)
 
         self.app = app_with_tls
@@ -205,11 +173,13 @@ def tls_protocol_factory(
     With ``connections``, every connection attempt is recorded and each failure logged (one line)."""
 
     def create(**kwargs: Any) -> asyncio.Protocol:
-        connection = connections.connection() if connections is not None else None
+        # the connection's state, owned here; the record's Connection (when recorded) reads it
+        state = ConnectionState(next_connection_id() if connections is not None else None)
+        connection = connections.connection(state) if connections is not None else None
         http = _TLSScopeProtocol(**kwargs)
         http.verifier = verifier
         http.limits = limits or HTTPLimits()
-        http.connection = connection
+        http.state = state
         return AlertDeliveringSSLProtocol(  # type: ignore[return-value]  # an SSLProtocol is a BufferedProtocol
             asyncio.get_running_loop(),
             http,
@@ -222,15 +192,3 @@ def tls_protocol_factory(
         )
 
     return create
-
-
-def scope_connection(scope: Any) -> Connection | None:
-    """The record's ``Connection`` a request arrived on (None outside the lab's server)."""
-    connection = scope.get("extensions", {}).get("mtls_lab_connection")
-    return connection if isinstance(connection, Connection) else None
-
-
-def tls_facts(scope: Any) -> TLSFacts:
-    """The TLS facts of the connection a request arrived on (empty facts outside the lab's server)."""
-    facts = scope.get("extensions", {}).get("mtls_lab")
-    return facts if isinstance(facts, TLSFacts) else TLSFacts(None, None, None, None)

@@ -13,19 +13,19 @@ caller/stacks.py (tests/test_stacks.py checks the lab against the real servers):
   also for a certificate not yet valid), an unknown issuer or a false signature is ``unknown_ca``,
   anything else ``bad_certificate``; a missing certificate gets OpenSSL's own alerts.
 
-The original verification error is kept per thread until the rejection is logged (``take_original``):
-the handshake, the callback and the log line run in one call on the server's event loop.
+The original verification error is noted on the connection's state (``state.noted_verify_error``,
+found by the connection's ``SSL*``), so that the record names the real error, not the style's.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import threading
 
 from cryptography import x509
 
 from mtls_lab.alerts import Alert
 from mtls_lab.server.settings import AlertStyle
+from mtls_lab.server.state import noted_verify_error
 
 # OpenSSL X509_V_ERR_* codes, and the alert ssl_x509err2alert makes of each one used here
 UNABLE_TO_GET_ISSUER_CERT = 2
@@ -59,12 +59,13 @@ def missing_certificate_tls12(style: AlertStyle) -> Alert | None:
     return Alert.BAD_CERTIFICATE if style is AlertStyle.JAVA else None
 
 
-_last = threading.local()
+def verify_error(
+    style: AlertStyle, code: int, leaf_der: bytes, ssl_pointer: int | None = None, now: dt.datetime | None = None
+) -> int:
+    """The verification error that makes OpenSSL send ``style``'s alert for OpenSSL's error ``code``.
 
-
-def verify_error(style: AlertStyle, code: int, leaf_der: bytes, now: dt.datetime | None = None) -> int:
-    """The verification error that makes OpenSSL send ``style``'s alert for OpenSSL's error ``code``."""
-    _last.original = code
+    OpenSSL's own error is noted on the state of the connection whose ``SSL*`` is ``ssl_pointer``."""
+    noted_verify_error(ssl_pointer, code)
     if style is AlertStyle.JAVA:
         return SUBJECT_ISSUER_MISMATCH
     if style is AlertStyle.GO:
@@ -83,10 +84,3 @@ def _leaf_out_of_dates(der: bytes, now: dt.datetime) -> bool:
     except ValueError:
         return False
     return not leaf.not_valid_before_utc <= now <= leaf.not_valid_after_utc
-
-
-def take_original() -> int | None:
-    """OpenSSL's own verification error of the rejection being logged on this thread (then forgotten)."""
-    code: int | None = getattr(_last, "original", None)
-    _last.original = None
-    return code

@@ -15,7 +15,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mtls_lab.certs.inspect import CertFacts, normalize_fingerprint
 from mtls_lab.certs.layout import ADOBE_CN, LabPaths
-from mtls_lab.server._uvicorn_tls import TLSFacts, scope_connection, tls_facts
 from mtls_lab.server.body import BodyEnd, answer_timed_out, note_disconnected, read_body
 from mtls_lab.server.forwarded import trusted
 from mtls_lab.server.idp import PATH as IDP_PATH
@@ -23,8 +22,10 @@ from mtls_lab.server.idp import IdentityProvider
 from mtls_lab.server.loaded import LoadedServer
 from mtls_lab.server.record import RECORD_VERSION, CallRecord, Query, encode
 from mtls_lab.server.settings import Mode
+from mtls_lab.server.state import ConnectionState, TLSFacts, lab_state
 from mtls_lab.server.styles import forwarded_facts, gate
 from mtls_lab.server.tokens import TokenIssuer, endpoints
+from mtls_lab.vocabulary import AdobeChain, Reason
 
 logger = logging.getLogger("mtls_lab.server")
 
@@ -32,14 +33,14 @@ LAB_PREFIX = "/_lab/"
 UNRECORDED = {"/_lab/health", "/_lab/calls"}
 RECORD_FAILED = (b"x-lab-record", b"failed")  # the call was answered but could not be written to the record
 Handler = Callable[[Request], Awaitable[Response]]
-ADOBE_ROOTS = "DigiCert Global Root G2 (and, for the 2026-2027 migration, DigiCert Assured ID Root G2)"
+ADOBE_ROOTS = AdobeChain.ROOTS
 
 
 @dataclass(frozen=True)
 class Denial:
     """Why the target refuses the call (403, or 401 for a missing token): a reason code, what happened, the fix."""
 
-    reason: str
+    reason: Reason
     message: str
     fix: str
     status: int = 403
@@ -54,7 +55,7 @@ def authorize(facts: TLSFacts, server: LoadedServer) -> Denial | None:
         return _not_allowed(cert, cfg.allow_cn)
     if server.pins and cert.sha256 not in server.pins:
         return Denial(
-            "fingerprint_not_pinned",
+            Reason.FINGERPRINT_NOT_PINNED,
             f"The client certificate is trusted and its name is allowed, but its SHA-256 fingerprint "
             f"{cert.sha256} is not pinned. Adobe reissues its certificate 60 days before it expires (13 months "
             "today, shortening toward 47 days; the old and new ones overlap) and does not notify customers, so a "
@@ -69,7 +70,7 @@ def _not_allowed(cert: CertFacts, allowed: tuple[str, ...]) -> Denial:
     got = f"subject {cert.subject}" + (f", SAN DNS {', '.join(cert.dns_names)}" if cert.dns_names else ", no SAN")
     matched = "its SAN" if cert.dns_names else "its CN (it has no DNS SAN)"
     return Denial(
-        "subject_not_allowed",
+        Reason.SUBJECT_NOT_ALLOWED,
         f"The client certificate is trusted, but this route authorizes only {', '.join(allowed)} (wanted), and the "
         f"caller presented {got} (got). Names are matched SAN first, as RFC 2818 says: {matched} was compared. AJO "
         "presents only Adobe's certificate: it cannot present your company's or a partner's.",
@@ -84,7 +85,7 @@ def _no_certificate(server: LoadedServer) -> Denial:
     mode = server.config.mode
     if mode is Mode.TLS:
         return Denial(
-            "no_client_certificate",
+            Reason.NO_CLIENT_CERTIFICATE,
             "No client certificate: this endpoint runs TLS only, so its TLS layer never asked the caller "
             "for a certificate, and AJO sends its certificate only when asked. The app wants an identity "
             "that the TLS layer was never configured to collect.",
@@ -92,7 +93,7 @@ def _no_certificate(server: LoadedServer) -> Denial:
         )
     advertised = "; ".join(server.advertised) or "no CA names"
     return Denial(
-        "no_client_certificate",
+        Reason.NO_CLIENT_CERTIFICATE,
         "No client certificate: the server asked for one optionally and the caller sent none. A Java "
         "client such as AJO sends its certificate only when the server names no CAs or names an issuer "
         f"of its chain; this server advertised: {advertised}.",
@@ -173,23 +174,23 @@ def create_app(server: LoadedServer, record: CallRecord) -> ASGIApp:
     answers = _Answers(server)
 
     async def target(request: Request) -> Response:
-        facts = forwarded_facts(request, tls_facts(request.scope), server)
-        request.scope.setdefault("extensions", {})["mtls_lab"] = facts  # what the record keeps
+        state = lab_state(request.scope)
+        facts = state.request_facts = forwarded_facts(request, state.tls, server)  # what the record keeps
         answer = gate(request, facts, server)
         if answer is not None:
             return answer
         denial = None
         if server.config.authorize.certificate:
             denial = _not_forwarded(request, server) if facts.client_cert is None else None
-            denial = denial or answers.authorized(facts)
+            denial = denial or answers.authorized(state, facts)
         if denial is None and server.config.authorize.token:
             denial = token_denial(request, issuer)
-        request.state.lab_reason = denial.reason if denial else None
+        state.reason = denial.reason if denial else None
         if denial is not None:
-            return answers.denied(facts, denial)
+            return answers.denied(state, facts, denial)
         payload = await request.body()
         received = {"method": request.method, "path": _url_path(request), "body": _json_or_text(payload)}
-        return answers.accepted(facts, _bearer(request, issuer), received)
+        return answers.accepted(state, facts, _bearer(request, issuer), received)
 
     async def health(request: Request) -> Response:
         return JSONResponse(
@@ -224,49 +225,47 @@ def create_app(server: LoadedServer, record: CallRecord) -> ASGIApp:
 class _Answers:
     """The target's answers, with what is the same for every request of a connection encoded once.
 
-    ``seen`` and the authorization depend only on the connection's TLS facts (a ``TLSFacts`` is made once
-    per connection), so they are kept on the facts object; the bytes are those ``JSONResponse`` writes.
+    ``seen`` and the authorization depend only on the connection's TLS facts, so they are kept on the
+    connection's state (``ConnectionState.encoded_for``); the bytes are those ``JSONResponse`` writes.
     """
 
     def __init__(self, server: LoadedServer) -> None:
         self.server = server
 
-    def authorized(self, facts: TLSFacts) -> Denial | None:
-        cached = facts.__dict__.get("_lab_denial", _MISSING)
-        if cached is _MISSING:
-            cached = authorize(facts, self.server)
-            object.__setattr__(facts, "_lab_denial", cached)
-        return cached  # type: ignore[no-any-return]
+    def authorized(self, state: ConnectionState, facts: TLSFacts) -> Denial | None:
+        encoded = state.encoded_for(facts)
+        if not encoded.authorized:
+            encoded.denial, encoded.authorized = authorize(facts, self.server), True
+        return encoded.denial  # type: ignore[no-any-return]
 
-    def _seen(self, facts: TLSFacts) -> str:
+    def _seen(self, state: ConnectionState, facts: TLSFacts) -> str:
         """``seen()`` as JSON without its closing brace, so that per-request keys can follow."""
-        cached: str | None = facts.__dict__.get("_lab_seen")
-        if cached is None:
-            cached = _dumps(seen(facts, self.server))[:-1]
-            object.__setattr__(facts, "_lab_seen", cached)
-        return cached
+        encoded = state.encoded_for(facts)
+        if encoded.saw is None:
+            encoded.saw = _dumps(seen(facts, self.server))[:-1]
+        return encoded.saw
 
-    def denied(self, facts: TLSFacts, denial: Denial) -> Response:
+    def denied(self, state: ConnectionState, facts: TLSFacts, denial: Denial) -> Response:
         body = {"reason": denial.reason, "message": denial.message, "fix": denial.fix}
-        text = f'{_dumps(body)[:-1]},"saw":{self._seen(facts)}}}}}'
+        text = f'{_dumps(body)[:-1]},"saw":{self._seen(state, facts)}}}}}'
         headers = (
             {"WWW-Authenticate": 'Bearer realm="mtls-lab", error="invalid_token"'} if denial.status == 401 else None
         )
         return Response(text.encode(), status_code=denial.status, headers=headers, media_type="application/json")
 
-    def accepted(self, facts: TLSFacts, bearer: str | None, received: dict[str, Any]) -> Response:
-        head: str | None = facts.__dict__.get("_lab_accepted")
-        if head is None:
+    def accepted(
+        self, state: ConnectionState, facts: TLSFacts, bearer: str | None, received: dict[str, Any]
+    ) -> Response:
+        encoded = state.encoded_for(facts)
+        if encoded.accepted_head is None:
             subject = facts.client_cert.subject if facts.client_cert else ""
             message = f"Call accepted: the client certificate {subject} is trusted and authorized."
-            head = f'{_dumps({"accepted": True, "message": message})[:-1]},"saw":{self._seen(facts)}'
-            object.__setattr__(facts, "_lab_accepted", head)
+            encoded.accepted_head = (
+                f'{_dumps({"accepted": True, "message": message})[:-1]},"saw":{self._seen(state, facts)}'
+            )
         token = "null" if bearer is None else _dumps(bearer)
-        text = f'{head},"bearer_token":{token}}},"received":{_dumps(received)}}}'
+        text = f'{encoded.accepted_head},"bearer_token":{token}}},"received":{_dumps(received)}}}'
         return Response(text.encode(), status_code=200, media_type="application/json")
-
-
-_MISSING = object()
 
 
 _JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":"))
@@ -303,9 +302,9 @@ def _calls_query(request: Request) -> tuple[int, Query]:
 
 
 async def _too_large(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
-    scope.setdefault("state", {})["lab_reason"] = "body_too_large"
+    lab_state(scope).reason = Reason.BODY_TOO_LARGE
     response = JSONResponse(
-        {"reason": "body_too_large", "message": f"The request body exceeds {limit} bytes."}, status_code=413
+        {"reason": Reason.BODY_TOO_LARGE, "message": f"The request body exceeds {limit} bytes."}, status_code=413
     )
     await response(scope, receive, send)
 
@@ -317,7 +316,7 @@ def _not_forwarded(request: Request, server: LoadedServer) -> Denial | None:
     if name is None or not trusted(client, server.config.trusted_proxies):
         return None
     return Denial(
-        "client_cert_not_forwarded",
+        Reason.CLIENT_CERT_NOT_FORWARDED,
         f"The call came through the proxy {client}, which terminates TLS, but without the {name} header: the "
         "proxy did not forward the client certificate (or did not get one), so the app cannot see who called.",
         f"Proxy side: forward the verified client certificate in {name} (nginx: proxy_set_header {name} "
@@ -330,7 +329,7 @@ def token_denial(request: Request, issuer: TokenIssuer) -> Denial | None:
     header = request.headers.get("authorization", "")
     if not header.lower().startswith("bearer "):
         return Denial(
-            "token_missing",
+            Reason.TOKEN_MISSING,
             "This endpoint authorizes callers by an access token, and the call carries no Authorization: Bearer.",
             "Caller side: configure the action's authentication (custom authorization, or certificate-based "
             "authentication with subType certificateCredential) so that AJO fetches a token and sends it.",
@@ -340,7 +339,7 @@ def token_denial(request: Request, issuer: TokenIssuer) -> Denial | None:
     if problem is None:
         return None
     return Denial(
-        "token_invalid",
+        Reason.TOKEN_INVALID,
         f"The call's bearer token was refused: {problem}.",
         "Caller side: take the token from the token endpoint this API trusts; check tokenInResponse and "
         "cacheDuration (Adobe: leave a minute between the token's expiry and cacheDuration).",
@@ -394,10 +393,10 @@ class LabApp:
             if scope["type"] == "websocket":  # no websocket route: closed, as Starlette's router does
                 await send({"type": "websocket.close", "code": 1000, "reason": ""})
             return
+        state = lab_state(scope)
+        state.begin_request()
         if scope["path"] in UNRECORDED:
-            connection = scope_connection(scope)
-            if connection is not None:
-                connection.lab_requests += 1
+            state.lab_requests += 1
             await self._answer(scope, receive, send)
             return
         cfg = self.server.config
@@ -456,12 +455,10 @@ class LabApp:
             raise
 
     def _write(self, scope: Scope, body: bytes, size: int, status: int) -> bool:
-        facts = tls_facts(scope)
-        reason = scope.get("state", {}).get("lab_reason")
+        state = lab_state(scope)
+        facts, reason = state.judged_by, state.reason
         client = scope.get("client")
-        connection = scope_connection(scope)
-        if connection is not None:
-            connection.requests += 1
+        state.requests += 1
         head = {
             "record_version": RECORD_VERSION,
             "kind": "request",
@@ -477,7 +474,7 @@ class LabApp:
         }
         tail = f'"status":{status or 500},"reason":{"null" if reason is None else encode(reason)}}}'
         # the same line as json.dumps of the whole entry; the connection's part is encoded once per connection
-        ok = self.record.append_line(f"{encode(head)[:-1]},{self._facts_json(facts)},{tail}\n")
+        ok = self.record.append_line(f"{encode(head)[:-1]},{self._facts_json(state, facts)},{tail}\n")
         if not self.quiet:
             subject = facts.client_cert.subject if facts.client_cert else "no client certificate"
             logger.info(
@@ -491,13 +488,12 @@ class LabApp:
             )
         return ok
 
-    def _facts_json(self, facts: TLSFacts) -> str:
+    def _facts_json(self, state: ConnectionState, facts: TLSFacts) -> str:
         """``"mode":...`` and the TLS facts of the entry, as JSON members (no braces): once per connection."""
-        cached: str | None = facts.__dict__.get("_lab_record")
-        if cached is None:
-            cached = encode({"mode": self.mode, **facts.to_json()})[1:-1]
-            object.__setattr__(facts, "_lab_record", cached)
-        return cached
+        encoded = state.encoded_for(facts)
+        if encoded.record_members is None:
+            encoded.record_members = encode({"mode": self.mode, **facts.to_json()})[1:-1]
+        return encoded.record_members
 
 
 __all__ = ["Denial", "LabApp", "Route", "authorize", "create_app"]

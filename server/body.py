@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
+from mtls_lab.server.state import lab_state
+from mtls_lab.vocabulary import Reason
+
 CLIENT_CLOSED = 499  # nginx's log status for "client closed request": never sent, only recorded
 
 
@@ -60,10 +63,10 @@ async def read_body(receive: Receive, limit: int, timeout: float) -> Body:
 
 async def answer_timed_out(scope: Scope, receive: Receive, send: Send, timeout: float, size: int) -> None:
     """408, and close: the rest of the body is not worth waiting for."""
-    scope.setdefault("state", {})["lab_reason"] = "body_timeout"
+    lab_state(scope).reason = Reason.BODY_TIMEOUT
     response = JSONResponse(
         {
-            "reason": "body_timeout",
+            "reason": Reason.BODY_TIMEOUT,
             "message": f"The request body did not arrive within {timeout:g} s ({size} bytes received).",
         },
         status_code=408,
@@ -74,5 +77,5 @@ async def answer_timed_out(scope: Scope, receive: Receive, send: Send, timeout: 
 
 def note_disconnected(scope: Scope) -> int:
     """The status and reason recorded for a client that left before its body was complete."""
-    scope.setdefault("state", {})["lab_reason"] = "client_disconnected"
+    lab_state(scope).reason = Reason.CLIENT_DISCONNECTED
     return CLIENT_CLOSED

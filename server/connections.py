@@ -38,16 +38,15 @@ from mtls_lab._openssl import verify_error_text
 from mtls_lab.alerts import Alert, sent_alert
 from mtls_lab.certs.inspect import CertFacts
 from mtls_lab.server import _tls_watch
-from mtls_lab.server.alert_styles import take_original
 from mtls_lab.server.guard import answer_plain_http
 from mtls_lab.server.record import RECORD_VERSION
 
 if TYPE_CHECKING:
     import asyncio
 
-    from mtls_lab.server._uvicorn_tls import TLSFacts
     from mtls_lab.server.record import CallRecord
     from mtls_lab.server.settings import ServerConfig
+    from mtls_lab.server.state import ConnectionState, TLSFacts
 
 logger = logging.getLogger("mtls_lab.server")
 
@@ -98,23 +97,26 @@ class ConnectionLog:
         self.ciphers = {int(c["id"]) & 0xFFFF: str(c["name"]) for c in context.get_ciphers()}
         _tls_watch.install(context)
 
-    def connection(self) -> Connection:
-        return Connection(self)
+    def connection(self, state: ConnectionState) -> Connection:
+        """The record's follower of a new connection, reading ``state`` (made by the protocol factory)."""
+        return Connection(self, state)
+
+
+def next_connection_id() -> str:
+    """The record's id of a new connection: unique across restarts and processes sharing a record file."""
+    return f"{_PROCESS}-{next(_COUNTER)}"
 
 
 class Connection:
-    """One TCP connection: its facts as they arrive, recorded once (``ConnectionEvents``)."""
+    """One TCP connection followed for the record (``ConnectionEvents``): it reads what the layers noted on
+    the connection's ``ConnectionState`` and writes the entry once."""
 
-    def __init__(self, log: ConnectionLog) -> None:
-        self.log = log
-        self.id = f"{_PROCESS}-{next(_COUNTER)}"
+    def __init__(self, log: ConnectionLog, state: ConnectionState) -> None:
+        self.log, self.state = log, state
+        self.id = state.connection_id or next_connection_id()
         self.started = time.time()
         self.peer: str | None = None
         self.watch: _tls_watch.Watch | None = None
-        self.facts: TLSFacts | None = None  # set when the handshake completed (by the HTTP protocol)
-        self.requests = 0  # recorded requests
-        self.lab_requests = 0  # requests to the lab's unrecorded routes
-        self.http_refused: str | None = None  # the HTTP layer refused a request before the app (431, 408, 400)
         self.recorded = False
         self._transport: asyncio.BaseTransport | None = None
 
@@ -125,12 +127,13 @@ class Connection:
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else None
         self.watch = _tls_watch.watch(ssl_object) if _tls_watch.installed(ssl_object.context) else None
+        self.state.bind(ssl_object)
 
     def handshake_failed(self, exc: BaseException, received: int) -> None:
         if self.recorded or (received == 0 and not isinstance(exc, TimeoutError)):
             self.recorded = True  # opened and closed without a byte: not a TLS attempt
             return
-        outcome, alert, observed, why = self._judge(exc)
+        outcome, alert, observed, why = self._judge(exc, self.state.original_verify_error)
         self._write(outcome, alert, observed, why, exc)
         self._log(outcome, alert, observed, why)
         if getattr(exc, "reason", None) == "HTTP_REQUEST":
@@ -144,7 +147,7 @@ class Connection:
             # the client's fatal alert (TLS 1.3 ignores the level: RFC 8446 6), answered with none
             outcome, why = ConnectionOutcome.CLIENT_ABORTED, f"the client sent alert {watch.received.name}"
         else:
-            outcome, why = ConnectionOutcome.PROTOCOL_ERROR, _why(exc)
+            outcome, why = ConnectionOutcome.PROTOCOL_ERROR, _why(exc, self.state.original_verify_error)
         alert = watch.sent if watch else sent_alert(exc, None)
         observed = watch is not None
         self._write(outcome, alert, observed, why, exc)
@@ -159,33 +162,36 @@ class Connection:
     def closed(self) -> None:
         if self.recorded:
             return
-        if self.facts is None:  # closed by the server before the handshake ended (shutdown): nothing to say
+        state = self.state
+        if state.facts is None:  # closed by the server before the handshake ended (shutdown): nothing to say
             self.recorded = True
             return
-        if self.requests == 0 and self.lab_requests > 0:
+        if state.requests == 0 and state.lab_requests > 0:
             self.recorded = True  # monitoring of the lab itself
             return
         self._write(ConnectionOutcome.ACCEPTED, None, True, None, None)
 
     # --- judging a failure --------------------------------------------------------------------------
 
-    def _judge(self, exc: BaseException) -> tuple[ConnectionOutcome, SentAlert | None, bool, str]:
-        """(outcome, alert sent, whether that alert was observed, why) for a failed handshake."""
+    def _judge(self, exc: BaseException, original: int | None) -> tuple[ConnectionOutcome, SentAlert | None, bool, str]:
+        """(outcome, alert sent, whether that alert was observed, why) for a failed handshake.
+
+        ``original``: OpenSSL's own verification error, when --alert-style replaced it to choose the alert."""
         watch = self.watch
         if isinstance(exc, TimeoutError):
             return ConnectionOutcome.TIMED_OUT, None, True, str(exc)
         if watch is None:  # not watched: the alert the table of reasons expects, marked as not observed
             expected = sent_alert(exc, None) if isinstance(exc, ssl.SSLError) else None
-            return ConnectionOutcome.REJECTED, expected, False, _why(exc)
+            return ConnectionOutcome.REJECTED, expected, False, _why(exc, original)
         if watch.sent is not None:
-            return ConnectionOutcome.REJECTED, watch.sent, True, _why(exc)
+            return ConnectionOutcome.REJECTED, watch.sent, True, _why(exc, original)
         if watch.received is not None:
             return ConnectionOutcome.CLIENT_ABORTED, None, True, f"the client sent alert {watch.received.name}"
         if isinstance(exc, ConnectionResetError | ssl.SSLEOFError) or getattr(exc, "reason", "") in _EOF_REASONS:
             return ConnectionOutcome.CLIENT_ABORTED, None, True, "the client closed the connection during the handshake"
         # OpenSSL failed without writing an alert: for bytes that are not TLS it sends none on purpose
         # ("Doesn't look like TLS - don't send an alert", ssl/record/ssl3_record.c)
-        return ConnectionOutcome.REJECTED, None, True, _why(exc)
+        return ConnectionOutcome.REJECTED, None, True, _why(exc, original)
 
     # --- the log line -------------------------------------------------------------------------------
 
@@ -195,7 +201,7 @@ class Connection:
             logger.warning("handshake timed out from %s: %s, closed", where, why)
             return
         if outcome is ConnectionOutcome.CLIENT_ABORTED:
-            ended = "connection" if self.facts is not None else "handshake"
+            ended = "connection" if self.state.facts is not None else "handshake"
             logger.warning("%s ended by the client from %s: %s; sent no alert", ended, where, why)
             return
         said = "sent no alert"
@@ -229,7 +235,8 @@ class Connection:
     ) -> dict[str, Any]:
         """The record entry (docs/reference/record.md): computed once, when the connection is recorded."""
         watch = self.watch or _tls_watch.Watch()
-        facts = self.facts
+        state = self.state
+        facts = state.facts
         hello = _decoded(tls_wire.client_hello, watch.client_hello, False)
         chosen = {} if facts else _decoded(tls_wire.server_hello, watch.server_hello, False)
         chain = _chain(watch.client_certificate, watch.tls13)
@@ -255,8 +262,8 @@ class Connection:
             "reason": getattr(exc, "reason", None) if isinstance(exc, ssl.SSLError) else None,
             "alert_sent": _alert_json(alert, observed, watch),
             "alert_received": _alert_json(watch.received, True, watch),
-            "requests": self.requests,
-            "http_refused": self.http_refused,
+            "requests": state.requests,
+            "http_refused": state.http_refused,
         }
 
     def _cipher(self, suite: str | None) -> str | None:
@@ -266,10 +273,11 @@ class Connection:
 _EOF_REASONS = {"UNEXPECTED_EOF_WHILE_READING"}
 
 
-def _why(exc: BaseException) -> str:
-    """What went wrong, in one phrase: OpenSSL's reason text (or the lab's words for a few)."""
+def _why(exc: BaseException, original: int | None) -> str:
+    """What went wrong, in one phrase: OpenSSL's reason text (or the lab's words for a few).
+
+    ``original``: when --alert-style replaced OpenSSL's verification error to choose the alert, the real one."""
     if isinstance(exc, ssl.SSLCertVerificationError):
-        original = take_original()  # --alert-style replaced OpenSSL's error to choose the alert: name the real one
         return f"certificate verify failed: {verify_error_text(original) if original else exc.verify_message}"
     reason = getattr(exc, "reason", None)
     if reason in _WHY:

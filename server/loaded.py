@@ -135,7 +135,7 @@ def build_context(
 def _restyle(context: ssl.SSLContext, style: AlertStyle) -> None:
     """Reject certificates with ``style``'s alerts instead of OpenSSL's (server/alert_styles.py)."""
     try:
-        _openssl.restyle_verification(context, lambda error, leaf: verify_error(style, error, leaf))
+        _openssl.restyle_verification(context, lambda error, leaf, ssl: verify_error(style, error, leaf, ssl))
     except _openssl.OpenSSLUnavailable as exc:
         raise LabError(f"--alert-style {style.value} is not available on this Python ({exc}): use openssl") from exc
 

@@ -15,11 +15,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from mtls_lab.certs.inspect import CertFacts
-from mtls_lab.server._uvicorn_tls import TLSFacts
 from mtls_lab.server.forwarded import HeaderError, parse_client_cert_header, trusted
 from mtls_lab.server.loaded import LoadedServer
 from mtls_lab.server.settings import Mode, RejectStyle
+from mtls_lab.server.state import TLSFacts, lab_state
 from mtls_lab.server.verify import ClientVerification
+from mtls_lab.vocabulary import Reason
 
 logger = logging.getLogger("mtls_lab.server")
 
@@ -52,11 +53,11 @@ def gate(request: Request, facts: TLSFacts, server: LoadedServer) -> Response | 
         return None
     if style is RejectStyle.NGINX:
         if verdict.status == "FAILED":
-            request.state.lab_reason = "nginx_certificate_error"
+            lab_state(request.scope).reason = Reason.NGINX_CERTIFICATE_ERROR
             logger.info("client SSL certificate verify error: (%s) %s", verdict.code, verdict.reason)
             return nginx_page(NGINX_BAD_CERT)
         if mode is Mode.MTLS:
-            request.state.lab_reason = "nginx_no_certificate"
+            lab_state(request.scope).reason = Reason.NGINX_NO_CERTIFICATE
             logger.info("client sent no required SSL certificate while reading client request headers")
             return nginx_page(NGINX_NO_CERT)
         return None  # optional and absent: the app decides ($ssl_client_verify = NONE)
@@ -68,7 +69,7 @@ def _gateway_denial(request: Request, verdict: ClientVerification) -> Response:
         why, reason = "No client certificate presented", "no_client_certificate"
     else:
         why, reason = GATEWAY_REASONS.get(verdict.reason, verdict.reason), "untrusted_client_certificate"
-    request.state.lab_reason = f"gateway_{reason}"
+    lab_state(request.scope).reason = Reason(f"gateway_{reason}")
     logger.info("Access denied. Reason: %s", why)
     diagnostic = {
         "reason": reason,

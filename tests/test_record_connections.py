@@ -21,7 +21,7 @@ from mtls_lab.matrix.scenarios import SCENARIOS, Scenario
 from mtls_lab.server import record as record_module
 from mtls_lab.server.record import CONNECTIONS, REQUESTS
 from mtls_lab.server.run import RunningServer
-from mtls_lab.server.settings import Mode
+from mtls_lab.server.settings import AlertStyle, Mode
 from tests.conftest import ServerFactory
 from tests.support.logs import caught_logs
 from tests.support.record import entries, wait_for_entry
@@ -166,3 +166,26 @@ def test_a_flood_of_garbage_is_one_line_each_and_bounded_in_memory(
     assert len(lines) == flood and all("wrong version number, sent no alert" in line for line in lines)
     kept = server.record.newest(1000)
     assert len(kept) == 20 and all(e["outcome"] == "rejected" for e in kept)  # the newest, no more
+
+
+def _rejected(server: RunningServer, pki: LabPaths, identity: Identity) -> None:
+    context = client_context(pki, None, identity_files(pki, identity))
+    with pytest.raises(httpx.TransportError), httpx.Client(verify=context, timeout=5) as client:
+        client.post(f"{server.url}/custom-action", json={})
+
+
+@pytest.mark.parametrize(
+    ("style", "alert"), [(AlertStyle.JAVA, "certificate_unknown"), (AlertStyle.OPENSSL, "certificate_expired")]
+)
+def test_the_record_names_openssls_own_verify_error_of_each_connection_whatever_the_alert_style(
+    style: AlertStyle, alert: str, pki: LabPaths, fresh_server: ServerFactory
+) -> None:
+    # --alert-style java replaces OpenSSL's error to choose its alert; the verify callback notes the
+    # original on the connection's own state, so each entry names its connection's real error
+    server = fresh_server(mode=Mode.MTLS, alert_style=style)
+    _rejected(server, pki, Identity.EXPIRED)
+    _rejected(server, pki, Identity.SELF_SIGNED)
+    expired, self_signed = reversed(_calls(server, "rejected=1&kind=connection&limit=5"))
+    assert expired["alert_sent"]["name"] == alert
+    assert expired["error"] == "certificate verify failed: certificate has expired", expired["error"]
+    assert self_signed["error"].startswith("certificate verify failed: self-signed certificate"), self_signed["error"]
