@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -16,11 +15,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mtls_lab.certs.inspect import CertFacts, normalize_fingerprint
 from mtls_lab.certs.layout import ADOBE_CN, LabPaths
 from mtls_lab.server.body import BodyEnd, answer_timed_out, note_disconnected, read_body
+from mtls_lab.server.entries import request_line
 from mtls_lab.server.forwarded import trusted
 from mtls_lab.server.idp import PATH as IDP_PATH
 from mtls_lab.server.idp import IdentityProvider
 from mtls_lab.server.loaded import LoadedServer
-from mtls_lab.server.record import RECORD_VERSION, CallRecord, Query, encode
+from mtls_lab.server.record import CallRecord, Query
 from mtls_lab.server.settings import Mode
 from mtls_lab.server.state import ConnectionState, TLSFacts, lab_state
 from mtls_lab.server.styles import forwarded_facts, gate
@@ -457,24 +457,8 @@ class LabApp:
     def _write(self, scope: Scope, body: bytes, size: int, status: int) -> bool:
         state = lab_state(scope)
         facts, reason = state.judged_by, state.reason
-        client = scope.get("client")
         state.requests += 1
-        head = {
-            "record_version": RECORD_VERSION,
-            "kind": "request",
-            "time": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
-            "client": f"{client[0]}:{client[1]}" if client else None,
-            "method": scope["method"],
-            "path": scope["path"],
-            "query": scope.get("query_string", b"").decode("latin-1"),
-            "headers": [[k.decode("latin-1"), v.decode("latin-1")] for k, v in scope["headers"]],
-            "body": body.decode(errors="replace"),
-            "body_size": size,
-            "body_truncated": size > len(body),
-        }
-        tail = f'"status":{status or 500},"reason":{"null" if reason is None else encode(reason)}}}'
-        # the same line as json.dumps of the whole entry; the connection's part is encoded once per connection
-        ok = self.record.append_line(f"{encode(head)[:-1]},{self._facts_json(state, facts)},{tail}\n")
+        ok = self.record.append_line(request_line(state, facts, self.mode, scope, body, size, status))
         if not self.quiet:
             subject = facts.client_cert.subject if facts.client_cert else "no client certificate"
             logger.info(
@@ -487,13 +471,6 @@ class LabApp:
                 subject,
             )
         return ok
-
-    def _facts_json(self, state: ConnectionState, facts: TLSFacts) -> str:
-        """``"mode":...`` and the TLS facts of the entry, as JSON members (no braces): once per connection."""
-        encoded = state.encoded_for(facts)
-        if encoded.record_members is None:
-            encoded.record_members = encode({"mode": self.mode, **facts.to_json()})[1:-1]
-        return encoded.record_members
 
 
 __all__ = ["Denial", "LabApp", "Route", "authorize", "create_app"]

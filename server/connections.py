@@ -21,9 +21,7 @@ or its EOF, came first.
 
 from __future__ import annotations
 
-import datetime as dt
 import enum
-import functools
 import itertools
 import logging
 import os
@@ -33,24 +31,20 @@ import ssl
 import time
 from typing import TYPE_CHECKING, Any
 
-from mtls_lab import tls_wire
 from mtls_lab._openssl import verify_error_text
 from mtls_lab.alerts import Alert, sent_alert
-from mtls_lab.certs.inspect import CertFacts
 from mtls_lab.server import _tls_watch
+from mtls_lab.server.entries import SentAlert, connection_entry
 from mtls_lab.server.guard import answer_plain_http
-from mtls_lab.server.record import RECORD_VERSION
 
 if TYPE_CHECKING:
     import asyncio
 
     from mtls_lab.server.record import CallRecord
     from mtls_lab.server.settings import ServerConfig
-    from mtls_lab.server.state import ConnectionState, TLSFacts
+    from mtls_lab.server.state import ConnectionState
 
 logger = logging.getLogger("mtls_lab.server")
-
-SentAlert = _tls_watch.SeenAlert | Alert  # seen written, or (not watched) expected from the reason table
 
 _PROCESS = secrets.token_hex(4)  # ids stay unique across restarts and processes that share a record file
 _COUNTER = itertools.count(1)
@@ -73,12 +67,6 @@ class ConnectionOutcome(enum.Enum):
     CLIENT_ABORTED = "client_aborted"  # the client's alert or EOF ended the handshake (or its fatal alert, after)
     TIMED_OUT = "timed_out"  # no complete handshake within --handshake-timeout
     PROTOCOL_ERROR = "protocol_error"  # the handshake completed, then a fatal TLS error (the server's alert)
-
-
-class CertificateSent(enum.Enum):
-    PRESENTED = "presented"  # a Certificate message with at least one certificate
-    EMPTY = "empty"  # an empty Certificate message: asked, and the client sent none
-    NOT_SENT = "not_sent"  # no Certificate message: not asked, or the handshake ended before
 
 
 # OpenSSL reasons said in the user's words; any other reason is OpenSSL's own text
@@ -234,40 +222,20 @@ class Connection:
         exc: BaseException | None,
     ) -> dict[str, Any]:
         """The record entry (docs/reference/record.md): computed once, when the connection is recorded."""
-        watch = self.watch or _tls_watch.Watch()
-        state = self.state
-        facts = state.facts
-        hello = _decoded(tls_wire.client_hello, watch.client_hello, False)
-        chosen = {} if facts else _decoded(tls_wire.server_hello, watch.server_hello, False)
-        chain = _chain(watch.client_certificate, watch.tls13)
-        return {
-            "record_version": RECORD_VERSION,
-            "kind": "connection",
-            "connection_id": self.id,
-            "time": _iso(self.started),
-            "ended": _iso(time.time()),
-            "client": self.peer,
-            "mode": self.log.config.mode.value,
-            "sni": hello.get("sni"),
-            "versions_offered": [_ssl_version(v) for v in hello.get("versions_offered", [])],
-            "tls_version": facts.version if facts else _ssl_version(chosen.get("version")),
-            "cipher": facts.cipher if facts else self._cipher(chosen.get("cipher_suite")),
-            "certificate_requested": watch.certificate_request is not None,
-            "ca_names_advertised": _ca_names(watch.certificate_request, watch.tls13),
-            "client_certificate": _sent(watch, chain).value,
-            "client_chain": chain,
-            "ssl_client_verify": _verification(outcome, facts, exc, watch),
-            "outcome": outcome.value,
-            "error": why,
-            "reason": getattr(exc, "reason", None) if isinstance(exc, ssl.SSLError) else None,
-            "alert_sent": _alert_json(alert, observed, watch),
-            "alert_received": _alert_json(watch.received, True, watch),
-            "requests": state.requests,
-            "http_refused": state.http_refused,
-        }
-
-    def _cipher(self, suite: str | None) -> str | None:
-        return self.log.ciphers.get(int(suite, 16), suite) if suite else None
+        return connection_entry(
+            self.state,
+            self.watch or _tls_watch.Watch(),
+            connection_id=self.id,
+            started=self.started,
+            peer=self.peer,
+            mode=self.log.config.mode.value,
+            ciphers=self.log.ciphers,
+            outcome=outcome.value,
+            alert=alert,
+            observed=observed,
+            why=why,
+            exc=exc,
+        )
 
 
 _EOF_REASONS = {"UNEXPECTED_EOF_WHILE_READING"}
@@ -288,99 +256,3 @@ def _why(exc: BaseException, original: int | None) -> str:
 
 def _name(alert: SentAlert) -> str:
     return alert.label if isinstance(alert, Alert) else alert.name
-
-
-def _alert_json(alert: SentAlert | None, observed: bool, watch: _tls_watch.Watch) -> dict[str, Any] | None:
-    if alert is None:
-        return None
-    if isinstance(alert, Alert):  # expected from the reason table: not seen on the wire
-        return {
-            "name": alert.label,
-            "number": alert.number,
-            "level": "fatal",
-            "after_client_finished": watch.after_client_finished,
-            "observed": False,
-        }
-    return {
-        "name": alert.name,
-        "number": alert.number,
-        "level": "fatal" if alert.level == _tls_watch.FATAL_LEVEL else "warning",
-        "after_client_finished": alert.after_client_finished,
-        "observed": observed,
-    }
-
-
-def _verification(
-    outcome: ConnectionOutcome, facts: TLSFacts | None, exc: BaseException | None, watch: _tls_watch.Watch
-) -> str | None:
-    """nginx's ``$ssl_client_verify`` for the connection; None when the chain was never judged."""
-    if facts is not None:
-        return facts.verification.nginx_variable
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return f"FAILED:{exc.verify_message}"
-    if getattr(exc, "reason", None) == "PEER_DID_NOT_RETURN_A_CERTIFICATE":
-        return "NONE"
-    return None
-
-
-def _sent(watch: _tls_watch.Watch, chain: list[dict[str, Any]]) -> CertificateSent:
-    if watch.client_certificate is None:
-        return CertificateSent.NOT_SENT
-    return CertificateSent.PRESENTED if chain else CertificateSent.EMPTY
-
-
-def _decoded(decoder: Any, body: bytes | None, tls13: bool) -> dict[str, Any]:
-    if body is None:
-        return {}
-    try:
-        return dict(decoder(body, tls13))
-    except (ValueError, IndexError):  # a malformed message: its facts are unknown
-        return {}
-
-
-@functools.lru_cache(maxsize=64)
-def _ca_names_cached(body: bytes, tls13: bool) -> tuple[str, ...]:
-    return tuple(_decoded(tls_wire.certificate_request, body, tls13).get("ca_names", []))
-
-
-def _ca_names(body: bytes | None, tls13: bool) -> list[str]:
-    """The CA names of a CertificateRequest: the same bytes on every connection of a server, decoded once."""
-    return list(_ca_names_cached(body, tls13)) if body is not None else []
-
-
-def _chain(body: bytes | None, tls13: bool) -> list[dict[str, Any]]:
-    if body is None:
-        return []
-    try:
-        ders = tls_wire.certificate_ders(body, tls13)
-    except ValueError:
-        return [{"error": "malformed Certificate message"}]
-    return [_certificate(der) for der in ders]
-
-
-@functools.lru_cache(maxsize=256)
-def _certificate_cached(der: bytes) -> tuple[tuple[str, Any], ...]:
-    facts = CertFacts.from_der(der)
-    return (
-        ("subject", facts.subject),
-        ("issuer", facts.issuer),
-        ("sha256", facts.sha256),
-        ("not_before", facts.not_before),
-        ("not_after", facts.not_after),
-    )
-
-
-def _certificate(der: bytes) -> dict[str, Any]:
-    try:
-        return dict(_certificate_cached(der))
-    except ValueError:
-        return {"error": "unparsable certificate", "size": len(der)}
-
-
-def _ssl_version(name: str | None) -> str | None:
-    """``TLS 1.3`` (the wire's names) as Python's ``ssl`` writes it: ``TLSv1.3``."""
-    return name.replace("TLS ", "TLSv") if name else None
-
-
-def _iso(moment: float) -> str:
-    return dt.datetime.fromtimestamp(moment, dt.UTC).isoformat(timespec="milliseconds")
