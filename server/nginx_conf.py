@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mtls_lab.certs.layout import CA, LabPaths
+from mtls_lab.vocabulary import LAB_PORT, AdobeChain
 
 HEADER = "X-SSL-Client-Cert"
 
@@ -21,7 +22,7 @@ HEADER = "X-SSL-Client-Cert"
 class NginxSettings:
     pki: LabPaths
     prefix: Path  # nginx's runtime directory: pid, logs, temp files
-    listen: int = 8443
+    listen: int = LAB_PORT
     upstream: str = "127.0.0.1:9443"  # the lab server, serving TLS
     verify: str = "on"  # on | optional
     trust: tuple[Path, ...] = ()  # default: the Adobe-like root
@@ -56,8 +57,8 @@ http {{
 
         # Trusts AND advertises these CAs in the CertificateRequest: AJO's Java client sends its
         # certificate only if one of them issued its chain. (ssl_trusted_certificate would trust
-        # without advertising.) For Adobe: DigiCert Global Root G2 and, for the migration,
-        # DigiCert Assured ID Root G2.
+        # without advertising.) For Adobe: {AdobeChain.TODAY_ROOT} and, for the migration,
+        # {AdobeChain.MIGRATION_ROOT}.
         ssl_client_certificate {Path(bundle).resolve()};
         ssl_verify_client {settings.verify};   # on = mTLS-only, as Adobe asks
         ssl_verify_depth 3;

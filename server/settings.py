@@ -14,6 +14,7 @@ from pathlib import Path
 
 from mtls_lab.certs.layout import ADOBE_CN, DEFAULT_CERTS_DIR
 from mtls_lab.errors import LabError
+from mtls_lab.vocabulary import LAB_PORT
 
 
 class Mode(enum.Enum):
@@ -103,7 +104,7 @@ class ServerConfig:
 
     mode: Mode = Mode.MTLS
     host: str = "127.0.0.1"
-    port: int = 8443
+    port: int = LAB_PORT
     certs: Path = DEFAULT_CERTS_DIR
     trust: tuple[Path, ...] = ()  # empty: ca/adobe-like-root.pem
     advertise_ca: str = ADVERTISE_TRUST  # "trust", "none" or a PEM path

@@ -66,10 +66,15 @@ def gate(request: Request, facts: TLSFacts, server: LoadedServer) -> Response | 
 
 def _gateway_denial(request: Request, verdict: ClientVerification) -> Response:
     if verdict.status == "NONE":
-        why, reason = "No client certificate presented", "no_client_certificate"
+        why, reason, code = (
+            "No client certificate presented",
+            "no_client_certificate",
+            Reason.GATEWAY_NO_CLIENT_CERTIFICATE,
+        )
     else:
         why, reason = GATEWAY_REASONS.get(verdict.reason, verdict.reason), "untrusted_client_certificate"
-    lab_state(request.scope).reason = Reason(f"gateway_{reason}")
+        code = Reason.GATEWAY_UNTRUSTED_CLIENT_CERTIFICATE
+    lab_state(request.scope).reason = code
     logger.info("Access denied. Reason: %s", why)
     diagnostic = {
         "reason": reason,

@@ -93,7 +93,9 @@ def add_trust_sync(sub: Commands) -> None:
         "in Adobe's format.",
     )
     p.add_argument(
-        "--api", required=True, help="API base or endpoint URL: https://platform.adobe.io, https://127.0.0.1:8447"
+        "--api",
+        required=True,
+        help=f"API base or endpoint URL: https://platform.adobe.io, https://127.0.0.1:{DEFAULT_PORT}",
     )
     p.add_argument("--token", help="IMS access token, sent as Authorization: Bearer (env MTLS_LAB_TOKEN)")
     p.add_argument("--api-key", help="the x-api-key header (env MTLS_LAB_API_KEY)")

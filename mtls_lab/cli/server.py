@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from mtls_lab.certs.layout import ADOBE_CN
 from mtls_lab.cli.options import env, listen_options, pki_option
 from mtls_lab.errors import ExitCode, LabError
+from mtls_lab.vocabulary import LAB_PORT
 
 MAX_WORKERS = 64
 
@@ -230,7 +231,7 @@ def add_nginx_conf(sub: Commands) -> None:
     p.add_argument(
         "--prefix", type=Path, default=Path("nginx-run"), help="nginx's runtime directory (default ./nginx-run)"
     )
-    p.add_argument("--listen", type=int, default=8443, help="nginx's port on 127.0.0.1 (default 8443)")
+    p.add_argument("--listen", type=int, default=LAB_PORT, help=f"nginx's port on 127.0.0.1 (default {LAB_PORT})")
     p.add_argument("--upstream", default="127.0.0.1:9443", help="the lab server behind it (default 127.0.0.1:9443)")
     p.add_argument("--verify", choices=["on", "optional"], default="on", help="ssl_verify_client (default on)")
     p.add_argument(

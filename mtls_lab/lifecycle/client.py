@@ -31,6 +31,7 @@ from uritemplate import URITemplate
 
 from mtls_lab.errors import ExitCode, LabError, cause_of
 from mtls_lab.lifecycle.phases import API_PATH, FIRST_PAGE
+from mtls_lab.vocabulary import ADOBE_API_PORT
 
 MAX_PAGES = 1000
 SYSTEM = "system"
@@ -100,7 +101,9 @@ def endpoint_url(api: str) -> str:
     parts = urlsplit(api)
     if parts.scheme != "https" or not parts.netloc:
         # https only: the request carries the access token, and Adobe's API is HTTPS.
-        raise LabError(f"--api {api}: not an https URL: give e.g. https://platform.adobe.io or https://127.0.0.1:8447")
+        raise LabError(
+            f"--api {api}: not an https URL: give e.g. https://platform.adobe.io or https://127.0.0.1:{ADOBE_API_PORT}"
+        )
     return api if parts.path not in ("", "/") else api.rstrip("/") + API_PATH
 
 

@@ -19,11 +19,12 @@ from __future__ import annotations
 import enum
 
 from mtls_lab.certs.layout import Identity
+from mtls_lab.vocabulary import ADOBE_API_PORT
 
 API_PATH = "/data/core/mtls/v1/certificate/public-certificate"
 PHASE_PATH = "/_lab/phase"
 PHASE_HEADER = "x-mtls-lab-phase"
-DEFAULT_PORT = 8447
+DEFAULT_PORT = ADOBE_API_PORT
 # mtls.yaml (experience-platform-apis): page "default: 1"; limit "default: 25", "maximum: 100", positive.
 FIRST_PAGE = 1
 DEFAULT_LIMIT = 25
