@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mtls_lab.certs.inspect import CertFacts, normalize_fingerprint
 from mtls_lab.certs.layout import ADOBE_CN, LabPaths
 from mtls_lab.server.body import BodyEnd, answer_timed_out, note_disconnected, read_body
-from mtls_lab.server.entries import request_line
+from mtls_lab.server.entries import accepted_answer, denied_answer, request_line
 from mtls_lab.server.forwarded import trusted
 from mtls_lab.server.idp import PATH as IDP_PATH
 from mtls_lab.server.idp import IdentityProvider
@@ -226,7 +226,8 @@ class _Answers:
     """The target's answers, with what is the same for every request of a connection encoded once.
 
     ``seen`` and the authorization depend only on the connection's TLS facts, so they are kept on the
-    connection's state (``ConnectionState.encoded_for``); the bytes are those ``JSONResponse`` writes.
+    connection's state (``ConnectionState.encoded_for``); ``entries`` encodes the bodies, the bytes
+    ``JSONResponse`` writes.
     """
 
     def __init__(self, server: LoadedServer) -> None:
@@ -238,42 +239,19 @@ class _Answers:
             encoded.denial, encoded.authorized = authorize(facts, self.server), True
         return encoded.denial  # type: ignore[no-any-return]
 
-    def _seen(self, state: ConnectionState, facts: TLSFacts) -> str:
-        """``seen()`` as JSON without its closing brace, so that per-request keys can follow."""
-        encoded = state.encoded_for(facts)
-        if encoded.saw is None:
-            encoded.saw = _dumps(seen(facts, self.server))[:-1]
-        return encoded.saw
-
     def denied(self, state: ConnectionState, facts: TLSFacts, denial: Denial) -> Response:
         body = {"reason": denial.reason, "message": denial.message, "fix": denial.fix}
-        text = f'{_dumps(body)[:-1]},"saw":{self._seen(state, facts)}}}}}'
+        text = denied_answer(state, facts, body, lambda: seen(facts, self.server))
         headers = (
             {"WWW-Authenticate": 'Bearer realm="mtls-lab", error="invalid_token"'} if denial.status == 401 else None
         )
-        return Response(text.encode(), status_code=denial.status, headers=headers, media_type="application/json")
+        return Response(text, status_code=denial.status, headers=headers, media_type="application/json")
 
     def accepted(
         self, state: ConnectionState, facts: TLSFacts, bearer: str | None, received: dict[str, Any]
     ) -> Response:
-        encoded = state.encoded_for(facts)
-        if encoded.accepted_head is None:
-            subject = facts.client_cert.subject if facts.client_cert else ""
-            message = f"Call accepted: the client certificate {subject} is trusted and authorized."
-            encoded.accepted_head = (
-                f'{_dumps({"accepted": True, "message": message})[:-1]},"saw":{self._seen(state, facts)}'
-            )
-        token = "null" if bearer is None else _dumps(bearer)
-        text = f'{encoded.accepted_head},"bearer_token":{token}}},"received":{_dumps(received)}}}'
-        return Response(text.encode(), status_code=200, media_type="application/json")
-
-
-_JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":"))
-
-
-def _dumps(value: Any) -> str:
-    """JSON as ``JSONResponse`` renders it (one encoder for all: ``json.dumps`` makes one per call)."""
-    return _JSON.encode(value)
+        text = accepted_answer(state, facts, bearer, received, lambda: seen(facts, self.server))
+        return Response(text, status_code=200, media_type="application/json")
 
 
 _YES, _NO = {"1", "true", "yes"}, {"", "0", "false", "no"}

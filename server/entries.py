@@ -6,6 +6,10 @@
   is the same for every request of a connection (``"mode"`` and its TLS facts) is encoded once per
   connection (``ConnectionState.encoded_for``) and joined into the line: the bytes are those of
   ``json.dumps`` of the whole entry (``record.encode``).
+
+And the target's answer bodies (``denied_answer``, ``accepted_answer``), whose ``saw`` block is the
+same for every request of a connection: encoded once, joined the same way, the bytes ``JSONResponse``
+writes. Joining encoded JSON happens in this module only.
 """
 
 from __future__ import annotations
@@ -13,8 +17,10 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import functools
+import json
 import ssl
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from mtls_lab import tls_wire
@@ -113,6 +119,48 @@ def request_line(
     reason = state.reason
     tail = f'"status":{status or 500},"reason":{"null" if reason is None else encode(reason)}}}'
     return f"{encode(request_head(scope, body, size))[:-1]},{encoded.record_members},{tail}\n"
+
+
+_ANSWER_JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":"))
+
+
+def _dumps(value: Any) -> str:
+    """JSON as ``JSONResponse`` renders it (one encoder for all: ``json.dumps`` makes one per call)."""
+    return _ANSWER_JSON.encode(value)
+
+
+def _saw(state: ConnectionState, facts: TLSFacts, seen: Callable[[], dict[str, Any]]) -> str:
+    """``seen()`` as JSON without its closing brace, so that per-request keys can follow: once per connection."""
+    encoded = state.encoded_for(facts)
+    if encoded.saw is None:
+        encoded.saw = _dumps(seen())[:-1]
+    return encoded.saw
+
+
+def denied_answer(
+    state: ConnectionState, facts: TLSFacts, body: dict[str, Any], seen: Callable[[], dict[str, Any]]
+) -> bytes:
+    """A refusal's body: ``body`` (reason, message, fix) and the ``saw`` block of what the server saw."""
+    return f'{_dumps(body)[:-1]},"saw":{_saw(state, facts, seen)}}}}}'.encode()
+
+
+def accepted_answer(
+    state: ConnectionState,
+    facts: TLSFacts,
+    bearer: str | None,
+    received: dict[str, Any],
+    seen: Callable[[], dict[str, Any]],
+) -> bytes:
+    """An accepted call's body: the message, the ``saw`` block with the bearer token, and the request received."""
+    encoded = state.encoded_for(facts)
+    if encoded.accepted_head is None:
+        subject = facts.client_cert.subject if facts.client_cert else ""
+        message = f"Call accepted: the client certificate {subject} is trusted and authorized."
+        encoded.accepted_head = (
+            f'{_dumps({"accepted": True, "message": message})[:-1]},"saw":{_saw(state, facts, seen)}'
+        )
+    token = "null" if bearer is None else _dumps(bearer)
+    return f'{encoded.accepted_head},"bearer_token":{token}}},"received":{_dumps(received)}}}'.encode()
 
 
 def _alert_json(alert: SentAlert | None, observed: bool, watch: _tls_watch.Watch) -> dict[str, Any] | None:
