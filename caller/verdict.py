@@ -1,6 +1,7 @@
 """Verdicts: what happened to a call, in which layer, why, and what to change.
 
-Classification happens in one place, ``classify``, driven by tables:
+Classification happens in two functions driven by tables, ``classify_transport`` (no HTTP answer) and
+``classify_response`` (an HTTP answer):
 - ``TRANSPORT_TABLE`` maps what httpx raised (with the SSL error inside it) to an outcome and phase;
 - a TLS alert is read facts first (``caller/causes.py``: what was sent, the certificate's dates and usages,
   the advertised names), then as evidence of the server's stack (``caller/stacks.py``, measured);
@@ -342,7 +343,7 @@ def _access_denied(f: CallFacts) -> tuple[str, str]:
     )
 
 
-# What an alert says when the certificate facts explain nothing (tls-ground-truth.md's alerts included).
+# What an alert says when the certificate facts explain nothing (the alerts of docs/ground-truth.md included).
 ALERT_CAUSES: dict[Alert, Callable[[CallFacts], tuple[str, str]]] = {
     Alert.UNKNOWN_CA: _rejected,
     Alert.HANDSHAKE_FAILURE: _handshake_failure,
