@@ -32,8 +32,8 @@ from mtls_lab.caller.verdict import (
     Attempt,
     CallFacts,
     Classification,
+    Layer,
     Outcome,
-    Phase,
     Verdict,
     classify_response,
     classify_transport,
@@ -304,7 +304,7 @@ def _token_transport(
 def _no_token(custom: CustomAuthorization, why: str, status: int) -> Classification:
     return Classification(
         Outcome.HTTP_ERROR,
-        Phase.HTTP,
+        Layer.HTTP,
         None,
         f"The token call to {custom.endpoint} answered HTTP {status} but gave no token: {why}.",
         'Caller side: point tokenInResponse at the token, e.g. "json://access_token", or "response" when the whole '
@@ -357,7 +357,7 @@ def _verdict(
 ) -> Verdict:
     result, trace, notes, handshake = current.result, current.trace, current.notes, current.handshake
     action_made = current.failed_call != "token"
-    reached_tls = result.phase is not Phase.CONNECT and action_made
+    reached_tls = result.phase is not Layer.CONNECT and action_made
     token_call = current.token_call.to_json() if current.token_call else None
     return Verdict(
         outcome=result.outcome,

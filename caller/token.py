@@ -25,7 +25,7 @@ from urllib.parse import urlencode
 import httpx
 
 from mtls_lab.caller.auth import DEFAULT_CACHE_SECONDS, RESPONSE, BodyType, CustomAuthorization, json_path
-from mtls_lab.caller.verdict import Classification, Outcome, Phase
+from mtls_lab.caller.verdict import Classification, Layer, Outcome
 
 Clock = Callable[[], float]
 TOKEN_MODEL = (
@@ -148,7 +148,7 @@ def explain_status(custom: CustomAuthorization, call: TokenCall) -> Classificati
     if call.error == "invalid_request" and custom.body_type is BodyType.JSON:
         explanation += " The body was sent as JSON (bodyType json); OAuth token endpoints read form bodies."
     fix = TOKEN_FIXES.get(key or "", "Token endpoint side: read its error answer; check endpoint, headers and body.")
-    return Classification(Outcome.HTTP_ERROR, Phase.HTTP, None, explanation, fix, status=call.status, server_reason=key)
+    return Classification(Outcome.HTTP_ERROR, Layer.HTTP, None, explanation, fix, status=call.status, server_reason=key)
 
 
 def oauth_error(response: httpx.Response) -> tuple[str | None, str | None, str | None]:

@@ -55,7 +55,9 @@ _EXIT = {
 }
 
 
-class Phase(enum.Enum):
+class Layer(enum.Enum):
+    """The layer a call failed in (the JSON's ``phase``; not the Adobe CA migration's phases of mtls_lab/lifecycle)."""
+
     CONNECT = "connect"  # TCP: refused, unreachable, no such host
     HANDSHAKE = "handshake"
     AFTER_HANDSHAKE = "after_handshake"  # TLS 1.3: the server verifies the client after the client finished
@@ -78,7 +80,7 @@ class Verdict:
     """One result per call."""
 
     outcome: Outcome
-    phase: Phase
+    phase: Layer
     alert: str | None
     status: int | None
     tls_version: str | None
@@ -121,7 +123,7 @@ class Verdict:
 @dataclass(frozen=True)
 class Classification:
     outcome: Outcome
-    phase: Phase
+    phase: Layer
     alert: Alert | None
     explanation: str
     fix: str
@@ -134,7 +136,7 @@ class Classification:
 
     @classmethod
     def diagnosed(
-        cls, outcome: Outcome, phase: Phase, alert: Alert | None, found: Diagnosis, **http: Any
+        cls, outcome: Outcome, phase: Layer, alert: Alert | None, found: Diagnosis, **http: Any
     ) -> Classification:
         return cls(
             outcome,
@@ -153,31 +155,31 @@ class Classification:
 # --- transport errors ---------------------------------------------------------------------------
 
 # (httpx exception type, handshake completed?) -> outcome and phase when no alert was received
-TRANSPORT_TABLE: dict[tuple[type[httpx.TransportError], bool], tuple[Outcome, Phase]] = {
-    (httpx.ConnectTimeout, False): (Outcome.TIMEOUT, Phase.HANDSHAKE),
-    (httpx.ConnectTimeout, True): (Outcome.TIMEOUT, Phase.HANDSHAKE),
-    (httpx.ReadTimeout, False): (Outcome.TIMEOUT, Phase.HTTP),
-    (httpx.ReadTimeout, True): (Outcome.TIMEOUT, Phase.HTTP),
-    (httpx.WriteTimeout, False): (Outcome.TIMEOUT, Phase.HTTP),
-    (httpx.WriteTimeout, True): (Outcome.TIMEOUT, Phase.HTTP),
-    (httpx.PoolTimeout, False): (Outcome.TIMEOUT, Phase.CONNECT),
-    (httpx.PoolTimeout, True): (Outcome.TIMEOUT, Phase.CONNECT),
-    (httpx.ConnectError, False): (Outcome.CONNECTION_ERROR, Phase.HANDSHAKE),
-    (httpx.ConnectError, True): (Outcome.CONNECTION_ERROR, Phase.AFTER_HANDSHAKE),
-    (httpx.ReadError, False): (Outcome.CONNECTION_ERROR, Phase.HANDSHAKE),
-    (httpx.ReadError, True): (Outcome.CONNECTION_ERROR, Phase.AFTER_HANDSHAKE),
-    (httpx.WriteError, False): (Outcome.CONNECTION_ERROR, Phase.HANDSHAKE),
-    (httpx.WriteError, True): (Outcome.CONNECTION_ERROR, Phase.AFTER_HANDSHAKE),
-    (httpx.CloseError, False): (Outcome.CONNECTION_ERROR, Phase.HTTP),
-    (httpx.CloseError, True): (Outcome.CONNECTION_ERROR, Phase.HTTP),
-    (httpx.RemoteProtocolError, False): (Outcome.CONNECTION_ERROR, Phase.HTTP),
-    (httpx.RemoteProtocolError, True): (Outcome.CONNECTION_ERROR, Phase.AFTER_HANDSHAKE),
-    (httpx.LocalProtocolError, False): (Outcome.CONNECTION_ERROR, Phase.HTTP),
-    (httpx.LocalProtocolError, True): (Outcome.CONNECTION_ERROR, Phase.HTTP),
-    (httpx.ProxyError, False): (Outcome.CONNECTION_ERROR, Phase.CONNECT),
-    (httpx.ProxyError, True): (Outcome.CONNECTION_ERROR, Phase.CONNECT),
-    (httpx.UnsupportedProtocol, False): (Outcome.CONNECTION_ERROR, Phase.CONNECT),
-    (httpx.UnsupportedProtocol, True): (Outcome.CONNECTION_ERROR, Phase.CONNECT),
+TRANSPORT_TABLE: dict[tuple[type[httpx.TransportError], bool], tuple[Outcome, Layer]] = {
+    (httpx.ConnectTimeout, False): (Outcome.TIMEOUT, Layer.HANDSHAKE),
+    (httpx.ConnectTimeout, True): (Outcome.TIMEOUT, Layer.HANDSHAKE),
+    (httpx.ReadTimeout, False): (Outcome.TIMEOUT, Layer.HTTP),
+    (httpx.ReadTimeout, True): (Outcome.TIMEOUT, Layer.HTTP),
+    (httpx.WriteTimeout, False): (Outcome.TIMEOUT, Layer.HTTP),
+    (httpx.WriteTimeout, True): (Outcome.TIMEOUT, Layer.HTTP),
+    (httpx.PoolTimeout, False): (Outcome.TIMEOUT, Layer.CONNECT),
+    (httpx.PoolTimeout, True): (Outcome.TIMEOUT, Layer.CONNECT),
+    (httpx.ConnectError, False): (Outcome.CONNECTION_ERROR, Layer.HANDSHAKE),
+    (httpx.ConnectError, True): (Outcome.CONNECTION_ERROR, Layer.AFTER_HANDSHAKE),
+    (httpx.ReadError, False): (Outcome.CONNECTION_ERROR, Layer.HANDSHAKE),
+    (httpx.ReadError, True): (Outcome.CONNECTION_ERROR, Layer.AFTER_HANDSHAKE),
+    (httpx.WriteError, False): (Outcome.CONNECTION_ERROR, Layer.HANDSHAKE),
+    (httpx.WriteError, True): (Outcome.CONNECTION_ERROR, Layer.AFTER_HANDSHAKE),
+    (httpx.CloseError, False): (Outcome.CONNECTION_ERROR, Layer.HTTP),
+    (httpx.CloseError, True): (Outcome.CONNECTION_ERROR, Layer.HTTP),
+    (httpx.RemoteProtocolError, False): (Outcome.CONNECTION_ERROR, Layer.HTTP),
+    (httpx.RemoteProtocolError, True): (Outcome.CONNECTION_ERROR, Layer.AFTER_HANDSHAKE),
+    (httpx.LocalProtocolError, False): (Outcome.CONNECTION_ERROR, Layer.HTTP),
+    (httpx.LocalProtocolError, True): (Outcome.CONNECTION_ERROR, Layer.HTTP),
+    (httpx.ProxyError, False): (Outcome.CONNECTION_ERROR, Layer.CONNECT),
+    (httpx.ProxyError, True): (Outcome.CONNECTION_ERROR, Layer.CONNECT),
+    (httpx.UnsupportedProtocol, False): (Outcome.CONNECTION_ERROR, Layer.CONNECT),
+    (httpx.UnsupportedProtocol, True): (Outcome.CONNECTION_ERROR, Layer.CONNECT),
 }
 
 
@@ -187,7 +189,7 @@ def classify_transport(exc: httpx.TransportError, facts: CallFacts) -> Classific
     if verify_error is not None:
         return Classification(
             Outcome.SERVER_UNTRUSTED,
-            Phase.HANDSHAKE,
+            Layer.HANDSHAKE,
             None,
             f"The caller rejected the endpoint's certificate: {verify_error.verify_message}. AJO verifies the "
             "server too: the endpoint must present a chain from a public CA, valid for its host name.",
@@ -196,7 +198,7 @@ def classify_transport(exc: httpx.TransportError, facts: CallFacts) -> Classific
         )
     alert = received_alert(exc)
     if alert is not None:
-        phase = Phase.AFTER_HANDSHAKE if facts.handshake_done else Phase.HANDSHAKE
+        phase = Layer.AFTER_HANDSHAKE if facts.handshake_done else Layer.HANDSHAKE
         found = diagnose_alert(alert, facts)
         if found is not None:
             return Classification.diagnosed(Outcome.TLS_ALERT, phase, alert, found)
@@ -212,10 +214,10 @@ def classify_transport(exc: httpx.TransportError, facts: CallFacts) -> Classific
             "does not retry a first call that timed out.",
             "Server side: answer faster than the timeout (1 to 30 s, set on the journey).",
         )
-    if cause_of(exc, ConnectionRefusedError) is not None or phase is Phase.CONNECT:
+    if cause_of(exc, ConnectionRefusedError) is not None or phase is Layer.CONNECT:
         return Classification(
             Outcome.CONNECTION_ERROR,
-            Phase.CONNECT,
+            Layer.CONNECT,
             None,
             f"No TCP connection: {_short(exc)}. Nothing listens there, or a firewall blocks it.",
             "Server side: check the URL's host and port, and that the endpoint is reachable "
@@ -224,7 +226,7 @@ def classify_transport(exc: httpx.TransportError, facts: CallFacts) -> Classific
     return _closed_without_alert(exc, facts, phase)
 
 
-def _closed_without_alert(exc: Exception, facts: CallFacts, phase: Phase) -> Classification:
+def _closed_without_alert(exc: Exception, facts: CallFacts, phase: Layer) -> Classification:
     why = f"The endpoint closed the connection without a TLS alert ({_short(exc)})."
     if facts.cert_requested and not facts.cert_sent:
         why += (
@@ -254,11 +256,11 @@ def _closed_without_alert(exc: Exception, facts: CallFacts, phase: Phase) -> Cla
     )
 
 
-def _table_lookup(exc: httpx.TransportError, handshake_done: bool) -> tuple[Outcome, Phase]:
+def _table_lookup(exc: httpx.TransportError, handshake_done: bool) -> tuple[Outcome, Layer]:
     for cls in type(exc).__mro__:
         if (cls, handshake_done) in TRANSPORT_TABLE:
             return TRANSPORT_TABLE[(cls, handshake_done)]
-    return Outcome.CONNECTION_ERROR, Phase.HANDSHAKE
+    return Outcome.CONNECTION_ERROR, Layer.HANDSHAKE
 
 
 def _short(exc: BaseException) -> str:
@@ -385,7 +387,7 @@ def classify_response(response: httpx.Response, facts: CallFacts) -> Classificat
         who = "with" if facts.cert_sent else "without"
         return Classification(
             Outcome.ACCEPTED,
-            Phase.HTTP,
+            Layer.HTTP,
             None,
             f"The endpoint accepted the call (HTTP {status}), {who} a client certificate.",
             "Nothing to fix."
@@ -400,7 +402,7 @@ def classify_response(response: httpx.Response, facts: CallFacts) -> Classificat
         if found is not None:
             return replace(
                 Classification.diagnosed(
-                    Outcome.HTTP_ERROR, Phase.HTTP, None, found, status=status, server_reason=reason
+                    Outcome.HTTP_ERROR, Layer.HTTP, None, found, status=status, server_reason=reason
                 ),
                 explanation=f"{explanation} {found.causes[0].why}"
                 + (f" Less likely: {'; '.join(c.why for c in found.causes[1:])}" if found.causes[1:] else ""),
@@ -409,7 +411,7 @@ def classify_response(response: httpx.Response, facts: CallFacts) -> Classificat
     missing = "not_sent" if reason in NO_CERTIFICATE_REASONS and not facts.cert_sent else None
     return Classification(
         Outcome.HTTP_ERROR,
-        Phase.HTTP,
+        Layer.HTTP,
         None,
         explanation,
         fix,

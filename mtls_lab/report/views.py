@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from mtls_lab.caller.probe import ProbeReport
-from mtls_lab.caller.verdict import Outcome, Phase, Verdict
+from mtls_lab.caller.verdict import Layer, Outcome, Verdict
 from mtls_lab.certs.inspect import CertFacts
 from mtls_lab.matrix.runner import Result
 from mtls_lab.report import certificates, ladder
@@ -89,8 +89,8 @@ _HEADLINES: dict[Outcome, tuple[str, str]] = {
     Outcome.TIMEOUT: ("No answer within the timeout ({phase})", "bad"),
 }
 _WHEN = {
-    Phase.AFTER_HANDSHAKE: "after the handshake (on the caller's first read)",
-    Phase.HANDSHAKE: "during the handshake",
+    Layer.AFTER_HANDSHAKE: "after the handshake (on the caller's first read)",
+    Layer.HANDSHAKE: "during the handshake",
 }
 
 
