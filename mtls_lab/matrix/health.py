@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import httpx
 
 from mtls_lab.alerts import received_alert
-from mtls_lab.caller.tls import Chain, ClientBehavior, ClientIdentity, HandshakeNotes, client_context
+from mtls_lab.caller.tls import Chain, ClientBehavior, ClientIdentity, Handshake, client_context
 from mtls_lab.certs.layout import Identity, LabPaths
 from mtls_lab.errors import ExitCode, LabError, cause_of, causes
 
@@ -81,7 +81,7 @@ def probe(url: str, pki: LabPaths, identity: Identity | None = Identity.ADOBE, t
     """GET the server's health route with a lab identity and say whether the server is ready."""
     target = health_url(url)
     client_id = ClientIdentity.from_lab(pki, identity, Chain.FULL) if identity else None
-    context = client_context(pki, client_id, ClientBehavior.JAVA, None, None, HandshakeNotes())
+    context = client_context(pki, client_id, ClientBehavior.JAVA, None, None, Handshake())
     with httpx.Client(verify=context, timeout=timeout) as client:
         try:
             response = client.get(target)
