@@ -6,7 +6,7 @@ import base64
 import datetime as dt
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -251,16 +251,16 @@ def _fetch_token(custom: CustomAuthorization, options: CallOptions, timeout: flo
         except httpx.TransportError as exc:
             result = classify_transport(exc, _facts(identity, options, handshake, url=custom.endpoint))
             raise TokenFailure(record, _token_transport(custom, result, handshake, identity is not None)) from exc
-    record.status = response.status_code
+    record = replace(record, status=response.status_code)
     if response.status_code // 100 != 2:
-        record.error, record.error_description, record.reason = oauth_error(response)
+        error, description, reason = oauth_error(response)
+        record = replace(record, error=error, error_description=description, reason=reason)
         raise TokenFailure(record, explain_status(custom, record))
     try:
         token, seconds, cache_notes = read_token(custom, response)
     except ValueError as exc:
         raise TokenFailure(record, _no_token(custom, str(exc), response.status_code)) from exc
-    record.cache_seconds, record.notes = seconds, cache_notes
-    return token, seconds, record
+    return token, seconds, replace(record, cache_seconds=seconds, notes=cache_notes)
 
 
 def _token_transport(
@@ -340,7 +340,7 @@ def _verdict(
     result, handshake = current.result, current.handshake
     action_made = current.failed_call != "token"
     reached_tls = result.phase is not Layer.CONNECT and action_made
-    token_call = current.token_call.to_json() if current.token_call else None
+    token_call = current.token_call
     return Verdict(
         outcome=result.outcome,
         phase=result.phase,

@@ -55,16 +55,16 @@ def _token_call(verdict: Verdict) -> list[str]:
     call = verdict.token_call
     if call is None:
         return []
-    how = f"{call['method']} {call['url']}" + (f", {call['body_type']} body" if call["body_type"] else "")
-    how += f", {call['sub_type']}" if call["sub_type"] else ""
-    how += ", with" if call["client_certificate"] else ", without"
-    if call["cached"]:
+    how = f"{call.method} {call.url}" + (f", {call.body_type} body" if call.body_type else "")
+    how += f", {call.sub_type}" if call.sub_type else ""
+    how += ", with" if call.client_certificate else ", without"
+    if call.cached:
         got = "token from the cache"
     elif verdict.failed_call == "token":
-        got = "FAILED" + (f": HTTP {call['status']}" if call["status"] else "")
-        got += f" {call['error']}" if call["error"] else ""
+        got = "FAILED" + (f": HTTP {call.status}" if call.status else "")
+        got += f" {call.error}" if call.error else ""
     else:
-        got = f"token received, cached {call['cache_seconds']:g} s"
+        got = f"token received, cached {call.cache_seconds or 0:g} s"
     return [f"  token call: {how} the client certificate: {got}"]
 
 

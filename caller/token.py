@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 from urllib.parse import urlencode
 
@@ -62,7 +62,7 @@ TOKEN_FIXES = {
 }
 
 
-@dataclass
+@dataclass(frozen=True)
 class TokenCall:
     """What the verdict reports about the custom authorization's token call (``token_call`` in its JSON)."""
 
@@ -177,15 +177,11 @@ class TokenCache:
         cached = self._tokens.get(key)
         if cached is not None and cached[1] > self.clock():
             token, _, call = cached
-            return token, _copy(call, cached=True)
+            return token, replace(call, cached=True)
         token, seconds, call = fetch()
         self.fetches += 1
         self._tokens[key] = (token, self.clock() + seconds, call)
         return token, call
-
-
-def _copy(call: TokenCall, **changes: Any) -> TokenCall:
-    return TokenCall(**{**asdict(call), **changes})
 
 
 def _form_value(value: Any) -> str:

@@ -19,7 +19,7 @@ import json
 import ssl
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -27,6 +27,9 @@ from mtls_lab.alerts import Alert, received_alert
 from mtls_lab.caller.causes import ADOBE_CHAIN, NEXT_CHAIN, CallFacts, Diagnosis, diagnose
 from mtls_lab.caller.step_event import StepEvent
 from mtls_lab.errors import ExitCode, cause_of
+
+if TYPE_CHECKING:  # caller/token.py builds on this module's Classification
+    from mtls_lab.caller.token import TokenCall
 
 __all__ = ["ADOBE_CHAIN", "NEXT_CHAIN", "CallFacts"]  # CallFacts lives with the causes it feeds
 JAVA_MODEL = "model: AJO's sender is a Java service; the lab reproduces how a JDK client picks its certificate"
@@ -106,7 +109,7 @@ class Verdict:
     tell_apart: str = ""  # a command or log line that separates the open causes
     likely_cause: str | None = None  # machine-readable first cause: "not_sent", "expired", "expired_clock", ...
     # the custom authorization's token call (caller/token.py), and which call failed: "token" or "action"
-    token_call: dict[str, Any] | None = None
+    token_call: TokenCall | None = None
     failed_call: str | None = None
     # what AJO's journey step event would record (caller/step_event.py): actionExecError and the rest
     step_event: StepEvent = field(default_factory=StepEvent)

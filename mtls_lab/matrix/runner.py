@@ -42,7 +42,7 @@ class Result:
         if v.alert:
             return f"{which}alert {v.alert}"
         if v.status is not None and v.failed_call == "token":
-            error = v.token_call.get("error") if v.token_call else None
+            error = v.token_call.error if v.token_call else None
             return f"token {v.status} {error}" if error else f"token {v.status}"
         if v.status is not None:
             return f"{v.status} {v.server_reason}" if v.server_reason else f"{v.status}"

@@ -166,11 +166,12 @@ def token_call(verdict: Verdict) -> list[Fact]:
     call = verdict.token_call
     if not call:
         return []
-    facts = [Fact(label, str(call[key])) for key, label in _TOKEN_FIELDS.items() if call.get(key) is not None]
-    facts.append(Fact("client certificate offered", _yes(call.get("client_certificate"))))
-    if call.get("cached"):
+    values = {key: getattr(call, key) for key in _TOKEN_FIELDS}
+    facts = [Fact(label, str(values[key])) for key, label in _TOKEN_FIELDS.items() if values[key] is not None]
+    facts.append(Fact("client certificate offered", _yes(call.client_certificate)))
+    if call.cached:
         facts.append(Fact("token", "from the cache (no call made)"))
-    facts += [Fact("note", str(note)) for note in call.get("notes", [])]
+    facts += [Fact("note", str(note)) for note in call.notes]
     failed = verdict.failed_call == "token"
     return [Fact("outcome", "failed: the action's endpoint was not called" if failed else "token obtained",
                  "bad" if failed else "good"), *facts]  # fmt: skip
