@@ -305,7 +305,10 @@ def _facts(
     url: str = "",
 ) -> CallFacts:
     leaf = identity.leaf_facts() if identity else None
-    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    cert = identity.certificates()[0] if identity else None
+    not_before = cert.not_valid_before_utc if cert else None
+    not_after = cert.not_valid_after_utc if cert else None
+    now = dt.datetime.now(dt.UTC)
     return CallFacts(
         tls=options.tls,
         handshake_done=handshake.done,
@@ -316,13 +319,13 @@ def _facts(
         cert_requested=handshake.requested,
         cert_sent=handshake.cert_sent,  # the value the verdict reports
         advertised=handshake.advertised_names(),
-        leaf_expired=bool(leaf and leaf.not_after < now),
-        leaf_not_yet_valid=bool(leaf and leaf.not_before > now),
+        leaf_expired=bool(not_after and not_after < now),
+        leaf_not_yet_valid=bool(not_before and not_before > now),
         leaf_lacks_client_auth=bool(leaf and leaf.extended_key_usage and "clientAuth" not in leaf.extended_key_usage),
         leaf_issuer=leaf.issuer if leaf else "",
         leaf_self_signed=bool(leaf and leaf.issuer == leaf.subject),
-        leaf_not_before=leaf.not_before if leaf else "",
-        leaf_not_after=leaf.not_after if leaf else "",
+        leaf_not_before=not_before,
+        leaf_not_after=not_after,
         leaf_usages=leaf.extended_key_usage if leaf else (),
         cert_file=str(identity.cert_file) if identity else "",
         url=url,

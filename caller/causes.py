@@ -39,8 +39,8 @@ class CallFacts:
     leaf_lacks_client_auth: bool = False
     leaf_issuer: str = ""
     leaf_self_signed: bool = False
-    leaf_not_before: str = ""  # ISO 8601, UTC
-    leaf_not_after: str = ""
+    leaf_not_before: dt.datetime | None = None  # aware, UTC
+    leaf_not_after: dt.datetime | None = None
     leaf_usages: tuple[str, ...] = ()
     cert_file: str = ""
     url: str = ""
@@ -100,12 +100,13 @@ def _candidates(f: CallFacts) -> list[Cause]:
     return causes + _clock_causes(f)
 
 
-def _near(moment: str, now: dt.datetime) -> bool:
-    try:
-        when = dt.datetime.fromisoformat(moment.replace("Z", "+00:00"))
-    except ValueError:
-        return False
-    return abs(when - now) <= NEAR
+def _near(moment: dt.datetime | None, now: dt.datetime) -> bool:
+    return moment is not None and abs(moment - now) <= NEAR
+
+
+def _when(moment: dt.datetime | None, unknown: str = "") -> str:
+    """A certificate date as the verdict prints it: ISO 8601 in UTC, to the second (2026-01-31T12:00:00Z)."""
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if moment is not None else unknown
 
 
 def _clock_causes(f: CallFacts) -> list[Cause]:
@@ -152,7 +153,7 @@ def _names(f: CallFacts) -> str:
 def _expired(f: CallFacts) -> Cause:
     return Cause(
         Failure.EXPIRED,
-        f"The client certificate expired on {f.leaf_not_after or 'a past date'}.",
+        f"The client certificate expired on {_when(f.leaf_not_after, 'a past date')}.",
         "Caller side: present a current certificate. AJO rotates its certificate before expiry, so a real call "
         "carries a current one.",
         _dates_check(f),
@@ -162,7 +163,7 @@ def _expired(f: CallFacts) -> Cause:
 def _not_yet_valid(f: CallFacts) -> Cause:
     return Cause(
         Failure.NOT_YET_VALID,
-        f"The client certificate is not valid before {f.leaf_not_before or 'a future date'}.",
+        f"The client certificate is not valid before {_when(f.leaf_not_before, 'a future date')}.",
         "Caller side: present a certificate that is valid now.",
         _dates_check(f),
     )
@@ -171,7 +172,7 @@ def _not_yet_valid(f: CallFacts) -> Cause:
 def _clock_ahead(f: CallFacts) -> Cause:
     return Cause(
         Failure.EXPIRED,
-        f"The certificate is valid until {f.leaf_not_after}: an endpoint whose clock is ahead sees it expired.",
+        f"The certificate is valid until {_when(f.leaf_not_after)}: an endpoint whose clock is ahead sees it expired.",
         "Server side: fix the endpoint's clock (NTP).",
         "`date -u` on the endpoint against the certificate's dates",
         clock=True,
@@ -181,7 +182,7 @@ def _clock_ahead(f: CallFacts) -> Cause:
 def _clock_behind(f: CallFacts) -> Cause:
     return Cause(
         Failure.NOT_YET_VALID,
-        f"The certificate became valid only at {f.leaf_not_before}: an endpoint whose clock is behind sees it "
+        f"The certificate became valid only at {_when(f.leaf_not_before)}: an endpoint whose clock is behind sees it "
         "as not yet valid.",
         "Server side: fix the endpoint's clock (NTP).",
         "`date -u` on the endpoint against the certificate's dates",
