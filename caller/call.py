@@ -41,9 +41,9 @@ from mtls_lab.caller.verdict import (
 )
 from mtls_lab.certs.layout import LabPaths
 from mtls_lab.errors import LabError
+from mtls_lab.vocabulary import AJOLimits
 
 NO_RETRY_STATUSES = frozenset({401, 403, 404})
-MAX_RETRIES = 3
 MAX_REDIRECTS = 5
 USER_AGENT = {"User-Agent": "ajo-mtls-lab caller (models an Adobe Journey Optimizer custom action)"}
 Clock = Callable[[], float]
@@ -62,7 +62,7 @@ class CallOptions:
     server_ca: Path | str | None = None
     path: str | None = None
     timeout: float | None = None  # default: the action's
-    retries: int = MAX_RETRIES
+    retries: int = AJOLimits.MAX_RETRIES
     token_cert: bool = False  # also present the certificate on the token call (AJO most likely does not)
 
 
@@ -140,7 +140,8 @@ def _retries_timed_out(result: Classification, orig: StepEvent, timeout: float) 
         f"The journey's timeout ({timeout:g} s) ran out during the retries, so AJO counts the call as a timeout "
         f"error (jo_status_code timedout); its step event keeps the error before the retry: {before} "
         "(actionExecOrigError / actionExecOrigErrorCode).",
-        "Server side: fix the error the retries were for, and answer well within the journey's timeout (1 to 30 s).",
+        "Server side: fix the error the retries were for, and answer well within the journey's timeout "
+        f"({AJOLimits.TIMEOUT_MIN:g} to {AJOLimits.TIMEOUT_MAX:g} s).",
     )
 
 

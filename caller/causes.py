@@ -15,9 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mtls_lab.caller.stacks import Failure, Stack, describe, failures_behind, senders
+from mtls_lab.vocabulary import AdobeChain
 
-ADOBE_CHAIN = "DigiCert Global Root G2 and the intermediate DigiCert Global G2 TLS RSA SHA256 2020 CA1"
-NEXT_CHAIN = "DigiCert Assured ID Root G2 and DigiCert Assured ID Client CA G2"
 NEAR = dt.timedelta(days=2)  # a clock this far off is plausible; further, the dates are not the likely cause
 
 
@@ -132,14 +131,15 @@ def _not_sent(f: CallFacts) -> Cause:
             f"only {_names(f)}, so a Java client such as AJO omitted it."
         )
         fix = (
-            f"Server side: add {NEXT_CHAIN} to the trust store (and so to the advertised names) before Adobe switches."
+            f"Server side: add {AdobeChain.MIGRATION} to the trust store (and so to the advertised names) before "
+            "Adobe switches."
         )
     elif f.behavior == "java":
         why = (
             "a Java client such as AJO sends its certificate only if the endpoint names no CAs or names an issuer "
             f"of its chain; this endpoint advertised: {_names(f)}. So AJO omitted it."
         )
-        fix = f"Server side: trust and advertise Adobe's CA chain ({ADOBE_CHAIN}), or advertise no CA names."
+        fix = f"Server side: trust and advertise Adobe's CA chain ({AdobeChain.TODAY}), or advertise no CA names."
     else:
         why, fix = "", "Server side: check which CA names the endpoint advertises and that it trusts Adobe's chain."
     lead = "No client certificate was sent" + (": " + why if why else ".")
@@ -231,7 +231,10 @@ def _untrusted(f: CallFacts) -> Cause:
             "The endpoint does not trust the CA that issued this certificate: it is Adobe's next-generation chain "
             "(the 2026-2027 CA migration), and the trust store lacks it."
         )
-        fix = f"Server side: add {NEXT_CHAIN} to the trust store next to the current chain, before Adobe switches."
+        fix = (
+            f"Server side: add {AdobeChain.MIGRATION} to the trust store next to the current chain, before Adobe "
+            "switches."
+        )
     elif "impostor" in f.leaf_issuer.lower():
         why = (
             "The endpoint refused a certificate from a CA it does not trust. That is correct: only certificates "
@@ -243,7 +246,7 @@ def _untrusted(f: CallFacts) -> Cause:
             "The endpoint does not trust the CA that issued the client certificate: its trust store lacks Adobe's "
             f"chain ({f.leaf_issuer or 'the issuer'})."
         )
-        fix = f"Server side: trust Adobe's CA chain, {ADOBE_CHAIN}; do not pin the leaf."
+        fix = f"Server side: trust Adobe's CA chain, {AdobeChain.TODAY}; do not pin the leaf."
     return Cause(Failure.UNTRUSTED, why, fix, _trust_check(f))
 
 

@@ -36,11 +36,11 @@ from mtls_lab.caller.trust_check import Readiness, State, Trust, TrustAnswer, no
 from mtls_lab.caller.verdict import Layer, Outcome, Verdict
 from mtls_lab.certs.layout import CA, LabPaths
 from mtls_lab.errors import ExitCode, LabError
-from mtls_lab.vocabulary import Reason, short_answer
+from mtls_lab.vocabulary import AdobeChain, Reason, short_answer
 
 # Adobe's issuers (docs/adobe-facts.md): today's chain, and the chain of the 2026-2027 migration.
-ADOBE_ISSUERS = ("DigiCert Global Root G2", "DigiCert Global G2 TLS RSA SHA256 2020 CA1")
-ADOBE_NEXT_ISSUERS = ("DigiCert Assured ID Root G2", "DigiCert Assured ID Client CA G2")
+ADOBE_ISSUERS = (AdobeChain.TODAY_ROOT, AdobeChain.TODAY_INTERMEDIATE)
+ADOBE_NEXT_ISSUERS = (AdobeChain.MIGRATION_ROOT, AdobeChain.MIGRATION_INTERMEDIATE)
 LAB_STAND_INS = {
     CA.ADOBE_ROOT: ADOBE_ISSUERS[0],
     CA.ADOBE_INTERMEDIATE: ADOBE_ISSUERS[1],

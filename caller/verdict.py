@@ -24,14 +24,15 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from mtls_lab.alerts import Alert, received_alert
-from mtls_lab.caller.causes import ADOBE_CHAIN, NEXT_CHAIN, CallFacts, Diagnosis, diagnose
+from mtls_lab.caller.causes import CallFacts, Diagnosis, diagnose
 from mtls_lab.caller.step_event import StepEvent
 from mtls_lab.errors import ExitCode, cause_of
+from mtls_lab.vocabulary import AdobeChain
 
 if TYPE_CHECKING:  # caller/token.py builds on this module's Classification
     from mtls_lab.caller.token import TokenCall
 
-__all__ = ["ADOBE_CHAIN", "NEXT_CHAIN", "CallFacts"]  # CallFacts lives with the causes it feeds
+__all__ = ["CallFacts"]  # CallFacts lives with the causes it feeds
 JAVA_MODEL = "model: AJO's sender is a Java service; the lab reproduces how a JDK client picks its certificate"
 
 
@@ -248,7 +249,7 @@ def _closed_without_alert(exc: Exception, facts: CallFacts, phase: Layer) -> Cla
             phase,
             None,
             why,
-            f"Server side: check its TLS log for the certificate error; trust Adobe's chain ({ADOBE_CHAIN}).",
+            f"Server side: check its TLS log for the certificate error; trust Adobe's chain ({AdobeChain.TODAY}).",
         )
     return Classification(
         Outcome.CONNECTION_ERROR,
@@ -369,10 +370,10 @@ NGINX_BAD_CERT = "400 The SSL certificate error"
 
 LAB_REASONS = {
     "no_client_certificate": "Server side: require and verify client certificates at the TLS layer, trusting "
-    f"Adobe's chain ({ADOBE_CHAIN}); Adobe asks for mTLS-only endpoints.",
+    f"Adobe's chain ({AdobeChain.TODAY}); Adobe asks for mTLS-only endpoints.",
     "subject_not_allowed": "Server side: allow Adobe's identity by its SAN ajo-journeys.aep-mtls.adobe.com (matched "
     "before the CN, RFC 2818), or authenticate AJO another way (custom or certificate-based authentication).",
-    "fingerprint_not_pinned": f"Server side: do not pin Adobe's leaf; trust the CA chain ({ADOBE_CHAIN}).",
+    "fingerprint_not_pinned": f"Server side: do not pin Adobe's leaf; trust the CA chain ({AdobeChain.TODAY}).",
     "client_cert_not_forwarded": "Proxy side: forward the verified client certificate to the app in the header it "
     "reads (nginx $ssl_client_escaped_cert, Envoy x-forwarded-client-cert, AWS ALB X-Amzn-Mtls-Clientcert).",
     "token_missing": "Caller side: configure the action's authentication so that AJO sends a token.",
@@ -465,7 +466,7 @@ def explain_http(status: int, body: str, facts: CallFacts) -> tuple[str, str, st
         return (
             f"nginx answered '{NGINX_BAD_CERT}': the client certificate failed verification (untrusted CA, "
             "expired or wrong purpose); nginx reports it as HTTP 400, not as a TLS alert.",
-            f"Server side: put Adobe's chain ({ADOBE_CHAIN}) in ssl_client_certificate.",
+            f"Server side: put Adobe's chain ({AdobeChain.TODAY}) in ssl_client_certificate.",
             "nginx_certificate_error",
         )
     if status == 403 and data.get("message") == "Forbidden":
@@ -479,7 +480,7 @@ def explain_http(status: int, body: str, facts: CallFacts) -> tuple[str, str, st
                 if not facts.cert_sent
                 else "the certificate failed its verification (untrusted CA or expired)."
             ),
-            f"Server side: add Adobe's chain ({ADOBE_CHAIN}) to the gateway's CA certificates.",
+            f"Server side: add Adobe's chain ({AdobeChain.TODAY}) to the gateway's CA certificates.",
             code,
         )
     if status == 403:
@@ -516,7 +517,7 @@ def _gateway(data: dict[str, Any], facts: CallFacts) -> tuple[str, str, str | No
     return (
         "A gateway in front of the app (AWS API Gateway or Cloudflare style) answered 403 Forbidden before the "
         f"app saw the call: {cause} The gateway's access log names the reason.",
-        f"Server side: put Adobe's chain ({ADOBE_CHAIN}) in the gateway's mTLS truststore; for AWS API Gateway, "
+        f"Server side: put Adobe's chain ({AdobeChain.TODAY}) in the gateway's mTLS truststore; for AWS API Gateway, "
         "the truststore in S3 of the custom domain.",
         "gateway_forbidden",
     )
