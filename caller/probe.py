@@ -227,9 +227,11 @@ def answer_of(verdict: Verdict) -> str:
     if verdict.outcome is Outcome.ACCEPTED:
         return "accepted"
     if verdict.alert:
-        return f"alert {verdict.alert}"
+        return short_answer(alert=verdict.alert)
     if verdict.status is not None:
-        return f"{verdict.status} {verdict.server_reason}" if verdict.server_reason else f"HTTP {verdict.status}"
+        # the table's form when a reason code names the page; a bare status keeps "HTTP", as the probe has
+        # always printed it (the probe's and the trust check's printed answers depend on it)
+        return short_answer(verdict.status, reason=verdict.server_reason, bare_status=bool(verdict.server_reason))
     return str(verdict.outcome.value)
 
 
@@ -379,10 +381,10 @@ def _try(
     if verdict.outcome is Outcome.ACCEPTED:
         return IdentityTry(identity.label, verdict.outcome.value, f"accepted (HTTP {verdict.status})", "-", "", issuer)
     if verdict.alert:
-        return IdentityTry(identity.label, verdict.outcome.value, f"alert {verdict.alert}", "TLS", cause, issuer)
+        answer = short_answer(alert=verdict.alert)
+        return IdentityTry(identity.label, verdict.outcome.value, answer, "TLS", cause, issuer)
     if verdict.status is not None:
-        reason = f" {verdict.server_reason}" if verdict.server_reason else ""
-        answer = f"HTTP {verdict.status}{reason}"
+        answer = short_answer(verdict.status, reason=verdict.server_reason)
         return IdentityTry(identity.label, verdict.outcome.value, answer, "HTTP", cause, issuer)
     return IdentityTry(identity.label, verdict.outcome.value, verdict.explanation, "TLS", cause, issuer)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 
 from mtls_lab.caller.verdict import Verdict
+from mtls_lab.vocabulary import short_answer
 
 
 def _yes(value: bool | None) -> str:
@@ -18,11 +19,11 @@ def render(verdict: Verdict, method: str = "POST") -> str:
     lines += [f"  warning: {w}" for w in verdict.warnings]
     lines += _token_call(verdict)
     for attempt in verdict.attempts:
-        what = attempt.outcome + (f" HTTP {attempt.status}" if attempt.status else "")
+        what = attempt.outcome + (f" {short_answer(attempt.status)}" if attempt.status else "")
         what += f" alert {attempt.alert}" if attempt.alert else ""
         lines.append(f"  attempt {attempt.number}: {what} ({attempt.seconds:.3f} s)")
     headline = verdict.outcome.value.upper()
-    detail = f"HTTP {verdict.status}" if verdict.status else f"alert {verdict.alert}" if verdict.alert else ""
+    detail = short_answer(verdict.status, verdict.alert)
     if verdict.server_reason:
         detail += f" {verdict.server_reason}"
     detail += " at the token call" if verdict.failed_call == "token" else ""

@@ -27,7 +27,7 @@ from mtls_lab.alerts import Alert, received_alert
 from mtls_lab.caller.causes import CallFacts, Diagnosis, diagnose
 from mtls_lab.caller.step_event import StepEvent
 from mtls_lab.errors import ExitCode, cause_of
-from mtls_lab.vocabulary import AdobeChain
+from mtls_lab.vocabulary import AdobeChain, Reason
 
 if TYPE_CHECKING:  # caller/token.py builds on this module's Classification
     from mtls_lab.caller.token import TokenCall
@@ -368,16 +368,16 @@ ALERT_CAUSES: dict[Alert, Callable[[CallFacts], tuple[str, str]]] = {
 NGINX_NO_CERT = "400 No required SSL certificate was sent"
 NGINX_BAD_CERT = "400 The SSL certificate error"
 
-LAB_REASONS = {
-    "no_client_certificate": "Server side: require and verify client certificates at the TLS layer, trusting "
+LAB_REASONS: dict[str, str] = {
+    Reason.NO_CLIENT_CERTIFICATE: "Server side: require and verify client certificates at the TLS layer, trusting "
     f"Adobe's chain ({AdobeChain.TODAY}); Adobe asks for mTLS-only endpoints.",
-    "subject_not_allowed": "Server side: allow Adobe's identity by its SAN ajo-journeys.aep-mtls.adobe.com (matched "
-    "before the CN, RFC 2818), or authenticate AJO another way (custom or certificate-based authentication).",
-    "fingerprint_not_pinned": f"Server side: do not pin Adobe's leaf; trust the CA chain ({AdobeChain.TODAY}).",
-    "client_cert_not_forwarded": "Proxy side: forward the verified client certificate to the app in the header it "
+    Reason.SUBJECT_NOT_ALLOWED: "Server side: allow Adobe's identity by its SAN ajo-journeys.aep-mtls.adobe.com "
+    "(matched before the CN, RFC 2818), or authenticate AJO another way (custom or certificate-based authentication).",
+    Reason.FINGERPRINT_NOT_PINNED: f"Server side: do not pin Adobe's leaf; trust the CA chain ({AdobeChain.TODAY}).",
+    Reason.CLIENT_CERT_NOT_FORWARDED: "Proxy side: forward the verified client certificate to the app in the header it "
     "reads (nginx $ssl_client_escaped_cert, Envoy x-forwarded-client-cert, AWS ALB X-Amzn-Mtls-Clientcert).",
-    "token_missing": "Caller side: configure the action's authentication so that AJO sends a token.",
-    "token_invalid": "Caller side: send a token from the token endpoint this API trusts.",
+    Reason.TOKEN_MISSING: "Caller side: configure the action's authentication so that AJO sends a token.",
+    Reason.TOKEN_INVALID: "Caller side: send a token from the token endpoint this API trusts.",
 }
 KONG = {
     "No required TLS certificate was sent": "kong_no_certificate",
@@ -426,13 +426,13 @@ def classify_response(response: httpx.Response, facts: CallFacts) -> Classificat
 
 
 NO_CERTIFICATE_REASONS = frozenset(
-    {"nginx_no_certificate", "no_client_certificate", "kong_no_certificate", "gateway_forbidden"}
+    {Reason.NGINX_NO_CERTIFICATE, Reason.NO_CLIENT_CERTIFICATE, "kong_no_certificate", "gateway_forbidden"}
 )
 
 # Answers that are the same for every certificate failure: the facts alone name the cause; the page or the
 # gateway's log names the check. (reason code -> (evidence, where the fix goes on that system))
 PAGE_EVIDENCE = {
-    "nginx_certificate_error": (
+    Reason.NGINX_CERTIFICATE_ERROR: (
         "nginx answers every failed verification with this page; its error log names the check: "
         "'client SSL certificate verify error: (N:reason)'.",
         "(nginx: ssl_client_certificate holds the trusted CAs.)",
@@ -460,14 +460,14 @@ def explain_http(status: int, body: str, facts: CallFacts) -> tuple[str, str, st
             f"nginx answered '{NGINX_NO_CERT}': it requires a client certificate (ssl_verify_client on) and "
             "none was sent." + _why_not_sent(facts),
             "Server side: make nginx advertise Adobe's CA (ssl_client_certificate with Adobe's chain).",
-            "nginx_no_certificate",
+            Reason.NGINX_NO_CERTIFICATE,
         )
     if status == 400 and NGINX_BAD_CERT in body:
         return (
             f"nginx answered '{NGINX_BAD_CERT}': the client certificate failed verification (untrusted CA, "
             "expired or wrong purpose); nginx reports it as HTTP 400, not as a TLS alert.",
             f"Server side: put Adobe's chain ({AdobeChain.TODAY}) in ssl_client_certificate.",
-            "nginx_certificate_error",
+            Reason.NGINX_CERTIFICATE_ERROR,
         )
     if status == 403 and data.get("message") == "Forbidden":
         return _gateway(data, facts)
@@ -535,7 +535,7 @@ def rejection_style(outcome: Outcome, alert: str | None, status: int | None, rea
         return "gateway_403"
     if reason and reason.startswith("kong_"):
         return "gateway_401"
-    if reason == "client_cert_not_forwarded":
+    if reason == Reason.CLIENT_CERT_NOT_FORWARDED:
         return "proxy_header_missing"
     if status is not None:
         return f"http_{status}"
