@@ -16,6 +16,7 @@ from mtls_lab.report import certificates, ladder
 from mtls_lab.report.certificates import CertCard, LabMarks
 from mtls_lab.report.ladder import Ladder
 from mtls_lab.report.server_side import Fact, ServerSide
+from mtls_lab.vocabulary import short_answer
 
 
 @dataclass(frozen=True)
@@ -141,9 +142,9 @@ def caller_side(verdict: Verdict) -> list[Fact]:
     if verdict.alert:
         facts.append(Fact("alert received", f"{verdict.alert}, {_WHEN.get(verdict.phase, verdict.phase.value)}", "bad"))
     if verdict.status is not None:
-        reason = f" {verdict.server_reason}" if verdict.server_reason else ""
         tone = "good" if verdict.outcome is Outcome.ACCEPTED else "bad"
-        facts.append(Fact("answer", f"{verdict.request_line} -> HTTP {verdict.status}{reason}", tone))
+        answer = short_answer(verdict.status, reason=verdict.server_reason)
+        facts.append(Fact("answer", f"{verdict.request_line} -> {answer}", tone))
     elif verdict.outcome is not Outcome.ACCEPTED and not verdict.alert:
         facts.append(Fact("ended", verdict.outcome.value.replace("_", " "), "bad"))
     return facts
@@ -180,7 +181,9 @@ def token_call(verdict: Verdict) -> list[Fact]:
 def _attempts(verdict: Verdict) -> list[Fact]:
     facts = []
     for a in verdict.attempts:
-        what = a.outcome + (f" HTTP {a.status}" if a.status else "") + (f" alert {a.alert}" if a.alert else "")
+        # status and alert each, as both are kept on an attempt (short_answer alone would let the status win)
+        status = f" {short_answer(a.status)}" if a.status else ""
+        what = a.outcome + status + (f" {short_answer(alert=a.alert)}" if a.alert else "")
         port = f", from port {a.local_port}" if a.local_port else ""
         facts.append(Fact(f"attempt {a.number}", f"{what} ({a.seconds:.3f} s{port})"))
     return facts
