@@ -301,7 +301,7 @@ def _check_reachable(verdict: Verdict, url: str, timeout: float) -> None:
         )
     if any(m["type"] == "ServerHello" for m in verdict.handshake):
         return
-    if verdict.phase.value == "connect":
+    if verdict.phase is Layer.CONNECT:
         why = verdict.explanation.removeprefix("No TCP connection: ").split(". Nothing")[0]
         raise ProbeError(f"{url}: cannot connect ({why}): check the host name and port", ExitCode.CONNECTION)
     parts = urlsplit(url)
