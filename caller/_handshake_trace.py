@@ -67,8 +67,8 @@ class Message:
 
 
 @dataclass
-class HandshakeTrace:
-    """The messages of one connection (the last one if a client reconnects)."""
+class MessageLog:
+    """The messages of one connection (the last one if a client reconnects): part of ``caller.tls.Handshake``."""
 
     messages: list[Message] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -79,7 +79,7 @@ class HandshakeTrace:
         context._msg_callback = self._observe  # type: ignore[attr-defined]
 
     @property
-    def client_certificate_sent(self) -> bool | None:
+    def our_certificate_sent(self) -> bool | None:
         """True/False once our Certificate message was seen (or could no longer come); None if unknown."""
         ours = [m for m in self.messages if m.sent and m.kind == "Certificate"]
         if ours:

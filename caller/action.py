@@ -34,7 +34,8 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 from mtls_lab.caller.auth import Auth, parse_auth, with_endpoint
-from mtls_lab.caller.rules import ActionError, check_field_name, check_url
+from mtls_lab.caller.rules import TIMEOUT_RULE, ActionError, check_field_name, check_url, timeout_allowed
+from mtls_lab.vocabulary import AJOLimits
 
 NAME = re.compile(r"^[A-Za-z0-9_]{1,30}$")
 METHODS = ("POST", "PUT", "GET")
@@ -104,7 +105,7 @@ class CustomAction:
     query: tuple[tuple[str, Value], ...] = ()
     auth: Auth = field(default_factory=Auth)
     payload: tuple[tuple[tuple[str, ...], Value], ...] = ()
-    timeout: float = 30.0
+    timeout: float = AJOLimits.TIMEOUT_DEFAULT
     warnings: tuple[str, ...] = ()
 
     def with_url(self, url: str) -> CustomAction:
@@ -200,9 +201,9 @@ def parse(data: Any, source: str = "action") -> CustomAction:
     payload_spec = data.get("payload", [])
     if payload_spec and method == "GET":
         raise ActionError(f"{source}: payload: AJO sends a request payload with POST or PUT only, not GET")
-    timeout = data.get("timeout", 30)
-    if not isinstance(timeout, int | float) or isinstance(timeout, bool) or not 1 <= timeout <= 30:
-        raise ActionError(f"{source}: timeout {timeout!r}: AJO's timeout is 1 to 30 seconds (default 30)")
+    timeout = data.get("timeout", int(AJOLimits.TIMEOUT_DEFAULT))
+    if not isinstance(timeout, int | float) or isinstance(timeout, bool) or not timeout_allowed(timeout):
+        raise ActionError(f"{source}: timeout {timeout!r}: {TIMEOUT_RULE} (default {AJOLimits.TIMEOUT_DEFAULT:g})")
     auth = parse_auth(data.get("authentication", {"type": "none"}), source)
     return CustomAction(
         name=name,

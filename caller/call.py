@@ -6,17 +6,16 @@ import base64
 import datetime as dt
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from mtls_lab.caller._handshake_trace import HandshakeTrace
 from mtls_lab.caller.action import CustomAction, Request, build_request
 from mtls_lab.caller.auth import Auth, AuthorizationType, AuthType, CustomAuthorization
 from mtls_lab.caller.step_event import StepEvent
-from mtls_lab.caller.tls import Chain, ClientBehavior, ClientIdentity, HandshakeNotes, client_context
+from mtls_lab.caller.tls import Chain, ClientBehavior, ClientIdentity, Handshake, client_context
 from mtls_lab.caller.token import (
     TOKEN_MODEL,
     TokenCache,
@@ -32,8 +31,8 @@ from mtls_lab.caller.verdict import (
     Attempt,
     CallFacts,
     Classification,
+    Layer,
     Outcome,
-    Phase,
     Verdict,
     classify_response,
     classify_transport,
@@ -42,9 +41,9 @@ from mtls_lab.caller.verdict import (
 )
 from mtls_lab.certs.layout import LabPaths
 from mtls_lab.errors import LabError
+from mtls_lab.vocabulary import AJOLimits
 
 NO_RETRY_STATUSES = frozenset({401, 403, 404})
-MAX_RETRIES = 3
 MAX_REDIRECTS = 5
 USER_AGENT = {"User-Agent": "ajo-mtls-lab caller (models an Adobe Journey Optimizer custom action)"}
 Clock = Callable[[], float]
@@ -63,36 +62,17 @@ class CallOptions:
     server_ca: Path | str | None = None
     path: str | None = None
     timeout: float | None = None  # default: the action's
-    retries: int = MAX_RETRIES
+    retries: int = AJOLimits.MAX_RETRIES
     token_cert: bool = False  # also present the certificate on the token call (AJO most likely does not)
 
 
 @dataclass
-class _Trace:
-    """What httpx's trace reports about the TLS connection of one attempt."""
-
-    handshake_done: bool = False
-    tls_version: str | None = None
-    local_port: int | None = None
-
-    def __call__(self, event: str, info: dict[str, Any]) -> None:
-        if event == "connection.connect_tcp.complete":
-            address = info["return_value"].get_extra_info("client_addr")
-            self.local_port = address[1] if address else None
-        if event == "connection.start_tls.complete":
-            self.handshake_done = True
-            ssl_object = info["return_value"].get_extra_info("ssl_object")
-            self.tls_version = ssl_object.version() if ssl_object else None
-
-
-@dataclass
-class _Attempt:
-    """One attempt: its classification, what the TLS layer saw, and the token call if there was one."""
+class _Round:
+    """One round of the retry loop (its summary is the verdict's ``Attempt``): the classification, the
+    handshake of the action's connection, and the token call if there was one."""
 
     result: Classification
-    trace: _Trace
-    notes: HandshakeNotes
-    handshake: HandshakeTrace
+    handshake: Handshake
     token_call: TokenCall | None = None
     failed_call: str | None = None
 
@@ -129,7 +109,7 @@ def call(
                 result.alert.label if result.alert else None,
                 None if result.outcome in (Outcome.ACCEPTED, Outcome.HTTP_ERROR) else result.explanation,
                 round(clock() - started, 4),
-                current.trace.local_port,
+                current.handshake.local_port,
             )
         )
         events.append(StepEvent.of(result.outcome, result.status))
@@ -160,7 +140,8 @@ def _retries_timed_out(result: Classification, orig: StepEvent, timeout: float) 
         f"The journey's timeout ({timeout:g} s) ran out during the retries, so AJO counts the call as a timeout "
         f"error (jo_status_code timedout); its step event keeps the error before the retry: {before} "
         "(actionExecOrigError / actionExecOrigErrorCode).",
-        "Server side: fix the error the retries were for, and answer well within the journey's timeout (1 to 30 s).",
+        "Server side: fix the error the retries were for, and answer well within the journey's timeout "
+        f"({AJOLimits.TIMEOUT_MIN:g} to {AJOLimits.TIMEOUT_MAX:g} s).",
     )
 
 
@@ -183,27 +164,27 @@ def _check_signer(action: CustomAction, options: CallOptions) -> None:
 
 def _attempt(
     action: CustomAction, request: Request, options: CallOptions, tokens: TokenCache, timeout: float
-) -> _Attempt:
-    notes, trace, handshake = HandshakeNotes(), _Trace(), HandshakeTrace()
-    context = client_context(options.pki, options.identity, options.behavior, options.tls, options.server_ca, notes)
-    handshake.install(context)
+) -> _Round:
+    handshake = Handshake()
+    context = client_context(options.pki, options.identity, options.behavior, options.tls, options.server_ca, handshake)
+    handshake.install(context)  # every message too: the ladder, and whether our Certificate was empty
     with httpx.Client(verify=context, timeout=timeout, follow_redirects=False, headers=USER_AGENT) as client:
         try:
             headers, params, token_call = _authenticate(action.auth, request, options, tokens, timeout)
         except TokenFailure as failure:
-            return _Attempt(failure.result, trace, notes, handshake, failure.call, "token")
+            return _Round(failure.result, handshake, failure.call, "token")
         try:
-            response = _send(client, request, headers, params, trace)
+            response = _send(client, request, headers, params, handshake)
         except httpx.TransportError as exc:
-            result = classify_transport(exc, _facts(options.identity, options, trace, notes, handshake, request.url))
-            return _Attempt(result, trace, notes, handshake, token_call, "action")
-        result = classify_response(response, _facts(options.identity, options, trace, notes, handshake, request.url))
+            result = classify_transport(exc, _facts(options.identity, options, handshake, request.url))
+            return _Round(result, handshake, token_call, "action")
+        result = classify_response(response, _facts(options.identity, options, handshake, request.url))
         failed = None if result.outcome is Outcome.ACCEPTED else "action"
-        return _Attempt(result, trace, notes, handshake, token_call, failed)
+        return _Round(result, handshake, token_call, failed)
 
 
 def _send(
-    client: httpx.Client, request: Request, headers: dict[str, str], params: dict[str, str], trace: _Trace
+    client: httpx.Client, request: Request, headers: dict[str, str], params: dict[str, str], trace: Handshake
 ) -> httpx.Response:
     """Send, following HTTP 302 redirects as AJO does (and no other redirect)."""
     url, method = request.url, request.method
@@ -256,34 +237,38 @@ def _fetch_token(custom: CustomAuthorization, options: CallOptions, timeout: flo
         sub_type=custom.sub_type.value if custom.sub_type else None,
         assertion=describe(assertion) if assertion else None,
     )
-    notes, trace = HandshakeNotes(), _Trace()
-    context = client_context(options.pki, identity, options.behavior, options.tls, options.server_ca, notes)
+    handshake = Handshake()  # its messages are not recorded: the token call is not drawn
+    context = client_context(options.pki, identity, options.behavior, options.tls, options.server_ca, handshake)
     wanted = token_request(custom, assertion)
     with httpx.Client(verify=context, timeout=timeout, headers=USER_AGENT) as client:
         try:
             response = client.request(
-                wanted.method, wanted.url, headers=wanted.headers, content=wanted.content, extensions={"trace": trace}
+                wanted.method,
+                wanted.url,
+                headers=wanted.headers,
+                content=wanted.content,
+                extensions={"trace": handshake},
             )
         except httpx.TransportError as exc:
-            result = classify_transport(exc, _facts(identity, options, trace, notes, url=custom.endpoint))
-            raise TokenFailure(record, _token_transport(custom, result, notes, identity is not None)) from exc
-    record.status = response.status_code
+            result = classify_transport(exc, _facts(identity, options, handshake, url=custom.endpoint))
+            raise TokenFailure(record, _token_transport(custom, result, handshake, identity is not None)) from exc
+    record = replace(record, status=response.status_code)
     if response.status_code // 100 != 2:
-        record.error, record.error_description, record.reason = oauth_error(response)
+        error, description, reason = oauth_error(response)
+        record = replace(record, error=error, error_description=description, reason=reason)
         raise TokenFailure(record, explain_status(custom, record))
     try:
         token, seconds, cache_notes = read_token(custom, response)
     except ValueError as exc:
         raise TokenFailure(record, _no_token(custom, str(exc), response.status_code)) from exc
-    record.cache_seconds, record.notes = seconds, cache_notes
-    return token, seconds, record
+    return token, seconds, replace(record, cache_seconds=seconds, notes=cache_notes)
 
 
 def _token_transport(
-    custom: CustomAuthorization, result: Classification, notes: HandshakeNotes, presented: bool
+    custom: CustomAuthorization, result: Classification, handshake: Handshake, presented: bool
 ) -> Classification:
     """A token call that failed below HTTP: say which call failed, and why the certificate was not there."""
-    if notes.requested and not presented:
+    if handshake.requested and not presented:
         alert = f" (alert {result.alert.label})" if result.alert else ""
         return Classification(
             result.outcome,
@@ -304,7 +289,7 @@ def _token_transport(
 def _no_token(custom: CustomAuthorization, why: str, status: int) -> Classification:
     return Classification(
         Outcome.HTTP_ERROR,
-        Phase.HTTP,
+        Layer.HTTP,
         None,
         f"The token call to {custom.endpoint} answered HTTP {status} but gave no token: {why}.",
         'Caller side: point tokenInResponse at the token, e.g. "json://access_token", or "response" when the whole '
@@ -317,30 +302,31 @@ def _no_token(custom: CustomAuthorization, why: str, status: int) -> Classificat
 def _facts(
     identity: ClientIdentity | None,
     options: CallOptions,
-    trace: _Trace,
-    notes: HandshakeNotes,
-    handshake: HandshakeTrace | None = None,
+    handshake: Handshake,
     url: str = "",
 ) -> CallFacts:
     leaf = identity.leaf_facts() if identity else None
-    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    cert = identity.certificates()[0] if identity else None
+    not_before = cert.not_valid_before_utc if cert else None
+    not_after = cert.not_valid_after_utc if cert else None
+    now = dt.datetime.now(dt.UTC)
     return CallFacts(
         tls=options.tls,
-        handshake_done=trace.handshake_done,
-        tls_version=trace.tls_version,
+        handshake_done=handshake.done,
+        tls_version=handshake.tls_version,
         identity=identity.label if identity else None,
         chain_leaf_only=bool(identity and len(identity.certificates()) == 1 and leaf and leaf.issuer != leaf.subject),
         behavior=options.behavior.value,
-        cert_requested=notes.requested,
-        cert_sent=_cert_sent(handshake, notes) if handshake else notes.sent,  # the value the verdict reports
-        advertised=notes.advertised_names(),
-        leaf_expired=bool(leaf and leaf.not_after < now),
-        leaf_not_yet_valid=bool(leaf and leaf.not_before > now),
+        cert_requested=handshake.requested,
+        cert_sent=handshake.cert_sent,  # the value the verdict reports
+        advertised=handshake.advertised_names(),
+        leaf_expired=bool(not_after and not_after < now),
+        leaf_not_yet_valid=bool(not_before and not_before > now),
         leaf_lacks_client_auth=bool(leaf and leaf.extended_key_usage and "clientAuth" not in leaf.extended_key_usage),
         leaf_issuer=leaf.issuer if leaf else "",
         leaf_self_signed=bool(leaf and leaf.issuer == leaf.subject),
-        leaf_not_before=leaf.not_before if leaf else "",
-        leaf_not_after=leaf.not_after if leaf else "",
+        leaf_not_before=not_before,
+        leaf_not_after=not_after,
         leaf_usages=leaf.extended_key_usage if leaf else (),
         cert_file=str(identity.cert_file) if identity else "",
         url=url,
@@ -348,24 +334,24 @@ def _facts(
 
 
 def _verdict(
-    current: _Attempt,
+    current: _Round,
     attempts: list[Attempt],
     request: Request,
     options: CallOptions,
     action: CustomAction,
     event: StepEvent,
 ) -> Verdict:
-    result, trace, notes, handshake = current.result, current.trace, current.notes, current.handshake
+    result, handshake = current.result, current.handshake
     action_made = current.failed_call != "token"
-    reached_tls = result.phase is not Phase.CONNECT and action_made
-    token_call = current.token_call.to_json() if current.token_call else None
+    reached_tls = result.phase is not Layer.CONNECT and action_made
+    token_call = current.token_call
     return Verdict(
         outcome=result.outcome,
         phase=result.phase,
         alert=result.alert.label if result.alert else None,
         status=result.status,
-        tls_version=trace.tls_version or (f"TLSv{options.tls}" if options.tls else None),
-        client_cert_sent=_cert_sent(handshake, notes) if reached_tls else None,
+        tls_version=handshake.tls_version or (f"TLSv{options.tls}" if options.tls else None),
+        client_cert_sent=handshake.cert_sent if reached_tls else None,
         jo_status_code=jo_status_code(result.outcome, result.status),
         explanation=result.explanation,
         fix=result.fix,
@@ -373,8 +359,8 @@ def _verdict(
         url=request.url,
         identity=options.identity.label if options.identity else None,
         client_behavior=options.behavior.value,
-        server_requested_cert=notes.requested if (notes.requested or trace.handshake_done) else None,
-        advertised_ca_names=notes.advertised_names(),
+        server_requested_cert=handshake.requested if (handshake.requested or handshake.done) else None,
+        advertised_ca_names=handshake.advertised_names(),
         server_reason=result.server_reason,
         rejection_style=rejection_style(
             result.outcome, result.alert.label if result.alert else None, result.status, result.server_reason
@@ -382,7 +368,7 @@ def _verdict(
         warnings=list(action.warnings) + (current.token_call.notes if current.token_call else []),
         handshake=[m.to_json() for m in handshake.messages],
         request_line=f"{request.method} {httpx.URL(request.url).raw_path.decode()}",
-        certificate_choice=notes.reason,
+        certificate_choice=handshake.reason,
         causes=list(result.causes),
         stack_evidence=result.stack_evidence,
         tell_apart=result.tell_apart,
@@ -392,12 +378,6 @@ def _verdict(
         step_event=event,
         model_note=JAVA_MODEL + ("; " + TOKEN_MODEL if token_call else ""),
     )
-
-
-def _cert_sent(handshake: HandshakeTrace, notes: HandshakeNotes) -> bool:
-    """Exact when our Certificate message was observed; otherwise what the certificate callback decided."""
-    observed = handshake.client_certificate_sent
-    return notes.sent if observed is None else observed
 
 
 def lab_identity(pki: LabPaths, name: str, chain: Chain) -> ClientIdentity | None:

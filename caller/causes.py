@@ -15,9 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mtls_lab.caller.stacks import Failure, Stack, describe, failures_behind, senders
+from mtls_lab.vocabulary import AdobeChain
 
-ADOBE_CHAIN = "DigiCert Global Root G2 and the intermediate DigiCert Global G2 TLS RSA SHA256 2020 CA1"
-NEXT_CHAIN = "DigiCert Assured ID Root G2 and DigiCert Assured ID Client CA G2"
 NEAR = dt.timedelta(days=2)  # a clock this far off is plausible; further, the dates are not the likely cause
 
 
@@ -39,8 +38,8 @@ class CallFacts:
     leaf_lacks_client_auth: bool = False
     leaf_issuer: str = ""
     leaf_self_signed: bool = False
-    leaf_not_before: str = ""  # ISO 8601, UTC
-    leaf_not_after: str = ""
+    leaf_not_before: dt.datetime | None = None  # aware, UTC
+    leaf_not_after: dt.datetime | None = None
     leaf_usages: tuple[str, ...] = ()
     cert_file: str = ""
     url: str = ""
@@ -100,12 +99,13 @@ def _candidates(f: CallFacts) -> list[Cause]:
     return causes + _clock_causes(f)
 
 
-def _near(moment: str, now: dt.datetime) -> bool:
-    try:
-        when = dt.datetime.fromisoformat(moment.replace("Z", "+00:00"))
-    except ValueError:
-        return False
-    return abs(when - now) <= NEAR
+def _near(moment: dt.datetime | None, now: dt.datetime) -> bool:
+    return moment is not None and abs(moment - now) <= NEAR
+
+
+def _when(moment: dt.datetime | None, unknown: str = "") -> str:
+    """A certificate date as the verdict prints it: ISO 8601 in UTC, to the second (2026-01-31T12:00:00Z)."""
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if moment is not None else unknown
 
 
 def _clock_causes(f: CallFacts) -> list[Cause]:
@@ -131,14 +131,15 @@ def _not_sent(f: CallFacts) -> Cause:
             f"only {_names(f)}, so a Java client such as AJO omitted it."
         )
         fix = (
-            f"Server side: add {NEXT_CHAIN} to the trust store (and so to the advertised names) before Adobe switches."
+            f"Server side: add {AdobeChain.MIGRATION} to the trust store (and so to the advertised names) before "
+            "Adobe switches."
         )
     elif f.behavior == "java":
         why = (
             "a Java client such as AJO sends its certificate only if the endpoint names no CAs or names an issuer "
             f"of its chain; this endpoint advertised: {_names(f)}. So AJO omitted it."
         )
-        fix = f"Server side: trust and advertise Adobe's CA chain ({ADOBE_CHAIN}), or advertise no CA names."
+        fix = f"Server side: trust and advertise Adobe's CA chain ({AdobeChain.TODAY}), or advertise no CA names."
     else:
         why, fix = "", "Server side: check which CA names the endpoint advertises and that it trusts Adobe's chain."
     lead = "No client certificate was sent" + (": " + why if why else ".")
@@ -152,7 +153,7 @@ def _names(f: CallFacts) -> str:
 def _expired(f: CallFacts) -> Cause:
     return Cause(
         Failure.EXPIRED,
-        f"The client certificate expired on {f.leaf_not_after or 'a past date'}.",
+        f"The client certificate expired on {_when(f.leaf_not_after, 'a past date')}.",
         "Caller side: present a current certificate. AJO rotates its certificate before expiry, so a real call "
         "carries a current one.",
         _dates_check(f),
@@ -162,7 +163,7 @@ def _expired(f: CallFacts) -> Cause:
 def _not_yet_valid(f: CallFacts) -> Cause:
     return Cause(
         Failure.NOT_YET_VALID,
-        f"The client certificate is not valid before {f.leaf_not_before or 'a future date'}.",
+        f"The client certificate is not valid before {_when(f.leaf_not_before, 'a future date')}.",
         "Caller side: present a certificate that is valid now.",
         _dates_check(f),
     )
@@ -171,7 +172,7 @@ def _not_yet_valid(f: CallFacts) -> Cause:
 def _clock_ahead(f: CallFacts) -> Cause:
     return Cause(
         Failure.EXPIRED,
-        f"The certificate is valid until {f.leaf_not_after}: an endpoint whose clock is ahead sees it expired.",
+        f"The certificate is valid until {_when(f.leaf_not_after)}: an endpoint whose clock is ahead sees it expired.",
         "Server side: fix the endpoint's clock (NTP).",
         "`date -u` on the endpoint against the certificate's dates",
         clock=True,
@@ -181,7 +182,7 @@ def _clock_ahead(f: CallFacts) -> Cause:
 def _clock_behind(f: CallFacts) -> Cause:
     return Cause(
         Failure.NOT_YET_VALID,
-        f"The certificate became valid only at {f.leaf_not_before}: an endpoint whose clock is behind sees it "
+        f"The certificate became valid only at {_when(f.leaf_not_before)}: an endpoint whose clock is behind sees it "
         "as not yet valid.",
         "Server side: fix the endpoint's clock (NTP).",
         "`date -u` on the endpoint against the certificate's dates",
@@ -230,7 +231,10 @@ def _untrusted(f: CallFacts) -> Cause:
             "The endpoint does not trust the CA that issued this certificate: it is Adobe's next-generation chain "
             "(the 2026-2027 CA migration), and the trust store lacks it."
         )
-        fix = f"Server side: add {NEXT_CHAIN} to the trust store next to the current chain, before Adobe switches."
+        fix = (
+            f"Server side: add {AdobeChain.MIGRATION} to the trust store next to the current chain, before Adobe "
+            "switches."
+        )
     elif "impostor" in f.leaf_issuer.lower():
         why = (
             "The endpoint refused a certificate from a CA it does not trust. That is correct: only certificates "
@@ -242,7 +246,7 @@ def _untrusted(f: CallFacts) -> Cause:
             "The endpoint does not trust the CA that issued the client certificate: its trust store lacks Adobe's "
             f"chain ({f.leaf_issuer or 'the issuer'})."
         )
-        fix = f"Server side: trust Adobe's CA chain, {ADOBE_CHAIN}; do not pin the leaf."
+        fix = f"Server side: trust Adobe's CA chain, {AdobeChain.TODAY}; do not pin the leaf."
     return Cause(Failure.UNTRUSTED, why, fix, _trust_check(f))
 
 

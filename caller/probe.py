@@ -23,7 +23,7 @@ app authorizes Adobe's name, what the app behind a TLS-terminating proxy receive
 from __future__ import annotations
 
 import socket
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -33,13 +33,14 @@ from mtls_lab.caller.probe_certs import Hierarchy, forge, probe_identity, stack_
 from mtls_lab.caller.stacks import Failure, Stack, describe, guess
 from mtls_lab.caller.tls import UNVERIFIED, ClientBehavior, ClientIdentity
 from mtls_lab.caller.trust_check import Readiness, State, Trust, TrustAnswer, not_asked, read, readiness
-from mtls_lab.caller.verdict import Outcome, Verdict
+from mtls_lab.caller.verdict import Layer, Outcome, Verdict
 from mtls_lab.certs.layout import CA, LabPaths
 from mtls_lab.errors import ExitCode, LabError
+from mtls_lab.vocabulary import AdobeChain, Reason, short_answer
 
 # Adobe's issuers (docs/adobe-facts.md): today's chain, and the chain of the 2026-2027 migration.
-ADOBE_ISSUERS = ("DigiCert Global Root G2", "DigiCert Global G2 TLS RSA SHA256 2020 CA1")
-ADOBE_NEXT_ISSUERS = ("DigiCert Assured ID Root G2", "DigiCert Assured ID Client CA G2")
+ADOBE_ISSUERS = (AdobeChain.TODAY_ROOT, AdobeChain.TODAY_INTERMEDIATE)
+ADOBE_NEXT_ISSUERS = (AdobeChain.MIGRATION_ROOT, AdobeChain.MIGRATION_INTERMEDIATE)
 LAB_STAND_INS = {
     CA.ADOBE_ROOT: ADOBE_ISSUERS[0],
     CA.ADOBE_INTERMEDIATE: ADOBE_ISSUERS[1],
@@ -57,7 +58,7 @@ class ProbeError(LabError):
         self.exit_code = exit_code
 
 
-@dataclass
+@dataclass(frozen=True)
 class IdentityTry:
     identity: str
     outcome: str
@@ -68,8 +69,37 @@ class IdentityTry:
     note: str = ""
 
 
-@dataclass
+@dataclass(frozen=True)
+class FirstLook:
+    """What AJO's default connection without a certificate shows: the server's chain and its request."""
+
+    server_chain: list[dict[str, Any]]
+    requests_client_cert: bool
+    advertised_ca_names: list[str]
+    without_cert: str  # what happened without a certificate: "handshake completes", "alert ..."
+
+
+@dataclass(frozen=True)
+class NamesRead:
+    """The advertised CA names read as a JDK would: Adobe's issuers named, and will AJO send its certificate."""
+
+    names_adobe_today: bool = False
+    names_adobe_next: bool = False
+    names_lab_stand_ins: list[str] = field(default_factory=list)
+    java_sends_certificate: bool = False
+
+
+@dataclass(frozen=True)
+class Conclusion:
+    configuration: str  # tls-only, mixed, mtls-only
+    likely_outcome: str
+    fixes: list[str]
+
+
+@dataclass(frozen=True)
 class ProbeReport:
+    """What the probe found, built once from its steps; ``first`` is the connection the HTML report draws."""
+
     url: str
     server_chain: list[dict[str, Any]] = field(default_factory=list)
     server_chain_valid: bool = False
@@ -92,12 +122,21 @@ class ProbeReport:
     readiness: list[Readiness] = field(default_factory=list)
     likely_outcome: str = ""
     fixes: list[str] = field(default_factory=list)
+    # the verdict of the probe's first connection (AJO's defaults, no certificate, the given server CA): what
+    # the HTML report draws, the very connection the probe read (not in the JSON output)
+    first: Verdict = field(kw_only=True, compare=False)
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = {f.name: _plain(getattr(self, f.name)) for f in fields(self) if f.name != "first"}
         data["trust"] = [t.to_json() for t in self.trust]
         data["readiness"] = [r.to_json() for r in self.readiness]
         return data
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, list):
+        return [asdict(v) if is_dataclass(v) and not isinstance(v, type) else v for v in value]
+    return dict(value) if isinstance(value, dict) else value
 
 
 def probe(
@@ -112,37 +151,59 @@ def probe(
     parts = urlsplit(url)
     if parts.scheme != "https" or not parts.hostname:
         raise LabError(f"probe {url!r}: give an https:// URL, like https://host[:port][/path]")
-    report = ProbeReport(url)
-    first = _connect(url, server_ca, pki, None, None, timeout)
+    first = seen = _connect(url, server_ca, pki, None, None, timeout)
+    chain_problem = ""
     if first.outcome is Outcome.SERVER_UNTRUSTED:
-        report.server_chain_problem = first.explanation
+        chain_problem = first.explanation
         server_ca = UNVERIFIED
-        first = _connect(url, server_ca, pki, None, None, timeout)
-    else:
-        report.server_chain_valid = True
-    _check_reachable(first, url, timeout)
-    _read_handshake(report, first)
-    report.ajo_default_version = first.tls_version
+        seen = _connect(url, server_ca, pki, None, None, timeout)
+    _check_reachable(seen, url, timeout)
+    look = _read_handshake(seen)
     observed: dict[tuple[Failure, str], str] = {}
+    reached: dict[str, bool] = {}
     for version in ("1.2", "1.3"):
         pinned = _connect(url, server_ca, pki, None, version, timeout)
-        setattr(report, f"tls{version.replace('.', '')}", _handshake_reached(pinned))
-        if report.requests_client_cert and _rejects_missing(answer_of(pinned)):
+        reached[version] = _handshake_reached(pinned)
+        if look.requests_client_cert and _rejects_missing(pinned):
             observed[(Failure.NOT_SENT, version)] = answer_of(pinned)
-    _java_decision(report, pki)
-    if report.requests_client_cert:
+    names = _java_decision(look, pki)
+    if look.requests_client_cert:
         with probe_identity(stack_probe()) as fingerprint:
             stacked = _connect(url, server_ca, pki, fingerprint, None, timeout, ClientBehavior.OPENSSL)
-        observed[(Failure.STACK_PROBE, _version(stacked, report))] = answer_of(stacked)
-    _guess_stack(report, observed)
-    if check_trust:
-        _check_trust(report, url, server_ca, pki, timeout)
-    _readiness(report, check_trust)
-    for identity in tries:
-        report.identities.append(_try(url, server_ca, pki, identity, timeout))
-    _same_chain(report.identities)
-    _verdict(report)
-    return report
+        observed[(Failure.STACK_PROBE, _version(stacked, seen.tls_version))] = answer_of(stacked)
+    stack_observed, stack_guess = _guess_stack(observed)
+    trust = _check_trust(look, stack_guess, url, server_ca, pki, timeout) if check_trust else []
+    ready = _readiness(look, names, trust, check_trust)
+    identities = _same_chain([_try(url, server_ca, pki, identity, timeout) for identity in tries])
+    report = ProbeReport(
+        url,
+        server_chain=look.server_chain,
+        server_chain_valid=not chain_problem,
+        server_chain_problem=chain_problem,
+        tls12=reached["1.2"],
+        tls13=reached["1.3"],
+        ajo_default_version=seen.tls_version,
+        requests_client_cert=look.requests_client_cert,
+        without_cert=look.without_cert,
+        advertised_ca_names=look.advertised_ca_names,
+        names_adobe_today=names.names_adobe_today,
+        names_adobe_next=names.names_adobe_next,
+        names_lab_stand_ins=names.names_lab_stand_ins,
+        java_sends_certificate=names.java_sends_certificate,
+        identities=identities,
+        stack_observed=stack_observed,
+        stack_guess=stack_guess,
+        trust=trust,
+        readiness=ready,
+        first=first,
+    )
+    concluded = _verdict(report)
+    return replace(
+        report,
+        configuration=concluded.configuration,
+        likely_outcome=concluded.likely_outcome,
+        fixes=concluded.fixes,
+    )
 
 
 def _connect(
@@ -166,58 +227,64 @@ def answer_of(verdict: Verdict) -> str:
     if verdict.outcome is Outcome.ACCEPTED:
         return "accepted"
     if verdict.alert:
-        return f"alert {verdict.alert}"
+        return short_answer(alert=verdict.alert)
     if verdict.status is not None:
-        return f"{verdict.status} {verdict.server_reason}" if verdict.server_reason else f"HTTP {verdict.status}"
+        # the table's form when a reason code names the page; a bare status keeps "HTTP", as the probe has
+        # always printed it (the probe's and the trust check's printed answers depend on it)
+        return short_answer(verdict.status, reason=verdict.server_reason, bare_status=bool(verdict.server_reason))
     return str(verdict.outcome.value)
 
 
-def _rejects_missing(answer: str) -> bool:
+def _rejects_missing(verdict: Verdict) -> bool:
     """The endpoint refused a call without a certificate itself (not an app's 403 after an optional request)."""
-    return answer.startswith("alert ") or answer == "400 nginx_no_certificate"
+    if verdict.outcome is Outcome.ACCEPTED:
+        return False
+    return bool(verdict.alert) or (verdict.status == 400 and verdict.server_reason == Reason.NGINX_NO_CERTIFICATE)
 
 
-def _version(verdict: Verdict, report: ProbeReport) -> str:
-    version = verdict.tls_version or report.ajo_default_version or "TLSv1.3"
+def _version(verdict: Verdict, default_version: str | None) -> str:
+    version = verdict.tls_version or default_version or "TLSv1.3"
     return version.removeprefix("TLSv")
 
 
 _OBSERVATIONS = {Failure.NOT_SENT: "no certificate", Failure.STACK_PROBE: "stack probe (expired, self-signed)"}
 
 
-def _guess_stack(report: ProbeReport, observed: dict[tuple[Failure, str], str]) -> None:
-    report.stack_observed = {f"{_OBSERVATIONS[f]}, TLS {tls}": seen for (f, tls), seen in observed.items()}
-    if observed:
-        report.stack_guess = [s.value for s in guess(observed)]
+def _guess_stack(observed: dict[tuple[Failure, str], str]) -> tuple[dict[str, str], list[str]]:
+    """The answers seen, in words, and the stacks consistent with every one of them."""
+    seen = {f"{_OBSERVATIONS[f]}, TLS {tls}": answer for (f, tls), answer in observed.items()}
+    return seen, [s.value for s in guess(observed)] if observed else []
 
 
-def _check_trust(report: ProbeReport, url: str, server_ca: str | None, pki: LabPaths | None, timeout: float) -> None:
-    if not report.requests_client_cert:
-        report.trust = [not_asked(h) for h in Hierarchy]
-        return
+def _check_trust(
+    look: FirstLook, stack_guess: list[str], url: str, server_ca: str | None, pki: LabPaths | None, timeout: float
+) -> list[TrustAnswer]:
+    if not look.requests_client_cert:
+        return [not_asked(h) for h in Hierarchy]
     answers: dict[Hierarchy, str] = {}
     for hierarchy in Hierarchy:
         with probe_identity(forge(hierarchy)) as chain:
             answers[hierarchy] = answer_of(_connect(url, server_ca, pki, chain, None, timeout, ClientBehavior.OPENSSL))
-    stacks = [Stack(s) for s in report.stack_guess]
-    for hierarchy, answer in answers.items():
-        others = [a for h, a in answers.items() if h is not hierarchy]
-        report.trust.append(read(hierarchy, answer, stacks, others))
+    stacks = [Stack(s) for s in stack_guess]
+    return [
+        read(hierarchy, answer, stacks, [a for h, a in answers.items() if h is not hierarchy])
+        for hierarchy, answer in answers.items()
+    ]
 
 
-def _readiness(report: ProbeReport, checked: bool) -> None:
-    named = {Hierarchy.TODAY: report.names_adobe_today, Hierarchy.MIGRATION: report.names_adobe_next}
-    trust = {Hierarchy(t.hierarchy): t for t in report.trust}
-    for hierarchy in Hierarchy:
-        report.readiness.append(
-            readiness(
-                hierarchy,
-                report.requests_client_cert,
-                named[hierarchy],
-                bool(report.advertised_ca_names),
-                trust.get(hierarchy) if checked else None,
-            )
+def _readiness(look: FirstLook, names: NamesRead, trust: list[TrustAnswer], checked: bool) -> list[Readiness]:
+    named = {Hierarchy.TODAY: names.names_adobe_today, Hierarchy.MIGRATION: names.names_adobe_next}
+    by_hierarchy = {Hierarchy(t.hierarchy): t for t in trust}
+    return [
+        readiness(
+            hierarchy,
+            look.requests_client_cert,
+            named[hierarchy],
+            bool(look.advertised_ca_names),
+            by_hierarchy.get(hierarchy) if checked else None,
         )
+        for hierarchy in Hierarchy
+    ]
 
 
 def _handshake_reached(verdict: Verdict) -> bool:
@@ -234,7 +301,7 @@ def _check_reachable(verdict: Verdict, url: str, timeout: float) -> None:
         )
     if any(m["type"] == "ServerHello" for m in verdict.handshake):
         return
-    if verdict.phase.value == "connect":
+    if verdict.phase is Layer.CONNECT:
         why = verdict.explanation.removeprefix("No TCP connection: ").split(". Nothing")[0]
         raise ProbeError(f"{url}: cannot connect ({why}): check the host name and port", ExitCode.CONNECTION)
     parts = urlsplit(url)
@@ -259,34 +326,38 @@ def _raw_answer(host: str, port: int, timeout: float) -> bytes:
         return b""
 
 
-def _read_handshake(report: ProbeReport, verdict: Verdict) -> None:
-    received = [m for m in verdict.handshake if m["direction"] == "server->caller"]
-    for message in received:
+def _read_handshake(verdict: Verdict) -> FirstLook:
+    chain: list[dict[str, Any]] = []
+    requested, names = False, []
+    for message in verdict.handshake:
+        if message["direction"] != "server->caller":
+            continue
         if message["type"] == "Certificate":
-            report.server_chain = message["details"].get("chain", [])
+            chain = message["details"].get("chain", [])
         if message["type"] == "CertificateRequest":
-            report.requests_client_cert = True
-            report.advertised_ca_names = message["details"].get("ca_names", [])
+            requested, names = True, message["details"].get("ca_names", [])
     if verdict.alert:
-        when = "after the handshake (TLS 1.3)" if verdict.phase.value == "after_handshake" else "in the handshake"
-        report.without_cert = f"rejected {when} with alert {verdict.alert}"
+        when = "after the handshake (TLS 1.3)" if verdict.phase is Layer.AFTER_HANDSHAKE else "in the handshake"
+        without = f"rejected {when} with alert {verdict.alert}"
     elif verdict.status is not None:
-        report.without_cert = f"handshake completes; HTTP {verdict.status} to GET"
+        without = f"handshake completes; {short_answer(verdict.status)} to GET"
     else:
-        report.without_cert = f"{verdict.outcome.value}: {verdict.explanation}"
+        without = f"{verdict.outcome.value}: {verdict.explanation}"
+    return FirstLook(chain, requested, names, without)
 
 
-def _java_decision(report: ProbeReport, pki: LabPaths | None) -> None:
-    names = report.advertised_ca_names
-    report.names_adobe_today = any(_cn(n) in ADOBE_ISSUERS for n in names)
-    report.names_adobe_next = any(_cn(n) in ADOBE_NEXT_ISSUERS for n in names)
+def _java_decision(look: FirstLook, pki: LabPaths | None) -> NamesRead:
+    names = look.advertised_ca_names
+    today = any(_cn(n) in ADOBE_ISSUERS for n in names)
+    following = any(_cn(n) in ADOBE_NEXT_ISSUERS for n in names)
+    marked: list[str] = []
     if pki is not None:
         stand_ins = {_subject(pki, ca): real for ca, real in LAB_STAND_INS.items()}
         standing = [stand_ins[n] for n in names if n in stand_ins]
-        report.names_lab_stand_ins = [f"lab stand-in for {real}" for real in standing]
-        report.names_adobe_today |= any(real in ADOBE_ISSUERS for real in standing)
-        report.names_adobe_next |= any(real in ADOBE_NEXT_ISSUERS for real in standing)
-    report.java_sends_certificate = report.requests_client_cert and (not names or report.names_adobe_today)
+        marked = [f"lab stand-in for {real}" for real in standing]
+        today |= any(real in ADOBE_ISSUERS for real in standing)
+        following |= any(real in ADOBE_NEXT_ISSUERS for real in standing)
+    return NamesRead(today, following, marked, look.requests_client_cert and (not names or today))
 
 
 def _cn(name: str) -> str:
@@ -310,31 +381,35 @@ def _try(
     if verdict.outcome is Outcome.ACCEPTED:
         return IdentityTry(identity.label, verdict.outcome.value, f"accepted (HTTP {verdict.status})", "-", "", issuer)
     if verdict.alert:
-        return IdentityTry(identity.label, verdict.outcome.value, f"alert {verdict.alert}", "TLS", cause, issuer)
+        answer = short_answer(alert=verdict.alert)
+        return IdentityTry(identity.label, verdict.outcome.value, answer, "TLS", cause, issuer)
     if verdict.status is not None:
-        reason = f" {verdict.server_reason}" if verdict.server_reason else ""
-        answer = f"HTTP {verdict.status}{reason}"
+        answer = short_answer(verdict.status, reason=verdict.server_reason)
         return IdentityTry(identity.label, verdict.outcome.value, answer, "HTTP", cause, issuer)
     return IdentityTry(identity.label, verdict.outcome.value, verdict.explanation, "TLS", cause, issuer)
 
 
-def _same_chain(tries: list[IdentityTry]) -> None:
+def _same_chain(tries: list[IdentityTry]) -> list[IdentityTry]:
     """A rejected certificate whose issuer the endpoint accepted for another: trust is not the cause."""
     accepted = {t.issuer: t.identity for t in tries if t.rejected_at == "-"}
+    noted = []
     for attempt in tries:
         other = accepted.get(attempt.issuer)
         if attempt.rejected_at != "-" and other is not None:
-            attempt.note = (
-                f"the endpoint accepted {other}, from the same issuer, so it trusts that CA: it refused this "
-                "certificate itself"
+            attempt = replace(
+                attempt,
+                note=f"the endpoint accepted {other}, from the same issuer, so it trusts that CA: it refused this "
+                "certificate itself",
             )
+        noted.append(attempt)
+    return noted
 
 
-def _verdict(report: ProbeReport) -> None:
-    fixes = report.fixes
+def _verdict(report: ProbeReport) -> Conclusion:
+    fixes: list[str] = []
     if not report.requests_client_cert:
-        report.configuration = "tls-only"
-        report.likely_outcome = (
+        configuration = "tls-only"
+        likely = (
             "AJO's call carries NO certificate (the endpoint never asks for one). If the app "
             "expects Adobe's identity, it answers 403: the community question's case."
         )
@@ -344,8 +419,8 @@ def _verdict(report: ProbeReport) -> None:
         )
     else:
         rejected = report.without_cert.startswith("rejected")
-        report.configuration = "mtls-only" if rejected else "mixed"
-        report.likely_outcome = _likely(report, rejected)
+        configuration = "mtls-only" if rejected else "mixed"
+        likely = _likely(report, rejected)
         if not rejected:
             fixes.append(
                 'Server side: Adobe asks for mTLS-only endpoints ("TLS protocols disabled and only mTLS '
@@ -380,6 +455,7 @@ def _verdict(report: ProbeReport) -> None:
         )
     if not (report.tls12 or report.tls13):
         fixes.append("Server side: enable TLS 1.3 (and TLS 1.2): AJO uses 1.3 by default and may fall back to 1.2.")
+    return Conclusion(configuration, likely, fixes)
 
 
 def _likely(report: ProbeReport, required: bool) -> str:

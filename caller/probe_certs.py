@@ -45,6 +45,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from mtls_lab.caller.tls import ClientIdentity
 from mtls_lab.errors import LabError
+from mtls_lab.vocabulary import AdobeChain
 
 PROBE_NAME = "trust-probe.invalid"
 PROBE_ORG = "mtls-lab trust probe (forged: fails every signature check)"
@@ -60,13 +61,13 @@ class Hierarchy(enum.Enum):
 
     @property
     def root(self) -> str:
-        return {Hierarchy.TODAY: "DigiCert Global Root G2", Hierarchy.MIGRATION: "DigiCert Assured ID Root G2"}[self]
+        return {Hierarchy.TODAY: AdobeChain.TODAY_ROOT, Hierarchy.MIGRATION: AdobeChain.MIGRATION_ROOT}[self]
 
     @property
     def intermediate(self) -> str:
         return {
-            Hierarchy.TODAY: "DigiCert Global G2 TLS RSA SHA256 2020 CA1",
-            Hierarchy.MIGRATION: "DigiCert Assured ID Client CA G2",
+            Hierarchy.TODAY: AdobeChain.TODAY_INTERMEDIATE,
+            Hierarchy.MIGRATION: AdobeChain.MIGRATION_INTERMEDIATE,
         }[self]
 
     @property

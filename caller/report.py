@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 
 from mtls_lab.caller.verdict import Verdict
+from mtls_lab.vocabulary import short_answer
 
 
 def _yes(value: bool | None) -> str:
@@ -18,11 +19,11 @@ def render(verdict: Verdict, method: str = "POST") -> str:
     lines += [f"  warning: {w}" for w in verdict.warnings]
     lines += _token_call(verdict)
     for attempt in verdict.attempts:
-        what = attempt.outcome + (f" HTTP {attempt.status}" if attempt.status else "")
+        what = attempt.outcome + (f" {short_answer(attempt.status)}" if attempt.status else "")
         what += f" alert {attempt.alert}" if attempt.alert else ""
         lines.append(f"  attempt {attempt.number}: {what} ({attempt.seconds:.3f} s)")
     headline = verdict.outcome.value.upper()
-    detail = f"HTTP {verdict.status}" if verdict.status else f"alert {verdict.alert}" if verdict.alert else ""
+    detail = short_answer(verdict.status, verdict.alert)
     if verdict.server_reason:
         detail += f" {verdict.server_reason}"
     detail += " at the token call" if verdict.failed_call == "token" else ""
@@ -55,16 +56,16 @@ def _token_call(verdict: Verdict) -> list[str]:
     call = verdict.token_call
     if call is None:
         return []
-    how = f"{call['method']} {call['url']}" + (f", {call['body_type']} body" if call["body_type"] else "")
-    how += f", {call['sub_type']}" if call["sub_type"] else ""
-    how += ", with" if call["client_certificate"] else ", without"
-    if call["cached"]:
+    how = f"{call.method} {call.url}" + (f", {call.body_type} body" if call.body_type else "")
+    how += f", {call.sub_type}" if call.sub_type else ""
+    how += ", with" if call.client_certificate else ", without"
+    if call.cached:
         got = "token from the cache"
     elif verdict.failed_call == "token":
-        got = "FAILED" + (f": HTTP {call['status']}" if call["status"] else "")
-        got += f" {call['error']}" if call["error"] else ""
+        got = "FAILED" + (f": HTTP {call.status}" if call.status else "")
+        got += f" {call.error}" if call.error else ""
     else:
-        got = f"token received, cached {call['cache_seconds']:g} s"
+        got = f"token received, cached {call.cache_seconds or 0:g} s"
     return [f"  token call: {how} the client certificate: {got}"]
 
 

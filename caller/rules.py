@@ -5,6 +5,8 @@ From Journey Optimizer's "Configure a custom action" page (docs/adobe-facts.md):
   "Only the default ports are allowed when defining a custom action: 80 for http and 443 for https";
   HTTPS is strongly recommended.
 - Payload: "Field names in the payload cannot contain a dot `.` character, nor start with a `$` character."
+- Runtime: the journey's timeout is 1 to 30 seconds, with up to 3 retries inside it (``AJOLimits`` in
+  ``mtls_lab/vocabulary.py``; ``TIMEOUT_RULE`` and ``RETRIES_RULE`` say them, ``timeout_allowed`` checks one).
 
 A local lab must call ``localhost`` on other ports, so what AJO would refuse there is a warning; an IP
 address that is not loopback is refused, as AJO refuses it.
@@ -16,8 +18,15 @@ import ipaddress
 from urllib.parse import SplitResult, urlsplit
 
 from mtls_lab.errors import LabError
+from mtls_lab.vocabulary import AJOLimits
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
+TIMEOUT_RULE = f"AJO's timeout is {AJOLimits.TIMEOUT_MIN:g} to {AJOLimits.TIMEOUT_MAX:g} seconds"
+RETRIES_RULE = f"AJO retries at most {AJOLimits.MAX_RETRIES} times"
+
+
+def timeout_allowed(seconds: float) -> bool:
+    return AJOLimits.TIMEOUT_MIN <= seconds <= AJOLimits.TIMEOUT_MAX
 
 
 class ActionError(LabError):

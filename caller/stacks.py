@@ -18,6 +18,8 @@ import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from mtls_lab.vocabulary import Reason, short_answer
+
 
 class Stack(enum.Enum):
     """A TLS stack family: servers whose answers to client-certificate failures are the same."""
@@ -69,8 +71,11 @@ class Failure(enum.Enum):
 
 
 def _alerts(tls12: str, tls13: str | None = None) -> tuple[str, str]:
-    return (f"alert {tls12}", f"alert {tls13 or tls12}")
+    return (short_answer(alert=tls12), short_answer(alert=tls13 or tls12))
 
+
+_NGINX_BAD = short_answer(400, reason=Reason.NGINX_CERTIFICATE_ERROR, bare_status=True)
+_NGINX_NONE = short_answer(400, reason=Reason.NGINX_NO_CERTIFICATE, bare_status=True)
 
 # (TLS 1.2 answer, TLS 1.3 answer) per failure, with the server requiring a client certificate.
 _OPENSSL: dict[Failure, tuple[str, str]] = {
@@ -102,8 +107,8 @@ _GO_LEGACY: dict[Failure, tuple[str, str]] = {
     Failure.VERSION: ("-", "alert protocol_version"),
 }
 _NGINX: dict[Failure, tuple[str, str]] = {
-    **{failure: ("400 nginx_certificate_error", "400 nginx_certificate_error") for failure in Failure},
-    Failure.NOT_SENT: ("400 nginx_no_certificate", "400 nginx_no_certificate"),
+    **{failure: (_NGINX_BAD, _NGINX_BAD) for failure in Failure},
+    Failure.NOT_SENT: (_NGINX_NONE, _NGINX_NONE),
     Failure.VERSION: ("-", "alert protocol_version"),
 }
 

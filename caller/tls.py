@@ -17,10 +17,12 @@ import functools
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 
 from mtls_lab import _openssl
+from mtls_lab.caller._handshake_trace import Message, MessageLog
 from mtls_lab.certs.inspect import CertFacts, load_pem_chain
 from mtls_lab.certs.keypair import PairFiles, diagnose, refuse_encrypted_without_password
 from mtls_lab.certs.layout import CA, Identity, LabPaths
@@ -82,16 +84,52 @@ class ClientIdentity:
 
 
 @dataclass
-class HandshakeNotes:
-    """What the caller learned about the client-certificate exchange during one handshake."""
+class Handshake:
+    """Everything the caller observes of one connection's handshake, from three vantage points.
+
+    - the certificate choice (OpenSSL's cert callback, installed by ``client_context``): was a certificate
+      requested, with which CA names, and did the caller decide to send one, and why;
+    - httpx's trace events (``extensions={"trace": handshake}``): the caller's port, whether the handshake
+      completed, the version;
+    - every handshake message (``install``, through ``caller/_handshake_trace.py``): exact about whether our
+      Certificate message was empty, and what the ladder draws.
+    """
 
     requested: bool = False
     advertised: list[bytes] = field(default_factory=list)
-    sent: bool = False
+    decided_to_send: bool = False  # what the certificate callback decided
     reason: str = ""  # why the certificate was or was not sent, in words
+    done: bool = False  # the handshake completed (httpx's start_tls returned)
+    tls_version: str | None = None
+    local_port: int | None = None
+    log: MessageLog = field(default_factory=MessageLog)
+
+    def install(self, context: ssl.SSLContext) -> None:
+        """Also record every handshake message of the connections made with ``context``."""
+        self.log.install(context)
+
+    @property
+    def messages(self) -> list[Message]:
+        return self.log.messages
+
+    @property
+    def cert_sent(self) -> bool:
+        """Exact when our Certificate message was observed; otherwise what the certificate callback decided."""
+        observed = self.log.our_certificate_sent
+        return self.decided_to_send if observed is None else observed
 
     def advertised_names(self) -> list[str]:
         return [_openssl.name_text(der) for der in self.advertised]
+
+    def __call__(self, event: str, info: dict[str, Any]) -> None:
+        """httpx's trace extension: the events of the connection."""
+        if event == "connection.connect_tcp.complete":
+            address = info["return_value"].get_extra_info("client_addr")
+            self.local_port = address[1] if address else None
+        if event == "connection.start_tls.complete":
+            self.done = True
+            ssl_object = info["return_value"].get_extra_info("ssl_object")
+            self.tls_version = ssl_object.version() if ssl_object else None
 
 
 def client_context(
@@ -100,7 +138,7 @@ def client_context(
     behavior: ClientBehavior,
     tls: str | None,
     server_ca: Path | str | None,
-    notes: HandshakeNotes,
+    handshake: Handshake,
 ) -> ssl.SSLContext:
     """The one place the caller's SSLContext is made."""
     if server_ca == SYSTEM:
@@ -129,11 +167,11 @@ def client_context(
         issuers = identity.issuers()
 
     def decide(advertised: list[bytes]) -> bool:
-        notes.requested = True
-        notes.advertised = advertised
-        notes.sent = identity is not None and behavior.sends(advertised, issuers)
-        notes.reason = _choice_reason(identity, behavior, advertised, issuers, notes.sent)
-        return notes.sent
+        handshake.requested = True
+        handshake.advertised = advertised
+        handshake.decided_to_send = identity is not None and behavior.sends(advertised, issuers)
+        handshake.reason = _choice_reason(identity, behavior, advertised, issuers, handshake.decided_to_send)
+        return handshake.decided_to_send
 
     _openssl.install_certificate_choice(context, decide)
     return context

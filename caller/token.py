@@ -18,14 +18,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
 
 from mtls_lab.caller.auth import DEFAULT_CACHE_SECONDS, RESPONSE, BodyType, CustomAuthorization, json_path
-from mtls_lab.caller.verdict import Classification, Outcome, Phase
+from mtls_lab.caller.verdict import Classification, Layer, Outcome
 
 Clock = Callable[[], float]
 TOKEN_MODEL = (
@@ -62,7 +62,7 @@ TOKEN_FIXES = {
 }
 
 
-@dataclass
+@dataclass(frozen=True)
 class TokenCall:
     """What the verdict reports about the custom authorization's token call (``token_call`` in its JSON)."""
 
@@ -148,7 +148,7 @@ def explain_status(custom: CustomAuthorization, call: TokenCall) -> Classificati
     if call.error == "invalid_request" and custom.body_type is BodyType.JSON:
         explanation += " The body was sent as JSON (bodyType json); OAuth token endpoints read form bodies."
     fix = TOKEN_FIXES.get(key or "", "Token endpoint side: read its error answer; check endpoint, headers and body.")
-    return Classification(Outcome.HTTP_ERROR, Phase.HTTP, None, explanation, fix, status=call.status, server_reason=key)
+    return Classification(Outcome.HTTP_ERROR, Layer.HTTP, None, explanation, fix, status=call.status, server_reason=key)
 
 
 def oauth_error(response: httpx.Response) -> tuple[str | None, str | None, str | None]:
@@ -177,15 +177,11 @@ class TokenCache:
         cached = self._tokens.get(key)
         if cached is not None and cached[1] > self.clock():
             token, _, call = cached
-            return token, _copy(call, cached=True)
+            return token, replace(call, cached=True)
         token, seconds, call = fetch()
         self.fetches += 1
         self._tokens[key] = (token, self.clock() + seconds, call)
         return token, call
-
-
-def _copy(call: TokenCall, **changes: Any) -> TokenCall:
-    return TokenCall(**{**asdict(call), **changes})
 
 
 def _form_value(value: Any) -> str:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from mtls_lab.caller.probe_certs import Hierarchy
 from mtls_lab.caller.stacks import Stack
+from mtls_lab.vocabulary import Reason, short_answer
 
 
 class Trust(enum.Enum):
@@ -103,7 +104,7 @@ def read(hierarchy: Hierarchy, answer: str, guess: list[Stack], other_answers: l
         return result(Trust.CANNOT_TELL, "a Java (JSSE) server answers certificate_unknown either way", _java_log(root))
     if answer == "alert bad_certificate":
         return result(Trust.CANNOT_TELL, "a Go 1.19-or-older server answers bad_certificate either way", _go_log(root))
-    if answer == "400 nginx_certificate_error":
+    if answer == short_answer(400, reason=Reason.NGINX_CERTIFICATE_ERROR, bare_status=True):
         return result(Trust.CANNOT_TELL, "nginx shows the same 400 page either way", _nginx_log(root))
     if answer == "accepted":
         return result(

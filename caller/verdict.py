@@ -1,6 +1,7 @@
 """Verdicts: what happened to a call, in which layer, why, and what to change.
 
-Classification happens in one place, ``classify``, driven by tables:
+Classification happens in two functions driven by tables, ``classify_transport`` (no HTTP answer) and
+``classify_response`` (an HTTP answer):
 - ``TRANSPORT_TABLE`` maps what httpx raised (with the SSL error inside it) to an outcome and phase;
 - a TLS alert is read facts first (``caller/causes.py``: what was sent, the certificate's dates and usages,
   the advertised names), then as evidence of the server's stack (``caller/stacks.py``, measured);
@@ -18,16 +19,20 @@ import json
 import ssl
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from mtls_lab.alerts import Alert, received_alert
-from mtls_lab.caller.causes import ADOBE_CHAIN, NEXT_CHAIN, CallFacts, Diagnosis, diagnose
+from mtls_lab.caller.causes import CallFacts, Diagnosis, diagnose
 from mtls_lab.caller.step_event import StepEvent
 from mtls_lab.errors import ExitCode, cause_of
+from mtls_lab.vocabulary import AdobeChain, Reason
 
-__all__ = ["ADOBE_CHAIN", "NEXT_CHAIN", "CallFacts"]  # CallFacts lives with the causes it feeds
+if TYPE_CHECKING:  # caller/token.py builds on this module's Classification
+    from mtls_lab.caller.token import TokenCall
+
+__all__ = ["CallFacts"]  # CallFacts lives with the causes it feeds
 JAVA_MODEL = "model: AJO's sender is a Java service; the lab reproduces how a JDK client picks its certificate"
 
 
@@ -54,7 +59,9 @@ _EXIT = {
 }
 
 
-class Phase(enum.Enum):
+class Layer(enum.Enum):
+    """The layer a call failed in (the JSON's ``phase``; not the Adobe CA migration's phases of mtls_lab/lifecycle)."""
+
     CONNECT = "connect"  # TCP: refused, unreachable, no such host
     HANDSHAKE = "handshake"
     AFTER_HANDSHAKE = "after_handshake"  # TLS 1.3: the server verifies the client after the client finished
@@ -77,7 +84,7 @@ class Verdict:
     """One result per call."""
 
     outcome: Outcome
-    phase: Phase
+    phase: Layer
     alert: str | None
     status: int | None
     tls_version: str | None
@@ -103,7 +110,7 @@ class Verdict:
     tell_apart: str = ""  # a command or log line that separates the open causes
     likely_cause: str | None = None  # machine-readable first cause: "not_sent", "expired", "expired_clock", ...
     # the custom authorization's token call (caller/token.py), and which call failed: "token" or "action"
-    token_call: dict[str, Any] | None = None
+    token_call: TokenCall | None = None
     failed_call: str | None = None
     # what AJO's journey step event would record (caller/step_event.py): actionExecError and the rest
     step_event: StepEvent = field(default_factory=StepEvent)
@@ -120,7 +127,7 @@ class Verdict:
 @dataclass(frozen=True)
 class Classification:
     outcome: Outcome
-    phase: Phase
+    phase: Layer
     alert: Alert | None
     explanation: str
     fix: str
@@ -133,7 +140,7 @@ class Classification:
 
     @classmethod
     def diagnosed(
-        cls, outcome: Outcome, phase: Phase, alert: Alert | None, found: Diagnosis, **http: Any
+        cls, outcome: Outcome, phase: Layer, alert: Alert | None, found: Diagnosis, **http: Any
     ) -> Classification:
         return cls(
             outcome,
@@ -152,31 +159,31 @@ class Classification:
 # --- transport errors ---------------------------------------------------------------------------
 
 # (httpx exception type, handshake completed?) -> outcome and phase when no alert was received
-TRANSPORT_TABLE: dict[tuple[type[httpx.TransportError], bool], tuple[Outcome, Phase]] = {
-    (httpx.ConnectTimeout, False): (Outcome.TIMEOUT, Phase.HANDSHAKE),
-    (httpx.ConnectTimeout, True): (Outcome.TIMEOUT, Phase.HANDSHAKE),
-    (httpx.ReadTimeout, False): (Outcome.TIMEOUT, Phase.HTTP),
-    (httpx.ReadTimeout, True): (Outcome.TIMEOUT, Phase.HTTP),
-    (httpx.WriteTimeout, False): (Outcome.TIMEOUT, Phase.HTTP),
-    (httpx.WriteTimeout, True): (Outcome.TIMEOUT, Phase.HTTP),
-    (httpx.PoolTimeout, False): (Outcome.TIMEOUT, Phase.CONNECT),
-    (httpx.PoolTimeout, True): (Outcome.TIMEOUT, Phase.CONNECT),
-    (httpx.ConnectError, False): (Outcome.CONNECTION_ERROR, Phase.HANDSHAKE),
-    (httpx.ConnectError, True): (Outcome.CONNECTION_ERROR, Phase.AFTER_HANDSHAKE),
-    (httpx.ReadError, False): (Outcome.CONNECTION_ERROR, Phase.HANDSHAKE),
-    (httpx.ReadError, True): (Outcome.CONNECTION_ERROR, Phase.AFTER_HANDSHAKE),
-    (httpx.WriteError, False): (Outcome.CONNECTION_ERROR, Phase.HANDSHAKE),
-    (httpx.WriteError, True): (Outcome.CONNECTION_ERROR, Phase.AFTER_HANDSHAKE),
-    (httpx.CloseError, False): (Outcome.CONNECTION_ERROR, Phase.HTTP),
-    (httpx.CloseError, True): (Outcome.CONNECTION_ERROR, Phase.HTTP),
-    (httpx.RemoteProtocolError, False): (Outcome.CONNECTION_ERROR, Phase.HTTP),
-    (httpx.RemoteProtocolError, True): (Outcome.CONNECTION_ERROR, Phase.AFTER_HANDSHAKE),
-    (httpx.LocalProtocolError, False): (Outcome.CONNECTION_ERROR, Phase.HTTP),
-    (httpx.LocalProtocolError, True): (Outcome.CONNECTION_ERROR, Phase.HTTP),
-    (httpx.ProxyError, False): (Outcome.CONNECTION_ERROR, Phase.CONNECT),
-    (httpx.ProxyError, True): (Outcome.CONNECTION_ERROR, Phase.CONNECT),
-    (httpx.UnsupportedProtocol, False): (Outcome.CONNECTION_ERROR, Phase.CONNECT),
-    (httpx.UnsupportedProtocol, True): (Outcome.CONNECTION_ERROR, Phase.CONNECT),
+TRANSPORT_TABLE: dict[tuple[type[httpx.TransportError], bool], tuple[Outcome, Layer]] = {
+    (httpx.ConnectTimeout, False): (Outcome.TIMEOUT, Layer.HANDSHAKE),
+    (httpx.ConnectTimeout, True): (Outcome.TIMEOUT, Layer.HANDSHAKE),
+    (httpx.ReadTimeout, False): (Outcome.TIMEOUT, Layer.HTTP),
+    (httpx.ReadTimeout, True): (Outcome.TIMEOUT, Layer.HTTP),
+    (httpx.WriteTimeout, False): (Outcome.TIMEOUT, Layer.HTTP),
+    (httpx.WriteTimeout, True): (Outcome.TIMEOUT, Layer.HTTP),
+    (httpx.PoolTimeout, False): (Outcome.TIMEOUT, Layer.CONNECT),
+    (httpx.PoolTimeout, True): (Outcome.TIMEOUT, Layer.CONNECT),
+    (httpx.ConnectError, False): (Outcome.CONNECTION_ERROR, Layer.HANDSHAKE),
+    (httpx.ConnectError, True): (Outcome.CONNECTION_ERROR, Layer.AFTER_HANDSHAKE),
+    (httpx.ReadError, False): (Outcome.CONNECTION_ERROR, Layer.HANDSHAKE),
+    (httpx.ReadError, True): (Outcome.CONNECTION_ERROR, Layer.AFTER_HANDSHAKE),
+    (httpx.WriteError, False): (Outcome.CONNECTION_ERROR, Layer.HANDSHAKE),
+    (httpx.WriteError, True): (Outcome.CONNECTION_ERROR, Layer.AFTER_HANDSHAKE),
+    (httpx.CloseError, False): (Outcome.CONNECTION_ERROR, Layer.HTTP),
+    (httpx.CloseError, True): (Outcome.CONNECTION_ERROR, Layer.HTTP),
+    (httpx.RemoteProtocolError, False): (Outcome.CONNECTION_ERROR, Layer.HTTP),
+    (httpx.RemoteProtocolError, True): (Outcome.CONNECTION_ERROR, Layer.AFTER_HANDSHAKE),
+    (httpx.LocalProtocolError, False): (Outcome.CONNECTION_ERROR, Layer.HTTP),
+    (httpx.LocalProtocolError, True): (Outcome.CONNECTION_ERROR, Layer.HTTP),
+    (httpx.ProxyError, False): (Outcome.CONNECTION_ERROR, Layer.CONNECT),
+    (httpx.ProxyError, True): (Outcome.CONNECTION_ERROR, Layer.CONNECT),
+    (httpx.UnsupportedProtocol, False): (Outcome.CONNECTION_ERROR, Layer.CONNECT),
+    (httpx.UnsupportedProtocol, True): (Outcome.CONNECTION_ERROR, Layer.CONNECT),
 }
 
 
@@ -186,7 +193,7 @@ def classify_transport(exc: httpx.TransportError, facts: CallFacts) -> Classific
     if verify_error is not None:
         return Classification(
             Outcome.SERVER_UNTRUSTED,
-            Phase.HANDSHAKE,
+            Layer.HANDSHAKE,
             None,
             f"The caller rejected the endpoint's certificate: {verify_error.verify_message}. AJO verifies the "
             "server too: the endpoint must present a chain from a public CA, valid for its host name.",
@@ -195,7 +202,7 @@ def classify_transport(exc: httpx.TransportError, facts: CallFacts) -> Classific
         )
     alert = received_alert(exc)
     if alert is not None:
-        phase = Phase.AFTER_HANDSHAKE if facts.handshake_done else Phase.HANDSHAKE
+        phase = Layer.AFTER_HANDSHAKE if facts.handshake_done else Layer.HANDSHAKE
         found = diagnose_alert(alert, facts)
         if found is not None:
             return Classification.diagnosed(Outcome.TLS_ALERT, phase, alert, found)
@@ -211,10 +218,10 @@ def classify_transport(exc: httpx.TransportError, facts: CallFacts) -> Classific
             "does not retry a first call that timed out.",
             "Server side: answer faster than the timeout (1 to 30 s, set on the journey).",
         )
-    if cause_of(exc, ConnectionRefusedError) is not None or phase is Phase.CONNECT:
+    if cause_of(exc, ConnectionRefusedError) is not None or phase is Layer.CONNECT:
         return Classification(
             Outcome.CONNECTION_ERROR,
-            Phase.CONNECT,
+            Layer.CONNECT,
             None,
             f"No TCP connection: {_short(exc)}. Nothing listens there, or a firewall blocks it.",
             "Server side: check the URL's host and port, and that the endpoint is reachable "
@@ -223,7 +230,7 @@ def classify_transport(exc: httpx.TransportError, facts: CallFacts) -> Classific
     return _closed_without_alert(exc, facts, phase)
 
 
-def _closed_without_alert(exc: Exception, facts: CallFacts, phase: Phase) -> Classification:
+def _closed_without_alert(exc: Exception, facts: CallFacts, phase: Layer) -> Classification:
     why = f"The endpoint closed the connection without a TLS alert ({_short(exc)})."
     if facts.cert_requested and not facts.cert_sent:
         why += (
@@ -242,7 +249,7 @@ def _closed_without_alert(exc: Exception, facts: CallFacts, phase: Phase) -> Cla
             phase,
             None,
             why,
-            f"Server side: check its TLS log for the certificate error; trust Adobe's chain ({ADOBE_CHAIN}).",
+            f"Server side: check its TLS log for the certificate error; trust Adobe's chain ({AdobeChain.TODAY}).",
         )
     return Classification(
         Outcome.CONNECTION_ERROR,
@@ -253,11 +260,11 @@ def _closed_without_alert(exc: Exception, facts: CallFacts, phase: Phase) -> Cla
     )
 
 
-def _table_lookup(exc: httpx.TransportError, handshake_done: bool) -> tuple[Outcome, Phase]:
+def _table_lookup(exc: httpx.TransportError, handshake_done: bool) -> tuple[Outcome, Layer]:
     for cls in type(exc).__mro__:
         if (cls, handshake_done) in TRANSPORT_TABLE:
             return TRANSPORT_TABLE[(cls, handshake_done)]
-    return Outcome.CONNECTION_ERROR, Phase.HANDSHAKE
+    return Outcome.CONNECTION_ERROR, Layer.HANDSHAKE
 
 
 def _short(exc: BaseException) -> str:
@@ -342,7 +349,7 @@ def _access_denied(f: CallFacts) -> tuple[str, str]:
     )
 
 
-# What an alert says when the certificate facts explain nothing (tls-ground-truth.md's alerts included).
+# What an alert says when the certificate facts explain nothing (the alerts of docs/ground-truth.md included).
 ALERT_CAUSES: dict[Alert, Callable[[CallFacts], tuple[str, str]]] = {
     Alert.UNKNOWN_CA: _rejected,
     Alert.HANDSHAKE_FAILURE: _handshake_failure,
@@ -361,16 +368,16 @@ ALERT_CAUSES: dict[Alert, Callable[[CallFacts], tuple[str, str]]] = {
 NGINX_NO_CERT = "400 No required SSL certificate was sent"
 NGINX_BAD_CERT = "400 The SSL certificate error"
 
-LAB_REASONS = {
-    "no_client_certificate": "Server side: require and verify client certificates at the TLS layer, trusting "
-    f"Adobe's chain ({ADOBE_CHAIN}); Adobe asks for mTLS-only endpoints.",
-    "subject_not_allowed": "Server side: allow Adobe's identity by its SAN ajo-journeys.aep-mtls.adobe.com (matched "
-    "before the CN, RFC 2818), or authenticate AJO another way (custom or certificate-based authentication).",
-    "fingerprint_not_pinned": f"Server side: do not pin Adobe's leaf; trust the CA chain ({ADOBE_CHAIN}).",
-    "client_cert_not_forwarded": "Proxy side: forward the verified client certificate to the app in the header it "
+LAB_REASONS: dict[str, str] = {
+    Reason.NO_CLIENT_CERTIFICATE: "Server side: require and verify client certificates at the TLS layer, trusting "
+    f"Adobe's chain ({AdobeChain.TODAY}); Adobe asks for mTLS-only endpoints.",
+    Reason.SUBJECT_NOT_ALLOWED: "Server side: allow Adobe's identity by its SAN ajo-journeys.aep-mtls.adobe.com "
+    "(matched before the CN, RFC 2818), or authenticate AJO another way (custom or certificate-based authentication).",
+    Reason.FINGERPRINT_NOT_PINNED: f"Server side: do not pin Adobe's leaf; trust the CA chain ({AdobeChain.TODAY}).",
+    Reason.CLIENT_CERT_NOT_FORWARDED: "Proxy side: forward the verified client certificate to the app in the header it "
     "reads (nginx $ssl_client_escaped_cert, Envoy x-forwarded-client-cert, AWS ALB X-Amzn-Mtls-Clientcert).",
-    "token_missing": "Caller side: configure the action's authentication so that AJO sends a token.",
-    "token_invalid": "Caller side: send a token from the token endpoint this API trusts.",
+    Reason.TOKEN_MISSING: "Caller side: configure the action's authentication so that AJO sends a token.",
+    Reason.TOKEN_INVALID: "Caller side: send a token from the token endpoint this API trusts.",
 }
 KONG = {
     "No required TLS certificate was sent": "kong_no_certificate",
@@ -384,7 +391,7 @@ def classify_response(response: httpx.Response, facts: CallFacts) -> Classificat
         who = "with" if facts.cert_sent else "without"
         return Classification(
             Outcome.ACCEPTED,
-            Phase.HTTP,
+            Layer.HTTP,
             None,
             f"The endpoint accepted the call (HTTP {status}), {who} a client certificate.",
             "Nothing to fix."
@@ -399,7 +406,7 @@ def classify_response(response: httpx.Response, facts: CallFacts) -> Classificat
         if found is not None:
             return replace(
                 Classification.diagnosed(
-                    Outcome.HTTP_ERROR, Phase.HTTP, None, found, status=status, server_reason=reason
+                    Outcome.HTTP_ERROR, Layer.HTTP, None, found, status=status, server_reason=reason
                 ),
                 explanation=f"{explanation} {found.causes[0].why}"
                 + (f" Less likely: {'; '.join(c.why for c in found.causes[1:])}" if found.causes[1:] else ""),
@@ -408,7 +415,7 @@ def classify_response(response: httpx.Response, facts: CallFacts) -> Classificat
     missing = "not_sent" if reason in NO_CERTIFICATE_REASONS and not facts.cert_sent else None
     return Classification(
         Outcome.HTTP_ERROR,
-        Phase.HTTP,
+        Layer.HTTP,
         None,
         explanation,
         fix,
@@ -419,13 +426,13 @@ def classify_response(response: httpx.Response, facts: CallFacts) -> Classificat
 
 
 NO_CERTIFICATE_REASONS = frozenset(
-    {"nginx_no_certificate", "no_client_certificate", "kong_no_certificate", "gateway_forbidden"}
+    {Reason.NGINX_NO_CERTIFICATE, Reason.NO_CLIENT_CERTIFICATE, "kong_no_certificate", "gateway_forbidden"}
 )
 
 # Answers that are the same for every certificate failure: the facts alone name the cause; the page or the
 # gateway's log names the check. (reason code -> (evidence, where the fix goes on that system))
 PAGE_EVIDENCE = {
-    "nginx_certificate_error": (
+    Reason.NGINX_CERTIFICATE_ERROR: (
         "nginx answers every failed verification with this page; its error log names the check: "
         "'client SSL certificate verify error: (N:reason)'.",
         "(nginx: ssl_client_certificate holds the trusted CAs.)",
@@ -453,14 +460,14 @@ def explain_http(status: int, body: str, facts: CallFacts) -> tuple[str, str, st
             f"nginx answered '{NGINX_NO_CERT}': it requires a client certificate (ssl_verify_client on) and "
             "none was sent." + _why_not_sent(facts),
             "Server side: make nginx advertise Adobe's CA (ssl_client_certificate with Adobe's chain).",
-            "nginx_no_certificate",
+            Reason.NGINX_NO_CERTIFICATE,
         )
     if status == 400 and NGINX_BAD_CERT in body:
         return (
             f"nginx answered '{NGINX_BAD_CERT}': the client certificate failed verification (untrusted CA, "
             "expired or wrong purpose); nginx reports it as HTTP 400, not as a TLS alert.",
-            f"Server side: put Adobe's chain ({ADOBE_CHAIN}) in ssl_client_certificate.",
-            "nginx_certificate_error",
+            f"Server side: put Adobe's chain ({AdobeChain.TODAY}) in ssl_client_certificate.",
+            Reason.NGINX_CERTIFICATE_ERROR,
         )
     if status == 403 and data.get("message") == "Forbidden":
         return _gateway(data, facts)
@@ -473,7 +480,7 @@ def explain_http(status: int, body: str, facts: CallFacts) -> tuple[str, str, st
                 if not facts.cert_sent
                 else "the certificate failed its verification (untrusted CA or expired)."
             ),
-            f"Server side: add Adobe's chain ({ADOBE_CHAIN}) to the gateway's CA certificates.",
+            f"Server side: add Adobe's chain ({AdobeChain.TODAY}) to the gateway's CA certificates.",
             code,
         )
     if status == 403:
@@ -510,7 +517,7 @@ def _gateway(data: dict[str, Any], facts: CallFacts) -> tuple[str, str, str | No
     return (
         "A gateway in front of the app (AWS API Gateway or Cloudflare style) answered 403 Forbidden before the "
         f"app saw the call: {cause} The gateway's access log names the reason.",
-        f"Server side: put Adobe's chain ({ADOBE_CHAIN}) in the gateway's mTLS truststore; for AWS API Gateway, "
+        f"Server side: put Adobe's chain ({AdobeChain.TODAY}) in the gateway's mTLS truststore; for AWS API Gateway, "
         "the truststore in S3 of the custom domain.",
         "gateway_forbidden",
     )
@@ -528,7 +535,7 @@ def rejection_style(outcome: Outcome, alert: str | None, status: int | None, rea
         return "gateway_403"
     if reason and reason.startswith("kong_"):
         return "gateway_401"
-    if reason == "client_cert_not_forwarded":
+    if reason == Reason.CLIENT_CERT_NOT_FORWARDED:
         return "proxy_header_missing"
     if status is not None:
         return f"http_{status}"

@@ -63,14 +63,18 @@ LAB_PORT = 8443  # mtls-lab serve, the nginx config, the reproduce commands
 ADOBE_API_PORT = 8447  # mtls-lab adobe-api, the public-certificate API stand-in
 
 
-def short_answer(status: int | None = None, alert: str | None = None, reason: str | None = None) -> str:
+def short_answer(
+    status: int | None = None, alert: str | None = None, reason: str | None = None, *, bare_status: bool = False
+) -> str:
     """The one short form of an answer: ``HTTP 403``, ``HTTP 400 nginx_no_certificate``, ``alert x``, or ``""``.
 
     An HTTP status wins over an alert (an alert after an answer is not the answer); a reason code follows the
-    status it explains.
+    status it explains. ``bare_status``: the status without ``HTTP`` (``403``, ``400 nginx_no_certificate``), the
+    form of the measured stack table (``caller/stacks.py``) and of the matrix's expected results.
     """
     if status is not None:
-        return f"HTTP {status} {reason}" if reason else f"HTTP {status}"
+        code = str(status) if bare_status else f"HTTP {status}"
+        return f"{code} {reason}" if reason else code
     if alert:
         return f"alert {alert}"
     return ""

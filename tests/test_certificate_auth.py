@@ -265,9 +265,9 @@ def test_a_live_call_gets_its_token_from_the_identity_provider(pki: LabPaths, id
     verdict = call(action, {}, options)
     assert verdict.outcome.value == "accepted", verdict.explanation
     token_call = verdict.token_call
-    assert token_call is not None and token_call["sub_type"] == "certificateCredential"
-    assert token_call["assertion"]["header"]["x5t"] == x5t(_leaf(pki))
-    assert token_call["client_certificate"] is False
+    assert token_call is not None and token_call.sub_type == "certificateCredential"
+    assert token_call.assertion is not None and token_call.assertion["header"]["x5t"] == x5t(_leaf(pki))
+    assert token_call.client_certificate is False
     sent = idp.record.newest(2, REQUESTS)
     form = next(e for e in sent if e["path"] == "/_lab/idp/token")
     assert "client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer" in form["body"]

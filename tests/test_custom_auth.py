@@ -234,7 +234,7 @@ def test_form_and_json_token_requests_against_real_token_endpoints(
         return
     assert verdict.failed_call == "token" and verdict.status == 400 and verdict.server_reason == error
     assert "sent as JSON" in verdict.explanation and '"bodyType": "form"' in verdict.fix
-    assert verdict.token_call is not None and verdict.token_call["error"] == error
+    assert verdict.token_call is not None and verdict.token_call.error == error
 
 
 def test_a_target_that_authorizes_by_token_refuses_a_call_without_one(pki: LabPaths, lab_server: ServerFactory) -> None:

@@ -269,6 +269,17 @@ def test_the_probe_report_shows_the_servers_entry_of_its_first_connection(report
     assert "GET /custom-action" in html and "HTTP 403 no_client_certificate" in html
 
 
+def test_the_probe_report_draws_the_probes_own_first_connection(reports: dict[str, Path]) -> None:
+    """No second connection to draw it: the server saw the probe's three GETs only, and the report is the first."""
+    html = unescape(reports["probe-tls-only"].read_text())
+    record = _record(reports["probe-tls-only"].parent / "tls.jsonl")
+    gets = [e for e in record if e.get("kind", "request") == "request" and e["path"] == "/custom-action"]
+    gets = [e for e in gets if e["method"] == "GET"]
+    assert len(gets) == 3  # AJO's defaults, then TLS 1.2 and TLS 1.3 pinned: nothing more
+    assert f"entries from the caller's port {server_side.peer_port(gets[0])}" in html
+    assert f"entries from the caller's port {server_side.peer_port(gets[-1])}" not in html
+
+
 def test_a_failed_token_call_is_reported_as_such(reports: dict[str, Path]) -> None:
     """The action's endpoint is never called: no ladder of it, no server entry, the token call's facts instead."""
     html = unescape(reports["matrix"].read_text())

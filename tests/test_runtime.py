@@ -177,7 +177,7 @@ def test_the_token_is_cached_for_cache_duration(
     assert script.hits["/token"] == fetches and tokens.fetches == fetches
     sent = [r["headers"]["Authorization"] for r in script.requests if r["path"] == "/custom-action"]  # type: ignore[index]
     assert sent == ["Bearer tok-1"] * 2 + [f"Bearer tok-{fetches}"]
-    assert last.token_call is not None and last.token_call["cached"] is (fetches == 1)
+    assert last.token_call is not None and last.token_call.cached is (fetches == 1)
 
 
 @pytest.mark.parametrize(
@@ -224,7 +224,7 @@ def test_a_failing_token_call_is_explained(pki: LabPaths) -> None:
         verdict = ajo_call(pki, url, authentication=_custom(url + "/token"))
     assert verdict.outcome.value == "http_error" and "token call" in verdict.explanation
     assert verdict.failed_call == "token" and verdict.token_call is not None
-    assert verdict.token_call["status"] == 500
+    assert verdict.token_call.status == 500
     assert script.hits["/custom-action"] == 0
 
 
@@ -243,8 +243,8 @@ def test_the_token_call_is_made_without_the_client_certificate(pki: LabPaths) ->
     assert [r["client_certificate"] for r in token_calls] == [False, True]
     actions = [r for r in script.requests if r["path"] == "/custom-action"]
     assert [r["client_certificate"] for r in actions] == [True, True]  # the action's call always presents it
-    assert without.token_call is not None and without.token_call["client_certificate"] is False
-    assert presented.token_call is not None and presented.token_call["client_certificate"] is True
+    assert without.token_call is not None and without.token_call.client_certificate is False
+    assert presented.token_call is not None and presented.token_call.client_certificate is True
 
 
 def test_a_token_endpoint_that_requires_mtls_fails_the_token_call(pki: LabPaths, lab_server: ServerFactory) -> None:
@@ -263,7 +263,7 @@ def test_a_token_endpoint_that_requires_mtls_fails_the_token_call(pki: LabPaths,
     assert failed.failed_call == "token" and failed.alert == "certificate_required"
     assert "token call" in failed.explanation and "without one" in failed.explanation
     assert "turn mTLS off on the token endpoint" in failed.fix
-    assert failed.token_call is not None and failed.token_call["client_certificate"] is False
+    assert failed.token_call is not None and failed.token_call.client_certificate is False
     # the sibling: the same call presenting the certificate on the token call gets its token, and is accepted
     accepted = call(action, {}, dataclasses.replace(options, token_cert=True))
     assert accepted.outcome.value == "accepted" and accepted.failed_call is None

@@ -176,7 +176,6 @@ def test_a_java_server_that_names_other_cas_gets_no_certificate_and_the_verdict_
 
 
 def _facts(sent: bool, not_before: dt.datetime, not_after: dt.datetime, tls: str = "1.3") -> CallFacts:
-    iso = "%Y-%m-%dT%H:%M:%SZ"
     return CallFacts(
         tls=tls,
         handshake_done=True,
@@ -188,8 +187,8 @@ def _facts(sent: bool, not_before: dt.datetime, not_after: dt.datetime, tls: str
         cert_sent=sent,
         advertised=[],
         leaf_issuer="CN=MTLS LAB stand-in for DigiCert Global G2 TLS RSA SHA256 2020 CA1",
-        leaf_not_before=not_before.strftime(iso),
-        leaf_not_after=not_after.strftime(iso),
+        leaf_not_before=not_before,
+        leaf_not_after=not_after,
         leaf_usages=("serverAuth", "clientAuth"),
     )
 
@@ -206,6 +205,19 @@ def test_a_certificate_that_just_became_valid_makes_a_slow_clock_a_possible_caus
     # its sibling: a certificate valid for months names no clock
     settled = diagnose("alert bad_certificate", _facts(True, NOW - 100 * DAY, NOW + 300 * DAY))
     assert settled is not None and "clock" not in settled.explanation + settled.fix
+
+
+def test_the_dates_are_compared_as_moments_and_printed_in_utc_to_the_second() -> None:
+    """CallFacts holds datetimes: a date in another zone compares by its moment, and prints as ISO 8601 UTC."""
+    became = dt.datetime(2026, 1, 31, 13, 0, 0, 500, tzinfo=dt.timezone(dt.timedelta(hours=1)))  # 12:00 UTC
+    found = diagnose("alert bad_certificate", _facts(True, became, became + 300 * DAY))
+    near = diagnose("alert bad_certificate", _facts(True, NOW - dt.timedelta(hours=3), NOW + 300 * DAY))
+    assert found is not None and near is not None
+    assert not any(c.clock for c in found.causes)  # long ago: no clock cause
+    behind = next(c for c in near.causes if c.clock)
+    assert behind.why.startswith("The certificate became valid only at ") and behind.why[37:57].endswith("Z")
+    gone = diagnose("alert certificate_expired", _facts(True, became - 400 * DAY, became))
+    assert gone is not None and "2026-01-31T12:00:00Z" in " ".join(c.why for c in gone.causes)
 
 
 def test_certificate_expired_for_a_valid_certificate_points_at_the_endpoints_clock() -> None:

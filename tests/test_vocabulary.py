@@ -21,6 +21,13 @@ def test_short_answer(status: int | None, alert: str | None, reason: str | None,
     assert short_answer(status, alert, reason) == expected
 
 
+def test_the_tables_form_drops_http_and_nothing_else() -> None:
+    assert short_answer(403, bare_status=True) == "403"
+    assert short_answer(400, None, "nginx_no_certificate", bare_status=True) == "400 nginx_no_certificate"
+    assert short_answer(None, "unknown_ca", None, bare_status=True) == "alert unknown_ca"
+    assert short_answer(bare_status=True) == ""
+
+
 def test_reason_values_are_their_wire_names() -> None:
     assert all(reason.value == reason.name.lower() for reason in Reason)
     assert Reason("no_client_certificate") is Reason.NO_CLIENT_CERTIFICATE

@@ -18,6 +18,7 @@ from mtls_lab.cli.options import (
     start_report,
 )
 from mtls_lab.errors import ExitCode, LabError
+from mtls_lab.vocabulary import LAB_PORT, AJOLimits
 
 if TYPE_CHECKING:
     from mtls_lab.certs.layout import LabPaths
@@ -37,15 +38,18 @@ def add_call(sub: Commands) -> None:
         ],
         help="replay a custom action the way AJO would, and explain the outcome",
         description="Replay an AJO custom action against an endpoint with an Adobe-like client certificate, "
-        "following AJO's runtime rules (up to 3 retries inside the timeout, none on 401/403/404 or after a "
-        "first-call timeout, 302 redirects followed, a timeout reached during the retries counted as a timeout), "
+        f"following AJO's runtime rules (up to {AJOLimits.MAX_RETRIES} retries inside the timeout, none on "
+        "401/403/404 or after a first-call timeout, 302 redirects followed, a timeout reached during the retries "
+        "counted as a timeout), "
         "with its authentication (custom authorization: the token call first, without the client certificate), "
         "and print a verdict: which call failed, the failing layer, the cause and the fix. Exit codes: 0 accepted, "
         "1 HTTP error, 2 usage, 3 TLS rejected by the server, 4 server certificate not trusted, 5 connection error "
         "or timeout.",
     )
     p.add_argument("action", nargs="?", type=Path, help="custom-action JSON file (default: a plain POST to --url)")
-    p.add_argument("--url", help="endpoint URL, replacing the action's (default https://localhost:8443/custom-action)")
+    p.add_argument(
+        "--url", help=f"endpoint URL, replacing the action's (default https://localhost:{LAB_PORT}/custom-action)"
+    )
     p.add_argument(
         "--token-url",
         help="the custom authorization's token endpoint, replacing the one in the action (the action file stays "
@@ -78,8 +82,18 @@ def add_call(sub: Commands) -> None:
         "--server-ca",
         help="CA file trusted for the server's certificate, or 'system' (default: the lab's ca/server-root.pem)",
     )
-    p.add_argument("--timeout", type=float, help="the journey's timeout in seconds, 1-30 (default: the action's, 30)")
-    p.add_argument("--retries", type=int, default=3, help="retries after the first attempt (AJO: up to 3)")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        help=f"the journey's timeout in seconds, {AJOLimits.TIMEOUT_MIN:g}-{AJOLimits.TIMEOUT_MAX:g} "
+        f"(default: the action's, {AJOLimits.TIMEOUT_DEFAULT:g})",
+    )
+    p.add_argument(
+        "--retries",
+        type=int,
+        default=AJOLimits.MAX_RETRIES,
+        help=f"retries after the first attempt (AJO: up to {AJOLimits.MAX_RETRIES})",
+    )
     p.add_argument("--trace", action="store_true", help="draw the TLS conversation that happened, message by message")
     p.set_defaults(handler=_run_call)
 
@@ -91,13 +105,15 @@ def _run_call(ns: argparse.Namespace) -> int:
     from mtls_lab.caller.action import load, load_context, parse
     from mtls_lab.caller.call import CallOptions, call
     from mtls_lab.caller.report import render
+    from mtls_lab.caller.rules import RETRIES_RULE, TIMEOUT_RULE, timeout_allowed
     from mtls_lab.caller.tls import ClientBehavior
 
-    if ns.timeout is not None and not 1 <= ns.timeout <= 30:
-        raise LabError(f"--timeout {ns.timeout:g}: AJO's timeout is 1 to 30 seconds")
-    if not 0 <= ns.retries <= 3:
-        raise LabError(f"--retries {ns.retries}: AJO retries at most 3 times")
-    url = ns.url if ns.url is not None else ("https://localhost:8443/custom-action" if ns.action is None else None)
+    if ns.timeout is not None and not timeout_allowed(ns.timeout):
+        raise LabError(f"--timeout {ns.timeout:g}: {TIMEOUT_RULE}")
+    if not 0 <= ns.retries <= AJOLimits.MAX_RETRIES:
+        raise LabError(f"--retries {ns.retries}: {RETRIES_RULE}")
+    default = f"https://localhost:{LAB_PORT}/custom-action"
+    url = ns.url if ns.url is not None else (default if ns.action is None else None)
     action = load(ns.action) if ns.action else parse({"name": "lab_call", "url": url, "method": "POST"}, "--url")
     if ns.url is not None:  # an empty --url is an error, not the default
         action = action.with_url(ns.url)

@@ -17,6 +17,7 @@ from mtls_lab.cli.options import (
     start_report,
 )
 from mtls_lab.errors import ExitCode, LabError
+from mtls_lab.vocabulary import LAB_PORT
 
 if TYPE_CHECKING:
     from mtls_lab.cli.options import Commands
@@ -138,7 +139,8 @@ def add_health(sub: Commands) -> None:
         "(only with --strict: by default a TLS alert proves the server is up and counts as ready), "
         "4 server certificate not from the lab PKI, 5 down.",
     )
-    p.add_argument("--url", default="https://127.0.0.1:8443", help="the server (default https://127.0.0.1:8443)")
+    lab = f"https://127.0.0.1:{LAB_PORT}"
+    p.add_argument("--url", default=lab, help=f"the server (default {lab})")
     p.add_argument("--identity", choices=IDENTITY_NAMES, default="adobe", help="lab identity held (default adobe)")
     p.add_argument("--timeout", type=float, default=3.0, help="seconds (default 3)")
     p.add_argument("--strict", action="store_true", help="a TLS alert is not ready: exit 3")

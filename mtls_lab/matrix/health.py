@@ -21,9 +21,10 @@ from dataclasses import dataclass
 import httpx
 
 from mtls_lab.alerts import received_alert
-from mtls_lab.caller.tls import Chain, ClientBehavior, ClientIdentity, HandshakeNotes, client_context
+from mtls_lab.caller.tls import Chain, ClientBehavior, ClientIdentity, Handshake, client_context
 from mtls_lab.certs.layout import Identity, LabPaths
 from mtls_lab.errors import ExitCode, LabError, cause_of, causes
+from mtls_lab.vocabulary import LAB_PORT
 
 HEALTH_PATH = "/_lab/health"
 
@@ -71,9 +72,9 @@ def health_url(url: str) -> str:
     try:
         parsed = httpx.URL(url)
     except httpx.InvalidURL as exc:
-        raise LabError(f"--url {url}: not a URL ({exc}): give e.g. https://127.0.0.1:8443") from exc
+        raise LabError(f"--url {url}: not a URL ({exc}): give e.g. https://127.0.0.1:{LAB_PORT}") from exc
     if parsed.scheme != "https" or not parsed.host:
-        raise LabError(f"--url {url}: the lab server speaks https only: give e.g. https://127.0.0.1:8443")
+        raise LabError(f"--url {url}: the lab server speaks https only: give e.g. https://127.0.0.1:{LAB_PORT}")
     return str(parsed.copy_with(path=HEALTH_PATH)) if parsed.path in ("", "/") else url
 
 
@@ -81,7 +82,7 @@ def probe(url: str, pki: LabPaths, identity: Identity | None = Identity.ADOBE, t
     """GET the server's health route with a lab identity and say whether the server is ready."""
     target = health_url(url)
     client_id = ClientIdentity.from_lab(pki, identity, Chain.FULL) if identity else None
-    context = client_context(pki, client_id, ClientBehavior.JAVA, None, None, HandshakeNotes())
+    context = client_context(pki, client_id, ClientBehavior.JAVA, None, None, Handshake())
     with httpx.Client(verify=context, timeout=timeout) as client:
         try:
             response = client.get(target)

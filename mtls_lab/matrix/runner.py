@@ -21,6 +21,7 @@ from mtls_lab.lifecycle.synced import synced_bundle
 from mtls_lab.matrix.scenarios import Advertise, Auth, Scenario
 from mtls_lab.server.run import RunningServer
 from mtls_lab.server.settings import ServerConfig
+from mtls_lab.vocabulary import short_answer
 
 Progress = Callable[[int, int, Scenario], None]
 Observe = Callable[["Result", RunningServer], None]  # each result with its server, while the server runs
@@ -40,12 +41,12 @@ class Result:
         if v.outcome.value == "accepted":
             return "accepted"
         if v.alert:
-            return f"{which}alert {v.alert}"
+            return which + short_answer(alert=v.alert)
         if v.status is not None and v.failed_call == "token":
-            error = v.token_call.get("error") if v.token_call else None
+            error = v.token_call.error if v.token_call else None
             return f"token {v.status} {error}" if error else f"token {v.status}"
         if v.status is not None:
-            return f"{v.status} {v.server_reason}" if v.server_reason else f"{v.status}"
+            return short_answer(v.status, reason=v.server_reason, bare_status=True)
         return which + v.outcome.value
 
     @property

@@ -15,10 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mtls_lab.caller.action import parse
-from mtls_lab.caller.call import CallOptions, call
 from mtls_lab.caller.probe import ProbeReport, probe
-from mtls_lab.caller.tls import ClientBehavior, ClientIdentity
+from mtls_lab.caller.tls import ClientIdentity
 from mtls_lab.caller.verdict import Verdict
 from mtls_lab.certs.layout import LabPaths
 from mtls_lab.matrix.runner import Result
@@ -62,7 +60,7 @@ def file_side(path: Path, verdict: Verdict, since: dt.datetime) -> ServerSide:
 @dataclass
 class ProbeRun:
     report: ProbeReport
-    first: Verdict  # AJO's defaults, no client certificate: the connection the report draws
+    first: Verdict  # the probe's own first connection (AJO's defaults, no client certificate): what the report draws
     started: dt.datetime
 
 
@@ -74,12 +72,10 @@ def run_probe(
     timeout: float,
     check_trust: bool = False,
 ) -> ProbeRun:
-    """The probe, then once more its first connection (AJO's defaults, no certificate) to draw it."""
-    report = probe(url, server_ca, pki, tries, timeout, check_trust=check_trust)
+    """The probe, keeping the verdict of its first connection: the report draws what the probe saw."""
     started = now()
-    action = parse({"name": "mtls_lab_probe", "url": url, "method": "GET", "timeout": max(1, min(timeout, 30))})
-    options = CallOptions(pki=pki, behavior=ClientBehavior.JAVA, server_ca=server_ca, timeout=timeout, retries=0)
-    return ProbeRun(report, call(action, {}, options), started)
+    report = probe(url, server_ca, pki, tries, timeout, check_trust=check_trust)
+    return ProbeRun(report, report.first, started)
 
 
 @dataclass

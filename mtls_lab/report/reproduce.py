@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from mtls_lab.certs.layout import CA
 from mtls_lab.matrix.scenarios import Advertise, Scenario
 from mtls_lab.server.settings import Authorize
+from mtls_lab.vocabulary import LAB_PORT
 
 # options of the report itself: a reproduced run needs neither (and --report would refuse the existing file)
 REPORT_OPTIONS = ("--report", "--server-record")
-LAB_PORT = 8443
 PIN = "$(openssl x509 -in certs/clients/adobe/leaf.pem -noout -fingerprint -sha256 | cut -d= -f2)"  # today's leaf
 
 

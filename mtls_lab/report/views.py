@@ -9,13 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from mtls_lab.caller.probe import ProbeReport
-from mtls_lab.caller.verdict import Outcome, Phase, Verdict
+from mtls_lab.caller.verdict import Layer, Outcome, Verdict
 from mtls_lab.certs.inspect import CertFacts
 from mtls_lab.matrix.runner import Result
 from mtls_lab.report import certificates, ladder
 from mtls_lab.report.certificates import CertCard, LabMarks
 from mtls_lab.report.ladder import Ladder
 from mtls_lab.report.server_side import Fact, ServerSide
+from mtls_lab.vocabulary import short_answer
 
 
 @dataclass(frozen=True)
@@ -89,8 +90,8 @@ _HEADLINES: dict[Outcome, tuple[str, str]] = {
     Outcome.TIMEOUT: ("No answer within the timeout ({phase})", "bad"),
 }
 _WHEN = {
-    Phase.AFTER_HANDSHAKE: "after the handshake (on the caller's first read)",
-    Phase.HANDSHAKE: "during the handshake",
+    Layer.AFTER_HANDSHAKE: "after the handshake (on the caller's first read)",
+    Layer.HANDSHAKE: "during the handshake",
 }
 
 
@@ -141,9 +142,9 @@ def caller_side(verdict: Verdict) -> list[Fact]:
     if verdict.alert:
         facts.append(Fact("alert received", f"{verdict.alert}, {_WHEN.get(verdict.phase, verdict.phase.value)}", "bad"))
     if verdict.status is not None:
-        reason = f" {verdict.server_reason}" if verdict.server_reason else ""
         tone = "good" if verdict.outcome is Outcome.ACCEPTED else "bad"
-        facts.append(Fact("answer", f"{verdict.request_line} -> HTTP {verdict.status}{reason}", tone))
+        answer = short_answer(verdict.status, reason=verdict.server_reason)
+        facts.append(Fact("answer", f"{verdict.request_line} -> {answer}", tone))
     elif verdict.outcome is not Outcome.ACCEPTED and not verdict.alert:
         facts.append(Fact("ended", verdict.outcome.value.replace("_", " "), "bad"))
     return facts
@@ -166,11 +167,12 @@ def token_call(verdict: Verdict) -> list[Fact]:
     call = verdict.token_call
     if not call:
         return []
-    facts = [Fact(label, str(call[key])) for key, label in _TOKEN_FIELDS.items() if call.get(key) is not None]
-    facts.append(Fact("client certificate offered", _yes(call.get("client_certificate"))))
-    if call.get("cached"):
+    values = {key: getattr(call, key) for key in _TOKEN_FIELDS}
+    facts = [Fact(label, str(values[key])) for key, label in _TOKEN_FIELDS.items() if values[key] is not None]
+    facts.append(Fact("client certificate offered", _yes(call.client_certificate)))
+    if call.cached:
         facts.append(Fact("token", "from the cache (no call made)"))
-    facts += [Fact("note", str(note)) for note in call.get("notes", [])]
+    facts += [Fact("note", str(note)) for note in call.notes]
     failed = verdict.failed_call == "token"
     return [Fact("outcome", "failed: the action's endpoint was not called" if failed else "token obtained",
                  "bad" if failed else "good"), *facts]  # fmt: skip
@@ -179,7 +181,9 @@ def token_call(verdict: Verdict) -> list[Fact]:
 def _attempts(verdict: Verdict) -> list[Fact]:
     facts = []
     for a in verdict.attempts:
-        what = a.outcome + (f" HTTP {a.status}" if a.status else "") + (f" alert {a.alert}" if a.alert else "")
+        # status and alert each, as both are kept on an attempt (short_answer alone would let the status win)
+        status = f" {short_answer(a.status)}" if a.status else ""
+        what = a.outcome + status + (f" {short_answer(alert=a.alert)}" if a.alert else "")
         port = f", from port {a.local_port}" if a.local_port else ""
         facts.append(Fact(f"attempt {a.number}", f"{what} ({a.seconds:.3f} s{port})"))
     return facts
