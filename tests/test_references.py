@@ -7,7 +7,7 @@ names in backticks or double backticks that are unmistakably references, and onl
   file name, anywhere in the package);
 - a dotted module or function of the lab: ``caller.verdict``, ``mtls_lab.server.run``,
   ``server/run.py:bind``, ``caller.verdict:Verdict`` (the leading ``mtls_lab.`` may be left out);
-- a function called with no arguments: ``name()`` (defined in the package or ``tests/``, a builtin, or an
+- a function called with no arguments: ``name()`` (a name in the code of the package or ``tests/``, a builtin, or an
   attribute of a module the file imports), ``module.name()`` when ``module`` is a lab or an importable
   module (``ssl.SSLContext.load_cert_chain()``; ``self.x()`` or ``sock.recv()`` name a variable's method and
   are not checked);
@@ -105,7 +105,7 @@ def _missing(name: str, path: Path, repo: Path, imported: set[str]) -> str | Non
         dotted = match.group(1)
         head = dotted.split(".")[0]
         if "." not in dotted:
-            known = dotted in _defined_names() or hasattr(builtins, dotted)
+            known = dotted in _code_words() or hasattr(builtins, dotted)
             known = known or any(_has(module, dotted) for module in imported)
             return None if known else "no such function in the lab or the modules the file imports"
         if head in SUBPACKAGES | {"mtls_lab", "tests"} or _importable(head):
@@ -212,17 +212,6 @@ def _has_docstring(node: ast.AST) -> bool:
         return False
     first = node.body[0]
     return isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str)
-
-
-@cache
-def _defined_names() -> frozenset[str]:
-    """Every function, class and method name defined in the package and the tests."""
-    names = set()
-    for path in [*sources(), *(REPO / "tests").glob("*.py"), *(REPO / "benchmarks").rglob("*.py")]:
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-                names.add(node.name)
-    return frozenset(names)
 
 
 def test_every_reference_in_a_comment_or_docstring_names_what_exists() -> None:
