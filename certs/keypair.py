@@ -1,9 +1,9 @@
 """Say exactly what is wrong with a certificate file and its key, where OpenSSL only says "PEM lib".
 
 ``ssl.SSLContext.load_cert_chain`` reports every problem with the same ``[SSL] PEM lib`` error, and
-with an encrypted key and no password it asks for one on the terminal. ``check_pair`` is called before
-it (for the cheap encrypted-key test) and after it fails (for the diagnosis), so the happy path pays
-nothing. Messages name the file and the option, never the key's content.
+with an encrypted key and no password it asks for one on the terminal. ``refuse_encrypted_without_password``
+is called before it (the cheap encrypted-key test) and ``diagnose`` after it fails, so the happy path
+pays nothing. Messages name the file and the option, never the key's content.
 """
 
 from __future__ import annotations

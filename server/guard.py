@@ -5,7 +5,8 @@
 - ``concise_loop_errors``: a connection-level OSError that reaches asyncio's exception handler (a reset
   while writing, ``accept()`` out of file descriptors) is logged as one line, not a traceback; anything
   else (a bug) keeps asyncio's full report;
-- ``LabUvicornServer``: uvicorn's server with that handler installed on its loop.
+- ``LabUvicornServer``: uvicorn's server with that handler installed on its loop (and the prompt stop of
+  ``_uvicorn_stop.PromptServer``).
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ import logging
 import socket
 from typing import TYPE_CHECKING, Any
 
-import uvicorn
-
 from mtls_lab.server._uvicorn_limits import HTTPLimits
+from mtls_lab.server._uvicorn_stop import PromptServer
 
 if TYPE_CHECKING:
     from mtls_lab.server.settings import ServerConfig
@@ -71,8 +71,8 @@ def _connected(sock: socket.socket) -> bool:
     return True
 
 
-class LabUvicornServer(uvicorn.Server):
-    """uvicorn's server, with connection-level errors logged in one line."""
+class LabUvicornServer(PromptServer):
+    """uvicorn's server, with connection-level errors logged in one line, stopping without a poll's wait."""
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         asyncio.get_running_loop().set_exception_handler(concise_loop_errors)

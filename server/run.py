@@ -58,7 +58,7 @@ def _missing_certificate_alert(cfg: ServerConfig) -> int | None:
     return alert.number if alert else None
 
 
-def make_server(loaded: LoadedServer, record: CallRecord) -> uvicorn.Server:
+def make_server(loaded: LoadedServer, record: CallRecord) -> LabUvicornServer:
     return LabUvicornServer(uvicorn_config(loaded, record))
 
 

@@ -9,7 +9,7 @@
   interleave and none is lost (``record.py``); connection ids carry a per-process prefix.
 - ``/_lab/calls`` reads the file, so it shows every worker's calls; that is why several workers need
   ``--record``: calls kept in memory would be one worker's only. ``/_lab/health`` answers for the
-  worker that took the connection (its ``record_errors`` and ``tokens_issued``).
+  worker that took the connection (its ``record_errors``).
 - Ctrl-C (SIGINT) or SIGTERM stops every worker gracefully: each finishes the requests it has and
   records its connections. The parent then ends as one server process ends: 130 after SIGINT, killed
   by SIGTERM after SIGTERM. A worker that dies stops the others, and the parent exits with an error.

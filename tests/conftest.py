@@ -14,6 +14,7 @@ from mtls_lab.server.settings import ServerConfig
 
 if TYPE_CHECKING:
     from tests.support.browser import Browser
+    from tests.support.docs_check import BlockRuns
     from tests.support.stacks import Stacks
 
 ServerFactory = Callable[..., RunningServer]
@@ -41,6 +42,26 @@ def lab_server(pki: LabPaths) -> Iterator[ServerFactory]:
         server.request_stop()
     for server in running.values():
         server.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def docs_block_runs(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[BlockRuns | None]:
+    """The docs check's command blocks (``tests/test_docs.py``), started with the session when those tests
+    are selected: they mostly wait on their own processes, so they run behind the rest of the suite, and
+    each block's test waits for its own block only."""
+    if not any(item.path.name == "test_docs.py" for item in request.session.items):
+        yield None
+        return
+    from tests.support import docs_check
+
+    pki: LabPaths = request.getfixturevalue("pki")
+    runs = docs_check.BlockRuns(
+        docs_check.runnable_blocks(), pki.root, docs_check.REPO, tmp_path_factory.mktemp("docs")
+    )
+    yield runs
+    runs.close()
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from pathlib import Path
 
@@ -167,14 +166,6 @@ def test_calls_route_lists_newest_first(pki: LabPaths, fresh_server: ServerFacto
         calls = client.get(server.url + "/_lab/calls?limit=2&kind=request").json()["calls"]
     assert [c["path"] for c in calls] == ["/n/2", "/n/1"]
     assert calls[0]["client_certificate"]["common_name"] == ADOBE_CN
-
-
-def test_refused_calls_keep_their_body_in_the_record(pki: LabPaths, fresh_server: ServerFactory) -> None:
-    server = fresh_server(mode=Mode.MIXED)
-    assert _post(pki, server, None, "/refused").status_code == 403
-    entry = server.record.newest(1, REQUESTS)[0]
-    assert (entry["path"], entry["status"], entry["reason"]) == ("/refused", 403, "no_client_certificate")
-    assert json.loads(entry["body"]) == {"firstName": "Ada"} and entry["body_size"] == len(entry["body"])
 
 
 def test_bodies_over_the_limit_get_413_and_are_recorded(pki: LabPaths, fresh_server: ServerFactory) -> None:

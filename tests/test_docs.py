@@ -18,13 +18,13 @@ from mtls_lab.cli.command import build_parser
 from mtls_lab.matrix.scenarios import SCENARIOS
 from tests.support import docs_check, report_screens
 from tests.support.browser import Browser
-from tests.support.docs_check import MATRIX_END, MATRIX_START, Block, Runs, blocks, matches, steps
+from tests.support.docs_check import MATRIX_END, MATRIX_START, Block, BlockRuns, blocks, matches, steps
 
 REPO = docs_check.REPO
 PAGES = docs_check.pages()
 TEXTS = {str(page): (REPO / page).read_text() for page in PAGES}
 BLOCKS = [block for page, text in TEXTS.items() for block in blocks(text, page)]
-RUNNABLE = [block for block in BLOCKS if block.runnable]
+RUNNABLE = [block for block in BLOCKS if block.runnable]  # docs_check.runnable_blocks(): the session runs them
 DOCS_PAGES = [page for page in PAGES if page.parts[0] == "docs"]
 README_LIMIT = 200  # lines: a newcomer reads it in five minutes; the rest lives in docs/
 
@@ -52,20 +52,22 @@ def test_every_page_has_one_title() -> None:
         assert len(titles) == 1 and text.startswith("# "), f"{page}: one `# Title`, on the first line"
 
 
-@pytest.fixture(scope="module")
-def runs_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+@pytest.fixture
+def block_runs(docs_block_runs: BlockRuns | None) -> BlockRuns:
+    """Every runnable block of every page, started once with the session (``tests/conftest.py``);
+    ``block_runs[where]`` waits for that block only."""
+    assert docs_block_runs is not None, "the session starts the docs blocks when test_docs.py is selected"
+    return docs_block_runs
+
+
+@pytest.fixture
+def runs_root(block_runs: BlockRuns) -> Path:
     """Where the blocks run, one folder each (``docs_check.scratch_folder``): what they write stays there."""
-    return tmp_path_factory.mktemp("docs")
-
-
-@pytest.fixture(scope="module")
-def block_runs(pki: LabPaths, runs_root: Path) -> Runs:
-    """Every runnable block of every page, run once, several at a time."""
-    return docs_check.run_blocks(RUNNABLE, pki.root, REPO, runs_root)
+    return block_runs.root
 
 
 @pytest.mark.parametrize("block", RUNNABLE, ids=[block.where for block in RUNNABLE])
-def test_block_runs_as_shown(block: Block, block_runs: Runs) -> None:
+def test_block_runs_as_shown(block: Block, block_runs: BlockRuns) -> None:
     missing = docs_check.missing_tools(block)
     if missing:
         pytest.skip(f"not installed: {', '.join(missing)}")
@@ -220,7 +222,7 @@ SHOTS = [shot for page in PAGES for shot in report_screens.shots(REPO / page)]
 
 
 def test_report_screenshots_are_of_reports_their_blocks_wrote(
-    block_runs: Runs, runs_root: Path, browser: Browser
+    block_runs: BlockRuns, runs_root: Path, browser: Browser
 ) -> None:
     """docs/report.md shows each report kind; each screenshot's report is written by the block before it."""
     assert {shot.report for shot in SHOTS} >= {"probe-tls-only.html", "call-mtls-other-ca.html", "matrix.html"}

@@ -135,22 +135,6 @@ def test_the_lab_routes_alone_leave_no_connection_entry(pki: LabPaths, fresh_ser
     assert len(server.record.newest(10, CONNECTIONS)) == 1
 
 
-@pytest.mark.parametrize(
-    ("query", "error"),
-    [
-        ("kind=calls", "kind must be connection or request"),
-        ("rejected=maybe", "rejected must be 1 or 0"),
-        ("fingerprint=xyz", "fingerprint:"),
-        ("limit=x", "limit must be an integer"),
-    ],
-)
-def test_bad_filters_get_400(query: str, error: str, pki: LabPaths, lab_server: ServerFactory) -> None:
-    server = lab_server(mode=Mode.MIXED)
-    with httpx.Client(verify=client_context(pki, None, None), timeout=5) as client:
-        answer = client.get(f"{server.url}/_lab/calls?{query}")
-    assert answer.status_code == 400 and answer.json()["error"].startswith(error)
-
-
 def test_a_flood_of_garbage_is_one_line_each_and_bounded_in_memory(
     pki: LabPaths, fresh_server: ServerFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -75,6 +75,7 @@ from mtls_lab.lifecycle.phases import (
     ChainMode,
     Phase,
 )
+from mtls_lab.server._uvicorn_stop import PromptServer
 from mtls_lab.server.background import BackgroundServer
 from mtls_lab.server.run import bind, configure_logging
 
@@ -321,7 +322,7 @@ def _with_phase(response: Response, phase: Phase) -> Response:
 # --- running it -----------------------------------------------------------------------------------
 
 
-def make_api_server(config: AdobeApiConfig, switch: PhaseSwitch) -> uvicorn.Server:
+def make_api_server(config: AdobeApiConfig, switch: PhaseSwitch) -> PromptServer:
     """A uvicorn server for the API over HTTPS with the lab server's certificate (no client certificates)."""
     paths = require(config.certs)
     settings = uvicorn.Config(
@@ -333,7 +334,7 @@ def make_api_server(config: AdobeApiConfig, switch: PhaseSwitch) -> uvicorn.Serv
         log_config=None,
         server_header=False,
     )
-    return uvicorn.Server(settings)
+    return PromptServer(settings)
 
 
 def describe(config: AdobeApiConfig) -> str:

@@ -52,6 +52,11 @@ def pages(repo: Path = REPO) -> list[Path]:
     return [path.relative_to(repo) for path in found if path.is_file()]
 
 
+def runnable_blocks(repo: Path = REPO) -> list[Block]:
+    """Every block of every page the check runs, in page order."""
+    return [b for page in pages(repo) for b in blocks((repo / page).read_text(), str(page)) if b.runnable]
+
+
 @dataclass
 class Block:
     kind: str
@@ -225,16 +230,50 @@ def run_blocks(chosen: Iterable[Block], pki: Path, repo: Path, root: Path, worke
 
     A block that needs a missing binary (``missing_tools``) is not run: its outcomes are empty.
     """
+    with BlockRuns(chosen, pki, repo, root, workers) as runs:
+        return {where: runs[where] for where in runs.wheres}
 
-    def run(block: Block) -> tuple[str, tuple[list[Outcome], dict[str, str]]]:
-        if missing_tools(block):
-            return block.where, ([], {})
-        scratch = Scratch(scratch_folder(root, block), pki, repo)
-        return block.where, (scratch.run_block([s.command for s in steps(block)]), scratch.ports)
 
-    longest_first = sorted(chosen, key=lambda block: -len(steps(block)))  # the pool drains evenly
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return dict(pool.map(run, longest_first))
+class BlockRuns:
+    """The blocks started at once, several at a time, each one's outcomes waited for only when asked.
+
+    ``runs[block.where]`` waits for that block alone: the docs check's test of a block, or of a page,
+    fails with its own blocks only, while the other pages' blocks go on running (in the background of
+    the rest of the suite when the session starts them early: ``tests/conftest.py``).
+    """
+
+    def __init__(self, chosen: Iterable[Block], pki: Path, repo: Path, root: Path, workers: int = 4) -> None:
+        self.root = root  # the blocks' scratch folders (``scratch_folder``)
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="docs-block")
+        longest_first = sorted(chosen, key=lambda block: -len(steps(block)))  # the pool drains evenly
+        self._futures = {block.where: self._pool.submit(_run, block, pki, repo, root) for block in longest_first}
+
+    @property
+    def wheres(self) -> list[str]:
+        return list(self._futures)
+
+    def __getitem__(self, where: str) -> tuple[list[Outcome], dict[str, str]]:
+        return self._futures[where].result()
+
+    def __contains__(self, where: object) -> bool:
+        return where in self._futures
+
+    def close(self) -> None:
+        """Wait for the blocks still running (each ends its own background jobs), then stop the pool."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> BlockRuns:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def _run(block: Block, pki: Path, repo: Path, root: Path) -> tuple[list[Outcome], dict[str, str]]:
+    if missing_tools(block):
+        return [], {}
+    scratch = Scratch(scratch_folder(root, block), pki, repo)
+    return scratch.run_block([s.command for s in steps(block)]), scratch.ports
 
 
 _NORMALISE = [
