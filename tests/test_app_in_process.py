@@ -19,7 +19,7 @@ import pytest
 
 from mtls_lab.certs.layout import LabPaths
 from mtls_lab.server.app import create_app
-from mtls_lab.server.config import load
+from mtls_lab.server.loaded import load
 from mtls_lab.server.record import REQUESTS, CallRecord
 from mtls_lab.server.settings import Mode, ServerConfig
 
