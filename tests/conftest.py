@@ -44,22 +44,54 @@ def lab_server(pki: LabPaths) -> Iterator[ServerFactory]:
         server.stop()
 
 
+def _start_docs_blocks(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> BlockRuns:
+    """The blocks the selected docs tests need: those of the selected ``test_block_runs_as_shown`` cases
+    (``-k community`` runs that page's blocks only), or every block when another test reads them."""
+    from tests.support import docs_check
+
+    every = docs_check.runnable_blocks()
+    chosen: set[str] = set()
+    for item in request.session.items:
+        if item.path.name != "test_docs.py" or "block_runs" not in getattr(item, "fixturenames", ()):
+            continue
+        callspec = getattr(item, "callspec", None)
+        if getattr(item, "originalname", None) != "test_block_runs_as_shown" or callspec is None:
+            chosen = {block.where for block in every}
+            break
+        chosen.add(callspec.params["block"].where)
+    pki: LabPaths = request.getfixturevalue("pki")
+    return docs_check.BlockRuns(
+        [block for block in every if block.where in chosen], pki.root, docs_check.REPO, tmp_path_factory.mktemp("docs")
+    )
+
+
 @pytest.fixture(scope="session", autouse=True)
 def docs_block_runs(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[BlockRuns | None]:
     """The docs check's command blocks (``tests/test_docs.py``), started with the session when those tests
     are selected: they mostly wait on their own processes, so they run behind the rest of the suite, and
-    each block's test waits for its own block only."""
-    if not any(item.path.name == "test_docs.py" for item in request.session.items):
+    each block's test waits for its own block only.
+
+    Under pytest-xdist every worker collects every test but runs only its share, so no worker can tell at
+    the start whether the docs tests are its: there the blocks start with the first docs test of the worker
+    that runs them (``docs_blocks_on_demand``; ``--dist loadfile`` gives test_docs.py to one worker).
+    """
+    under_xdist = hasattr(request.config, "workerinput")
+    if under_xdist or not any(item.path.name == "test_docs.py" for item in request.session.items):
         yield None
         return
-    from tests.support import docs_check
+    runs = _start_docs_blocks(request, tmp_path_factory)
+    yield runs
+    runs.close()
 
-    pki: LabPaths = request.getfixturevalue("pki")
-    runs = docs_check.BlockRuns(
-        docs_check.runnable_blocks(), pki.root, docs_check.REPO, tmp_path_factory.mktemp("docs")
-    )
+
+@pytest.fixture(scope="session")
+def docs_blocks_on_demand(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[BlockRuns]:
+    """The docs blocks started when a docs test first asks for them (under pytest-xdist: ``docs_block_runs``)."""
+    runs = _start_docs_blocks(request, tmp_path_factory)
     yield runs
     runs.close()
 

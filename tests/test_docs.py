@@ -53,11 +53,13 @@ def test_every_page_has_one_title() -> None:
 
 
 @pytest.fixture
-def block_runs(docs_block_runs: BlockRuns | None) -> BlockRuns:
-    """Every runnable block of every page, started once with the session (``tests/conftest.py``);
-    ``block_runs[where]`` waits for that block only."""
-    assert docs_block_runs is not None, "the session starts the docs blocks when test_docs.py is selected"
-    return docs_block_runs
+def block_runs(docs_block_runs: BlockRuns | None, request: pytest.FixtureRequest) -> BlockRuns:
+    """Every runnable block of every page, started once with the session (``tests/conftest.py``), or with
+    the first docs test under pytest-xdist; ``block_runs[where]`` waits for that block only."""
+    if docs_block_runs is not None:
+        return docs_block_runs
+    on_demand: BlockRuns = request.getfixturevalue("docs_blocks_on_demand")
+    return on_demand
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -164,8 +165,15 @@ class Stacks:
                 digest = hashlib.sha256(JAVA_SOURCE.read_bytes()).hexdigest()[:16]
                 out = self.java_cache / f"MtlsServer-{digest}"
                 if not (out / "MtlsServer.class").exists():
+                    # compiled aside, then renamed: pytest-xdist's workers share the cache, and none may load
+                    # a class another is still writing
+                    aside = Path(tempfile.mkdtemp(prefix=f"{out.name}.", dir=self.java_cache))
                     javac = [str(shutil.which("javac")), *(f"-J{flag}" for flag in QUICK_JVM)]
-                    subprocess.run([*javac, "-d", str(out), str(JAVA_SOURCE)], check=True, capture_output=True)
+                    subprocess.run([*javac, "-d", str(aside), str(JAVA_SOURCE)], check=True, capture_output=True)
+                    try:
+                        aside.rename(out)
+                    except OSError:  # another worker's rename came first: its classes are the same
+                        shutil.rmtree(aside)
                 self._java_classes = out
             return self._java_classes
 
