@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +22,13 @@ import pytest
 
 from mtls_lab.certs.layout import Identity, LabPaths
 from mtls_lab.errors import ExitCode
+from mtls_lab.server import _uvicorn_stop
+from mtls_lab.server.loaded import load
+from mtls_lab.server.record import CallRecord
+from mtls_lab.server.run import bind, uvicorn_config
+from mtls_lab.server.settings import ServerConfig
+from mtls_lab.server.workers import WorkerServer
+from tests.support.ports import wait_for_port
 from tests.support.tls_clients import client_context, identity_files
 
 CONNECTIONS = 16  # accepted connections, 2 per client thread
@@ -172,3 +180,31 @@ def test_bad_worker_settings_are_one_line(args: list[str], says: str, pki: LabPa
     )
     assert done.returncode == ExitCode.USAGE
     assert done.stderr.startswith(f"mtls-lab: error: {says}") and done.stderr.count("\n") == 1
+
+
+def test_a_worker_stops_as_soon_as_the_parent_closes_its_stop_pipe(
+    pki: LabPaths, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No wait for uvicorn's tick (``WorkerServer`` wakes its loop): in process, on a real socket. The tick
+    is made 30 s long, so that a stop that waits for it cannot pass by landing just before one."""
+    monkeypatch.setattr(_uvicorn_stop, "TICK", 30.0)
+    loaded = load(ServerConfig(certs=pki.root, record=tmp_path / "calls.jsonl", quiet=True))
+    took = []
+    for _ in range(3):
+        record = CallRecord(loaded.config.record)
+        stop_read, stop_write = os.pipe()
+        sock = bind("127.0.0.1", 0)
+        server = WorkerServer(uvicorn_config(loaded, record), stop_read)
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        wait_for_port(sock.getsockname()[1])
+        while not server.started:
+            time.sleep(0.005)
+        started = time.monotonic()
+        os.close(stop_write)
+        thread.join(timeout=10)
+        took.append(time.monotonic() - started)
+        assert not thread.is_alive()
+        os.close(stop_read)
+        record.close()
+    assert max(took) < 2, f"stops took {took}: a stop that waits for the loop's tick takes up to 30 s here"
