@@ -25,6 +25,7 @@ from mtls_lab.certs.inspect import CertFacts
 
 HANDSHAKE, ALERT = 22, 21
 _TYPES = {
+    0: "HelloRequest",  # TLS 1.2: the server asks for a new handshake (a renegotiation), e.g. for one path only
     1: "ClientHello",
     2: "ServerHello",
     4: "NewSessionTicket",
@@ -68,12 +69,14 @@ class Message:
 
 @dataclass
 class MessageLog:
-    """The messages of one connection (the last one if a client reconnects): part of ``caller.tls.Handshake``."""
+    """The messages of one connection (the last one if a client reconnects; a renegotiation the server asked
+    for stays on its connection's log): part of ``caller.tls.Handshake``."""
 
     messages: list[Message] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _finished_sent: bool = False
     _tls13: bool = False
+    _hello_requested: bool = False  # the last handshake message was the server's HelloRequest
 
     def install(self, context: ssl.SSLContext) -> None:
         context._msg_callback = self._observe  # type: ignore[attr-defined]
@@ -96,10 +99,14 @@ class MessageLog:
         with self._lock:
             if content_type == HANDSHAKE and data:
                 kind = _TYPES.get(data[0], f"handshake type {data[0]}")
-                if kind == "ClientHello":
+                renegotiation = kind == "ClientHello" and self._hello_requested
+                if kind == "ClientHello" and not renegotiation:
                     self.messages.clear()  # a new connection: trace the last one
                     self._finished_sent = self._tls13 = False
+                self._hello_requested = not sent and kind == "HelloRequest"
                 message = Message(sent, kind, _details(kind, self._tls13, data[4:]))
+                if renegotiation:
+                    message.details["renegotiation"] = True  # the same connection, the server asked for it
                 if kind == "ServerHello":
                     self._tls13 = message.details.get("version") == "TLS 1.3"
                 message.after_our_finished = (

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import re
+import socket
+import subprocess
+import time
 from collections.abc import Callable
 
 import pytest
 
+from mtls_lab.caller._handshake_trace import MessageLog
 from mtls_lab.caller.ladder import render_ladder
-from mtls_lab.certs.layout import CA, LabPaths
+from mtls_lab.certs.layout import CA, Identity, LabPaths
 from mtls_lab.server.settings import Mode
 from tests.conftest import ServerFactory
 from tests.support.ajo_call import ajo_call
-from tests.support.ports import free_port
-from tests.support.tls_clients import needs_openssl
+from tests.support.openssl_servers import s_server_command
+from tests.support.ports import free_port, wait_for_port
+from tests.support.tls_clients import client_context, identity_files, needs_openssl
 
 ROOT_NAME = "CN=MTLS LAB stand-in for DigiCert Global Root G2,O=MTLS LAB (not a real CA),C=US"
 
@@ -135,3 +140,49 @@ def test_check_internals_notices_a_missing_message_hook() -> None:
 
     with pytest.raises(RuntimeError, match="_msg_callback"):
         _handshake_trace.check_internals(WithoutHook)
+
+
+@needs_openssl
+def test_a_renegotiation_the_server_asks_for_stays_on_the_connections_log(pki: LabPaths) -> None:
+    """TLS 1.2, as Apache asks for a certificate for one path: a HelloRequest, then a second handshake on the
+    same connection. The log keeps the first handshake, names the HelloRequest, marks the renegotiating
+    ClientHello and shows the certificate sent in answer; a new connection still starts a new log."""
+    port = free_port()
+    trust = pki.ca(CA.ADOBE_ROOT)
+    server = subprocess.Popen(
+        s_server_command(port, pki, trust, "-tls1_2", "-verify", "2"),  # interactive: "R" renegotiates
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port)
+        context = client_context(pki, "1.2", identity_files(pki, Identity.ADOBE))
+        log = MessageLog()
+        log.install(context)
+        assert server.stdin is not None
+        with context.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname="localhost") as tls:
+            tls.settimeout(10)
+            time.sleep(0.2)  # s_server reads its commands only once the handshake is done
+            server.stdin.write(b"R\n")
+            server.stdin.flush()
+            time.sleep(0.3)
+            server.stdin.write(b"after\n")
+            server.stdin.flush()
+            assert tls.recv(100) == b"after\n"
+        kinds = [(m.sent, m.kind) for m in log.messages]
+        assert kinds.count((True, "ClientHello")) == 2, kinds
+        hello_request = kinds.index((False, "HelloRequest"))
+        second_hello = log.messages[hello_request + 1]
+        assert (second_hello.sent, second_hello.kind) == (True, "ClientHello")
+        assert second_hello.details.get("renegotiation") is True
+        assert "renegotiation" not in log.messages[0].details
+        with context.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname="localhost"):
+            pass  # a new connection: its ClientHello starts a new log
+        assert [(m.sent, m.kind) for m in log.messages].count((True, "ClientHello")) == 1
+        assert log.messages[0].kind == "ClientHello" and "renegotiation" not in log.messages[0].details
+    finally:
+        server.kill()
+        server.wait()
+        if server.stdin is not None:
+            server.stdin.close()
