@@ -18,6 +18,13 @@ a record that does not decrypt makes OpenSSL queue a fatal alert (``illegal_para
 sending it, where ``openssl s_server`` sends it. Such errors get the same graceful close here, and
 the application protocol is told at once that its connection is gone.
 
+A client that ends its side while its request is still unanswered (close_notify, or a TCP half-close,
+right behind the request) gets its answer, as from ``openssl s_server`` and nginx: asyncio starts its
+own shutdown as soon as it reads the end of the client's input and drops the response the application
+writes after it. Here the end of input goes to the application protocol (``eof_received``); while it
+says a response is in flight (its ``response_pending``), the write side stays open until it closes the
+transport, then this protocol sends its close_notify and closes.
+
 Imitating another stack (``--alert-style java``): a JSSE server answers a missing certificate with
 ``bad_certificate`` where OpenSSL sends ``handshake_failure``. On TLS 1.2 that alert goes out before
 the server's ChangeCipherSpec, in plaintext, so ``missing_certificate_alert`` rewrites its one
@@ -35,6 +42,7 @@ they exist, and ``tests/test_asyncio_alerts.py`` proves the alert arrives over r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 from asyncio import sslproto
@@ -71,6 +79,9 @@ _REQUIRED = (
     "_check_handshake_timeout",
     "_fatal_error",
     "_do_read",
+    "_start_shutdown",
+    "_do_shutdown",
+    "_call_eof_received",
 )
 _PLAINTEXT_ALERT = b"\x15\x03\x03\x00\x02\x02"  # a TLS 1.2 record: alert, length 2, level fatal
 _HANDSHAKE_FAILURE = 40
@@ -127,6 +138,7 @@ class AlertDeliveringSSLProtocol(sslproto.SSLProtocol):
         self._lingering = False
         self._linger_handle: asyncio.TimerHandle | None = None
         self._received = 0
+        self._peer_eof = False  # the client half-closed TCP while a response was in flight
 
     @property
     def ssl_object(self) -> ssl.SSLObject:
@@ -183,6 +195,33 @@ class AlertDeliveringSSLProtocol(sslproto.SSLProtocol):
             self._loop.call_soon(inner._app_protocol.connection_lost, exc)
         self._linger_close()
 
+    def _response_pending(self) -> bool:
+        """Whether the application protocol is still answering a request (uvicorn's protocol says so)."""
+        inner: Any = self
+        return bool(getattr(inner._app_protocol, "response_pending", False))
+
+    def _start_shutdown(self) -> None:
+        # asyncio calls this right after the client's close_notify: a response in flight still goes out, and
+        # the shutdown starts when the application closes its transport (which marks it closed first)
+        inner: Any = self
+        app_closing = inner._app_transport is None or inner._app_transport._closed
+        if inner._state == sslproto.SSLProtocolState.WRAPPED and not app_closing and self._response_pending():
+            return
+        super()._start_shutdown()
+
+    def _do_shutdown(self) -> None:
+        if not self._peer_eof:
+            super()._do_shutdown()  # type: ignore[misc]  # private in typeshed, checked by check_internals
+            return
+        # after the client's FIN nothing more can arrive: send close_notify (once) and close
+        inner: Any = self
+        self._peer_eof = False
+        with contextlib.suppress(ssl.SSLError):  # no close_notify from the client (want-read), or bad input
+            inner._sslobj.unwrap()
+        inner._process_outgoing()
+        inner._call_eof_received()
+        inner._on_shutdown_complete(None)
+
     def _check_handshake_timeout(self) -> None:
         # asyncio aborts a slow handshake silently (an OSError is logged in debug mode only): say it once
         inner: Any = self
@@ -213,6 +252,14 @@ class AlertDeliveringSSLProtocol(sslproto.SSLProtocol):
     def eof_received(self) -> bool | None:  # type: ignore[override]
         if self._lingering:
             return None  # the client has read the alert and closed: the transport closes itself
+        inner: Any = self
+        if inner._state == sslproto.SSLProtocolState.WRAPPED and not inner._app_reading_paused:
+            inner._do_read()  # what came before the FIN (a request, a close_notify) is read first
+        if inner._state == sslproto.SSLProtocolState.WRAPPED and self._response_pending():
+            # a half-close behind a request: the application answers it, then closes (see _do_shutdown)
+            self._peer_eof = True
+            inner._call_eof_received()
+            return True
         # typeshed says None, but CPython returns True while the app has paused reading: keep it.
         keep_open: Any = super().eof_received()
         return bool(keep_open) if keep_open is not None else None

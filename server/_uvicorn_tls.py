@@ -39,7 +39,7 @@ _TLS_VERSIONS = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
 
 
 def check_internals() -> None:
-    if not all(hasattr(_BaseHTTP, name) for name in ("connection_made", "on_response_complete")):
+    if not all(hasattr(_BaseHTTP, name) for name in ("connection_made", "on_response_complete", "shutdown")):
         raise RuntimeError("uvicorn's HTTP protocol changed: update server/_uvicorn_tls.py")
 
 
@@ -115,6 +115,18 @@ class _TLSScopeProtocol(_BaseHTTP):
             await app(scope, receive, send)
 
         self.app = app_with_tls
+
+    @property
+    def response_pending(self) -> bool:
+        """Whether a whole request is being answered (read by the TLS protocol when the client ends its side;
+        a request whose body is still arriving can never be whole then: the client has left)."""
+        cycle = self.cycle
+        return cycle is not None and not cycle.more_body and not cycle.response_complete
+
+    def eof_received(self) -> None:
+        # the client ended its side (close_notify or FIN): close now, or once the request in flight is
+        # answered, as uvicorn's own graceful shutdown does (uvicorn itself ignores the end of input)
+        self.shutdown()
 
     def on_response_complete(self) -> None:
         self.transport.flush()  # type: ignore[attr-defined]  # the response leaves now, in one write

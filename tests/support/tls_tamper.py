@@ -274,3 +274,111 @@ def _run(conn: _Connection) -> str:
         except ssl.SSLZeroReturnError:
             return "close_notify"
     return "timeout"
+
+
+# --- how a connection ends: what the server sends after the handshake, decrypted -------------------------
+
+PAUSE, FIN = "pause", "fin"  # ending steps besides records: wait a moment; half-close TCP (shutdown(SHUT_WR))
+Step = tuple[int, bytes] | str
+
+
+@dataclass(frozen=True)
+class Ending:
+    """What the server sent after the handshake, decrypted: (content type, plaintext) per record, and
+    whether it closed the TCP connection."""
+
+    records: tuple[tuple[int, bytes], ...]
+    closed: bool
+
+    @property
+    def alerts(self) -> list[str]:
+        """The alerts the server sent, as ``level name`` (``warning close_notify``, ``fatal decode_error``)."""
+        from mtls_lab.alerts import Alert
+
+        found = []
+        for content_type, body in self.records:
+            if content_type == ALERT and len(body) == 2:
+                level = {1: "warning", 2: "fatal"}.get(body[0], f"level-{body[0]}")
+                try:
+                    name = Alert(body[1]).label
+                except ValueError:
+                    name = f"alert-{body[1]}"
+                found.append(f"{level} {name}")
+        return found
+
+    @property
+    def answered(self) -> bool:
+        return any(t == APPLICATION_DATA and body for t, body in self.records)
+
+
+class _ServerReader:
+    """Decrypts the server's records with its application keys (from the client's key log)."""
+
+    def __init__(self, conn: _Connection) -> None:
+        found = conn.secrets()
+        if conn.tls13:
+            self.tls13 = True
+            self.keys = _Protection.tls13_from(found["SERVER_TRAFFIC_SECRET_0"], conn.suite())
+        else:
+            self.tls13 = False
+            block = _prf(found["CLIENT_RANDOM"], b"key expansion", conn.server_hello[2:34] + conn.client_random(), 40)
+            self.keys = _Protection(AESGCM(block[16:32]), block[36:40], False, seq=1)  # its Finished was record 0
+
+    def open(self, raw: bytes) -> tuple[int, bytes]:
+        content_type, fragment = raw[0], raw[5:]
+        if self.tls13:
+            if content_type != APPLICATION_DATA:
+                return content_type, fragment  # a plaintext record (an alert before the keys changed)
+            return self.keys.open13(fragment)
+        explicit = fragment[:8]
+        aad = self.keys.seq.to_bytes(8, "big") + bytes([content_type]) + b"\x03\x03"
+        aad += (len(fragment) - 24).to_bytes(2, "big")
+        self.keys.seq += 1
+        return content_type, self.keys.aead.decrypt(self.keys.iv + explicit, fragment[8:], aad)
+
+
+def ended_call(port: int, context: ssl.SSLContext, steps: tuple[Step, ...], timeout: float = 3.0) -> Ending:
+    """Handshake, then ``steps`` (records sent encrypted, ``PAUSE``, ``FIN``), then everything the server sends
+    until it closes (or ``timeout``), decrypted. TLS 1.3 tickets are left out of ``records``."""
+    context.set_ciphers(TLS12_CIPHERS)
+    with tempfile.TemporaryDirectory() as folder, socket.create_connection(("127.0.0.1", port), timeout) as sock:
+        context.keylog_filename = str(Path(folder) / "keys.log")
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        tls = context.wrap_bio(incoming, outgoing, server_hostname="localhost")
+        conn = _Connection(tls, incoming, outgoing, sock, Path(context.keylog_filename), Tamper())
+        while True:
+            try:
+                conn.tls.do_handshake()
+                done = True
+            except ssl.SSLWantReadError:
+                done = False
+            conn.send_flight()
+            if done:
+                break
+            if not conn.receive():
+                raise AssertionError("the server closed during the handshake")
+        keys = conn.application_keys()
+        for step in steps:
+            if step == PAUSE:
+                time.sleep(0.3)
+            elif step == FIN:
+                sock.shutdown(socket.SHUT_WR)
+            else:
+                content_type, payload = step  # type: ignore[misc]
+                sock.sendall(keys.seal(content_type, payload))
+        data, closed = _read_all(sock, timeout)
+        reader = _ServerReader(conn)
+    opened = [reader.open(raw) for raw in raw_records(data)]
+    kept = tuple((t, body) for t, body in opened if not (t == HANDSHAKE and body[:1] == b"\x04"))  # tickets
+    return Ending(kept, closed)
+
+
+def _read_all(sock: socket.socket, timeout: float) -> tuple[bytes, bool]:
+    data, deadline = b"", time.monotonic() + timeout
+    with contextlib.suppress(TimeoutError, ConnectionResetError):
+        while time.monotonic() < deadline:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return data, True
+            data += chunk
+    return data, False

@@ -1,0 +1,122 @@
+"""How connections end: the lab server answers the ways real clients close a TLS connection as
+``openssl s_server`` does (same PKI, same mode), on TLS 1.2 and 1.3.
+
+A client that has had its answer sends close_notify and closes, or just closes; a client may send its
+request and close_notify (and its FIN) at once, or half-close TCP behind its request and wait for the
+answer. Each ending runs against the lab and against s_server; what each server sends after the handshake
+is decrypted from the wire (``tests/support/tls_tamper.py``, ``ended_call``) and compared: its alerts, and
+whether the request was answered. A clean ending never gets a fatal alert from the lab.
+
+The exchange before an ending on a kept connection is an HTTP/1.1 request for the lab and a line echoed by
+``s_server -rev`` (``-www`` closes after every answer); an ending that carries the request uses ``-www``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+
+from mtls_lab.certs.layout import Identity, LabPaths
+from mtls_lab.server.run import RunningServer
+from mtls_lab.server.settings import Mode
+from tests.conftest import ServerFactory
+from tests.support.tls_clients import client_context, identity_files, needs_openssl
+from tests.support.tls_tamper import ALERT, APPLICATION_DATA, FIN, PAUSE, Step, ended_call
+
+CLOSE_NOTIFY = (ALERT, b"\x01\x00")
+KEPT = (APPLICATION_DATA, b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+LINE = (APPLICATION_DATA, b"hello\n")  # s_server -rev answers it reversed, and keeps the connection
+REQUEST = (APPLICATION_DATA, b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+CLOSED_BY_SERVER = ["warning close_notify"]
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    lab: tuple[Step, ...]  # what the client sends to the lab after the handshake
+    reference: tuple[Step, ...]  # and to s_server
+    serve: str  # s_server's mode
+    alerts: list[str]  # what both servers send (the reference's, unless `lab_alerts` says otherwise)
+    answered: bool
+    lab_alerts: list[str] | None = None
+
+
+CASES = [
+    Case(
+        "close-notify-then-close",
+        (KEPT, PAUSE, CLOSE_NOTIFY, FIN),
+        (LINE, PAUSE, CLOSE_NOTIFY, FIN),
+        "-rev",
+        CLOSED_BY_SERVER,
+        answered=True,
+    ),
+    # OpenSSL 3 calls a FIN without close_notify an unexpected EOF and s_server answers decode_error; the lab,
+    # like nginx (SSL_OP_IGNORE_UNEXPECTED_EOF), closes without an alert: a client that closed reads none
+    Case(
+        "close-without-close-notify",
+        (KEPT, PAUSE, FIN),
+        (LINE, PAUSE, FIN),
+        "-rev",
+        ["fatal decode_error"],
+        answered=True,
+        lab_alerts=[],
+    ),
+    Case(
+        "close-notify-behind-an-unanswered-request",
+        (REQUEST, CLOSE_NOTIFY, FIN),
+        (REQUEST, CLOSE_NOTIFY, FIN),
+        "-www",
+        CLOSED_BY_SERVER,
+        answered=True,
+    ),
+    Case(
+        "close-notify-behind-a-request-kept-open",
+        (REQUEST, CLOSE_NOTIFY),
+        (REQUEST, CLOSE_NOTIFY),
+        "-www",
+        CLOSED_BY_SERVER,
+        answered=True,
+    ),
+    Case("half-close-behind-a-request", (REQUEST, FIN), (REQUEST, FIN), "-www", CLOSED_BY_SERVER, answered=True),
+    Case(
+        "close-notify-after-the-answer",
+        (REQUEST, PAUSE, CLOSE_NOTIFY, FIN),
+        (REQUEST, PAUSE, CLOSE_NOTIFY, FIN),
+        "-www",
+        CLOSED_BY_SERVER,
+        answered=True,
+    ),
+]
+MODES = {Mode.MTLS: ("-Verify", "1", "-verify_return_error"), Mode.MIXED: ("-verify", "1", "-verify_return_error")}
+RUNS = [(case, tls, mode) for case in CASES for tls in ("1.2", "1.3") for mode in MODES]
+
+
+@needs_openssl
+@pytest.mark.parametrize(("case", "tls", "mode"), RUNS, ids=[f"{c.name}/tls{t}/{m.value}" for c, t, m in RUNS])
+def test_the_lab_ends_connections_as_openssl_does(
+    case: Case, tls: str, mode: Mode, pki: LabPaths, lab_server: ServerFactory, s_server: Callable[..., int]
+) -> None:
+    lab: RunningServer = lab_server(mode=mode)
+    identity = identity_files(pki, Identity.ADOBE)
+    reference = ended_call(s_server(*MODES[mode], serve=case.serve), client_context(pki, tls, identity), case.reference)
+    ours = ended_call(lab.port, client_context(pki, tls, identity), case.lab)
+    assert (reference.alerts, reference.answered, reference.closed) == (case.alerts, case.answered, True)
+    expected = case.alerts if case.lab_alerts is None else case.lab_alerts
+    assert (ours.alerts, ours.answered, ours.closed) == (expected, case.answered, True)
+    assert not [alert for alert in ours.alerts if alert.startswith("fatal")]  # a clean ending: no fatal alert
+
+
+@needs_openssl
+@pytest.mark.parametrize("tls", ["1.2", "1.3"])
+def test_a_request_behind_close_notify_gets_the_answer(tls: str, pki: LabPaths, lab_server: ServerFactory) -> None:
+    """The sibling that must stay refused: a request sent after the client's close_notify is not answered."""
+    lab: RunningServer = lab_server(mode=Mode.MTLS)
+    context = client_context(pki, tls, identity_files(pki, Identity.ADOBE))
+    after = ended_call(lab.port, context, (CLOSE_NOTIFY, REQUEST, FIN))
+    assert (after.alerts, after.answered, after.closed) == (CLOSED_BY_SERVER, False, True)
+    context = client_context(pki, tls, identity_files(pki, Identity.ADOBE))
+    before = ended_call(lab.port, context, (REQUEST, CLOSE_NOTIFY, FIN))
+    assert (before.alerts, before.answered, before.closed) == (CLOSED_BY_SERVER, True, True)
+    assert before.records[0][1].startswith(b"HTTP/1.1 200 ")
