@@ -559,6 +559,30 @@ def test_a_state_of_the_first_format_is_read_and_upgraded(api: RunningAdobeApi, 
     assert json.loads(state.read_text())["format"] == "mtls-lab trust-sync state 2"
 
 
+def _files(*paths: Path) -> list[tuple[bytes, int, int]]:
+    return [(p.read_bytes(), p.stat().st_mtime_ns, p.stat().st_ino) for p in paths]
+
+
+@pytest.mark.parametrize("phase", list(EXPECTED_CAS))
+@pytest.mark.parametrize("stage", [(), ("next-hierarchy",)], ids=["unstaged", "staged"])
+def test_a_second_run_in_every_phase_writes_nothing(
+    phase: str, stage: tuple[str, ...], api: RunningAdobeApi, pki: LabPaths, tmp_path: Path
+) -> None:
+    """A scheduled job's second run with the same input: "no change", and neither file touched (bytes, mtime,
+    inode); ``staged`` holds what --stage asked for, never a CA trust-sync added because a certificate needs it."""
+    bundle, state = tmp_path / "b.pem", tmp_path / "b.state.json"
+    first = run(api, pki, bundle, phase, stage=stage)
+    assert first.wrote == (bundle, state)
+    before = _files(bundle, state)
+    again = run(api, pki, bundle, phase, stage=stage)
+    assert (again.wrote, again.changed) == ((), False)
+    assert {e.change for e in again.bundle} == {Change.KEPT}
+    assert "result: no change:" in render(again) and "(nothing written)" in render(again)
+    assert _files(bundle, state) == before
+    recorded = {s["sha256"] for s in json.loads(state.read_text())["staged"]}
+    assert recorded == ({sha(pki.ca(ca)) for ca in NEW_CHAIN} if stage else set())
+
+
 # --- staging the next hierarchy ahead of the switch ---------------------------------------------
 
 

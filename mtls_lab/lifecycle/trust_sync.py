@@ -13,8 +13,8 @@ and intermediates (never leaves) up to date, plus a state file next to it (``fil
   so "no longer listed" never means "no longer needed";
 - a **staged** CA (``--stage``: the next hierarchy's root and intermediate, added ahead of the switch
   as Adobe asks) is kept whether or not a certificate needs it yet; the state remembers it, and a CA
-  of Adobe's announced next hierarchy already in the bundle (added by hand, as Adobe's page shows)
-  counts as staged;
+  of Adobe's announced next hierarchy already in the bundle that no valid certificate needs (added by
+  hand, as Adobe's page shows) counts as staged;
 - a CA that nothing valid needs and nobody staged is **retained** and reported; only ``--prune``
   **removes** it. Nothing is ever removed silently;
 - trust-sync writes over no file it did not write: an existing bundle must be a trust bundle, an
@@ -198,7 +198,9 @@ def sync(options: SyncOptions) -> SyncReport:
     sources |= {fingerprint(c): "bundle" for c in existing}
     served = tuple(_resolve(entry, [*existing, *pool]) for entry in selected)
     known, forgotten = _merge_known(state.known if state else {}, served, now)
-    staged = _merge_staged(state.staged if state else {}, [*(s.cert for s in staging), *_announced(existing)], now)
+    staged = _merge_staged(
+        state.staged if state else {}, [*(s.cert for s in staging), *_announced(existing, known)], now
+    )
     restorable = [c for c in pool if fingerprint(c) in staged]
     candidates = unique([*existing, *(ca for s in served for ca in s.chain), *(s.cert for s in staging), *restorable])
     bundle = _decide(candidates, {fingerprint(c) for c in existing}, known, staged, sources, options.prune)
@@ -251,9 +253,13 @@ def _merge_staged(state: dict[str, Staged], new: list[x509.Certificate], now: dt
     return {fp: s for fp, s in staged.items() if s.not_after > now}
 
 
-def _announced(bundle: list[x509.Certificate]) -> list[x509.Certificate]:
-    """CAs of Adobe's announced next hierarchy already in the bundle: added by hand, as Adobe's page shows."""
-    return [c for c in bundle if is_ca(c) and real_name(c) in NEXT_CAS]
+def _announced(bundle: list[x509.Certificate], known: dict[str, Known]) -> list[x509.Certificate]:
+    """CAs of Adobe's announced next hierarchy already in the bundle that no valid certificate needs: added by
+    hand ahead of the switch, as Adobe's page shows. One a listed certificate needs is needed, not staged (trust-sync
+    added it itself, from --ca-dir or the API's answer): counting it as staged would change the state on the run
+    after the one that added it."""
+    needed = {ca for k in known.values() for ca in k.chain}
+    return [c for c in bundle if is_ca(c) and real_name(c) in NEXT_CAS and fingerprint(c) not in needed]
 
 
 def _decide(
