@@ -257,15 +257,26 @@ class _Answers:
 _YES, _NO = {"1", "true", "yes"}, {"", "0", "false", "no"}
 
 
+_KINDS = ("connection", "request")
+
+
 def _calls_query(request: Request) -> tuple[int, Query]:
-    """``/_lab/calls?limit=N&kind=connection|request&rejected=1&fingerprint=SHA256`` (docs/reference/record.md)."""
+    """``/_lab/calls?limit=N&kind=connection|request&rejected=1&fingerprint=SHA256``, or ``last=request``
+    (``kind=request&limit=1``: the newest request, which ``limit=1`` alone is not when a connection closed
+    after it) (docs/reference/record.md)."""
     params = request.query_params
+    last = params.get("last") or None
+    if last is not None:
+        if last not in _KINDS:
+            raise ValueError("last must be request or connection")
+        if "kind" in params or "limit" in params:
+            raise ValueError(f"last={last} is kind={last}&limit=1: give last, or kind and limit, not both")
     try:
-        limit = max(0, min(int(params.get("limit", "100")), 10_000))
+        limit = 1 if last else max(0, min(int(params.get("limit", "100")), 10_000))
     except ValueError:
         raise ValueError("limit must be an integer") from None
-    kind = params.get("kind") or None
-    if kind not in (None, "connection", "request"):
+    kind = last or params.get("kind") or None
+    if kind not in (None, *_KINDS):
         raise ValueError("kind must be connection or request")
     rejected = params.get("rejected", "").lower()
     if rejected not in _YES | _NO:

@@ -53,6 +53,9 @@ def in_process(pki: LabPaths) -> InProcess:
         ("rejected=maybe", "rejected must be 1 or 0"),
         ("fingerprint=xyz", "fingerprint:"),
         ("limit=x", "limit must be an integer"),
+        ("last=entry", "last must be request or connection"),
+        ("last=request&kind=connection", "last=request is kind=request&limit=1: give last"),
+        ("last=request&limit=5", "last=request is kind=request&limit=1: give last"),
     ],
 )
 def test_bad_filters_get_400(query: str, error: str, in_process: InProcess) -> None:

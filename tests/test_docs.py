@@ -46,6 +46,25 @@ def test_the_readme_is_short() -> None:
     assert lines <= README_LIMIT, f"README.md has {lines} lines: move detail into a docs/ page (at most {README_LIMIT})"
 
 
+def test_every_reader_of_the_record_route_is_run_and_asks_for_the_last_request_by_name() -> None:
+    """Every command block that reads ``/_lab/calls`` is run by this check, and nothing the product ships reads
+    the last call as ``limit=1`` (a connection's entry is written when it closes, after its requests: the
+    newest entry is the connection; ``last=request`` is the last call, docs/reference/record.md)."""
+    readers = [block for block in BLOCKS if any("/_lab/calls" in line for line in block.lines)]
+    assert any("last=request" in line for block in readers for line in block.lines), "show last=request"
+    assert [block.where for block in readers if not block.runnable] == []
+    shipped = [*PAGES, *sorted(p.relative_to(REPO) for p in (REPO / "examples").iterdir() if p.is_file())]
+    code = [
+        p.relative_to(REPO)
+        for folder in ("mtls_lab", "server", "caller", "certs")
+        for p in (REPO / folder).rglob("*.py")
+    ]
+    shipped += [Path("docker-compose.yml"), *sorted(code)]
+    newest_entry = re.compile(r"_lab/calls\?(?:[^\s'\"]*&)?limit=1(?![0-9])")
+    found = [str(p) for p in shipped if (REPO / p).is_file() and newest_entry.search((REPO / p).read_text())]
+    assert found == [], f"{found}: read the last call with /_lab/calls?last=request"
+
+
 def test_every_page_has_one_title() -> None:
     for page, text in TEXTS.items():
         titles = [line for _, line in docs_check.prose(text) if line.startswith("# ")]

@@ -125,6 +125,25 @@ def test_an_accepted_connection_links_its_requests(pki: LabPaths, fresh_server: 
     assert entry["versions_offered"] == ["TLSv1.3"] and entry["tls_version"] == "TLSv1.3"
 
 
+def test_last_request_is_the_newest_request_when_its_connection_closed_after_it(
+    pki: LabPaths, fresh_server: ServerFactory
+) -> None:
+    """``limit=1`` is the newest entry: the connection's, written when it closed, after its request, with no
+    headers and no body. ``last=request`` is the newest request."""
+    server = fresh_server(mode=Mode.MTLS)
+    context = client_context(pki, None, identity_files(pki, Identity.ADOBE))
+    with httpx.Client(verify=context, timeout=5) as client:
+        assert client.post(f"{server.url}/hook", json={"firstName": "Ada"}).status_code == 200
+    wait_for_entry(server.record, lambda e: e["requests"] == 1, CONNECTIONS)
+    (newest,) = _calls(server, "limit=1")
+    assert newest["kind"] == "connection" and "headers" not in newest  # what a reader of the newest entry got
+    (last,) = _calls(server, "last=request")
+    assert (last["kind"], last["path"], json.loads(last["body"])) == ("request", "/hook", {"firstName": "Ada"})
+    assert last["connection_id"] == newest["connection_id"] and last["headers"]
+    assert _calls(server, "last=connection") == [newest]  # the sibling: the newest connection
+    assert _calls(server, "last=request&rejected=1") == []  # filters still apply: that request was accepted
+
+
 def test_the_lab_routes_alone_leave_no_connection_entry(pki: LabPaths, fresh_server: ServerFactory) -> None:
     server = fresh_server(mode=Mode.MIXED)
     for _ in range(3):
