@@ -115,7 +115,8 @@ def test_a_request_behind_close_notify_gets_the_answer(tls: str, pki: LabPaths, 
     lab: RunningServer = lab_server(mode=Mode.MTLS)
     context = client_context(pki, tls, identity_files(pki, Identity.ADOBE))
     after = ended_call(lab.port, context, (CLOSE_NOTIFY, REQUEST, FIN))
-    assert (after.alerts, after.answered, after.closed) == (CLOSED_BY_SERVER, False, True)
+    assert (after.answered, after.closed) == (False, True)  # its close_notify may be lost to a reset: the
+    assert after.alerts in ([], CLOSED_BY_SERVER)  # request arrived after the server had closed
     context = client_context(pki, tls, identity_files(pki, Identity.ADOBE))
     before = ended_call(lab.port, context, (REQUEST, CLOSE_NOTIFY, FIN))
     assert (before.alerts, before.answered, before.closed) == (CLOSED_BY_SERVER, True, True)

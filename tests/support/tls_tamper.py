@@ -361,11 +361,13 @@ def ended_call(port: int, context: ssl.SSLContext, steps: tuple[Step, ...], time
         for step in steps:
             if step == PAUSE:
                 time.sleep(0.3)
-            elif step == FIN:
-                sock.shutdown(socket.SHUT_WR)
-            else:
-                content_type, payload = step  # type: ignore[misc]
-                sock.sendall(keys.seal(content_type, payload))
+                continue
+            with contextlib.suppress(OSError):  # the server may have closed already (after a close_notify)
+                if step == FIN:
+                    sock.shutdown(socket.SHUT_WR)
+                else:
+                    content_type, payload = step  # type: ignore[misc]
+                    sock.sendall(keys.seal(content_type, payload))
         data, closed = _read_all(sock, timeout)
         reader = _ServerReader(conn)
     opened = [reader.open(raw) for raw in raw_records(data)]
@@ -374,11 +376,17 @@ def ended_call(port: int, context: ssl.SSLContext, steps: tuple[Step, ...], time
 
 
 def _read_all(sock: socket.socket, timeout: float) -> tuple[bytes, bool]:
+    """What arrives until the server closes (True) or the timeout (False); a reset is a close too (a server
+    that closes with client data unread resets: what it sent before may then be lost)."""
     data, deadline = b"", time.monotonic() + timeout
-    with contextlib.suppress(TimeoutError, ConnectionResetError):
+    try:
         while time.monotonic() < deadline:
             chunk = sock.recv(65536)
             if not chunk:
                 return data, True
             data += chunk
+    except ConnectionResetError:
+        return data, True
+    except TimeoutError:
+        pass
     return data, False
