@@ -25,6 +25,12 @@ writes after it. Here the end of input goes to the application protocol (``eof_r
 says a response is in flight (its ``response_pending``), the write side stays open until it closes the
 transport, then this protocol sends its close_notify and closes.
 
+When the server ends the connection first (after an answer that closes it, at the keep-alive timeout), it
+does so as OpenSSL's servers do: one close_notify, without reading the client's input through TLS any
+further (asyncio waits for the client's close_notify and reads whatever comes, so a client that ends with a
+malformed alert, as tlsfuzzer's scripts do, got a fatal ``illegal_parameter`` after its answer where
+``openssl s_server`` sends nothing), then the lingering close.
+
 Imitating another stack (``--alert-style java``): a JSSE server answers a missing certificate with
 ``bad_certificate`` where OpenSSL sends ``handshake_failure``. On TLS 1.2 that alert goes out before
 the server's ChangeCipherSpec, in plaintext, so ``missing_certificate_alert`` rewrites its one
@@ -82,6 +88,7 @@ _REQUIRED = (
     "_start_shutdown",
     "_do_shutdown",
     "_call_eof_received",
+    "_do_flush",
 )
 _PLAINTEXT_ALERT = b"\x15\x03\x03\x00\x02\x02"  # a TLS 1.2 record: alert, length 2, level fatal
 _HANDSHAKE_FAILURE = 40
@@ -139,6 +146,7 @@ class AlertDeliveringSSLProtocol(sslproto.SSLProtocol):
         self._linger_handle: asyncio.TimerHandle | None = None
         self._received = 0
         self._peer_eof = False  # the client half-closed TCP while a response was in flight
+        self._closing_first = False  # the server ends the connection before the client ended its side
 
     @property
     def ssl_object(self) -> ssl.SSLObject:
@@ -205,9 +213,36 @@ class AlertDeliveringSSLProtocol(sslproto.SSLProtocol):
         # the shutdown starts when the application closes its transport (which marks it closed first)
         inner: Any = self
         app_closing = inner._app_transport is None or inner._app_transport._closed
-        if inner._state == sslproto.SSLProtocolState.WRAPPED and not app_closing and self._response_pending():
+        wrapped = inner._state == sslproto.SSLProtocolState.WRAPPED
+        if wrapped and not app_closing and self._response_pending():
             return
+        if wrapped and app_closing and inner._app_state == sslproto.AppProtocolState.STATE_CON_MADE:
+            self._closing_first = not inner._eof_received  # the server ends it: after its answer, at a timeout
         super()._start_shutdown()
+
+    def _do_flush(self) -> None:
+        if not self._closing_first:
+            super()._do_flush()  # type: ignore[misc]  # private in typeshed, checked by check_internals
+            return
+        # The server ends the connection, as OpenSSL's servers do (s_server, nginx): one close_notify, and what
+        # the client sends from now on is never read through TLS (a late request, a malformed close: tlsfuzzer
+        # ends with an alert of level 0, which OpenSSL would answer with a fatal illegal_parameter after the
+        # answer). Then the lingering close: half-close, drain and discard, close.
+        inner: Any = self
+        inner._set_state(sslproto.SSLProtocolState.SHUTDOWN)
+        self._send_close_notify()
+        if inner._shutdown_timeout_handle is not None:
+            inner._shutdown_timeout_handle.cancel()
+            inner._shutdown_timeout_handle = None
+        self._linger_close()
+
+    def _send_close_notify(self) -> None:
+        """Write close_notify and send it; input not yet read (a client's late records) is discarded unread."""
+        inner: Any = self
+        inner._incoming.read()
+        with contextlib.suppress(ssl.SSLError):  # want-read: the client's close_notify is not awaited
+            inner._sslobj.unwrap()
+        inner._process_outgoing()
 
     def _do_shutdown(self) -> None:
         if not self._peer_eof:
@@ -216,9 +251,7 @@ class AlertDeliveringSSLProtocol(sslproto.SSLProtocol):
         # after the client's FIN nothing more can arrive: send close_notify (once) and close
         inner: Any = self
         self._peer_eof = False
-        with contextlib.suppress(ssl.SSLError):  # no close_notify from the client (want-read), or bad input
-            inner._sslobj.unwrap()
-        inner._process_outgoing()
+        self._send_close_notify()
         inner._call_eof_received()
         inner._on_shutdown_complete(None)
 

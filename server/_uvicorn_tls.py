@@ -128,6 +128,17 @@ class _TLSScopeProtocol(_BaseHTTP):
         # answered, as uvicorn's own graceful shutdown does (uvicorn itself ignores the end of input)
         self.shutdown()
 
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        if self.cycle is not None and not self.cycle.keep_alive:
+            # the answer ends the connection: nothing the client sends after this request is read (as s_server
+            # reads nothing after the request it answers); the TLS shutdown discards it unread
+            self.flow.pause_reading()
+
+    def _refuse(self, status: int, why: str) -> None:
+        super()._refuse(status, why)
+        self.flow.pause_reading()  # refused: as after an answer that ends the connection, nothing more is read
+
     def on_response_complete(self) -> None:
         self.transport.flush()  # type: ignore[attr-defined]  # the response leaves now, in one write
         super().on_response_complete()

@@ -23,12 +23,18 @@ from mtls_lab.server.run import RunningServer
 from mtls_lab.server.settings import Mode
 from tests.conftest import ServerFactory
 from tests.support.tls_clients import client_context, identity_files, needs_openssl
-from tests.support.tls_tamper import ALERT, APPLICATION_DATA, FIN, PAUSE, Step, ended_call
+from tests.support.tls_tamper import ALERT, ANSWER, APPLICATION_DATA, FIN, PAUSE, Step, ended_call
 
 CLOSE_NOTIFY = (ALERT, b"\x01\x00")
 KEPT = (APPLICATION_DATA, b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
 LINE = (APPLICATION_DATA, b"hello\n")  # s_server -rev answers it reversed, and keeps the connection
 REQUEST = (APPLICATION_DATA, b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+# tlsfuzzer's client-certificate scripts (github.com/tlsfuzzer/tlsfuzzer, e.g. test-certificate-verify.py):
+# "GET / HTTP/1.0\n\n", then, once the answer starts, AlertGenerator(AlertDescription.close_notify), which
+# passes close_notify (0) as the level: an alert of level 0. OpenSSL answers that with a fatal illegal_parameter
+# on TLS 1.2 (TLS 1.3 ignores the level); s_server has answered and closed, and never reads it.
+TLSFUZZER_GET = (APPLICATION_DATA, b"GET / HTTP/1.0\n\n")
+LEVEL_0_CLOSE = (ALERT, b"\x00\x00")
 CLOSED_BY_SERVER = ["warning close_notify"]
 
 
@@ -81,6 +87,22 @@ CASES = [
     ),
     Case("half-close-behind-a-request", (REQUEST, FIN), (REQUEST, FIN), "-www", CLOSED_BY_SERVER, answered=True),
     Case(
+        "tlsfuzzer-level-0-close-as-the-answer-starts",
+        (TLSFUZZER_GET, ANSWER, LEVEL_0_CLOSE),
+        (TLSFUZZER_GET, ANSWER, LEVEL_0_CLOSE),
+        "-www",
+        CLOSED_BY_SERVER,
+        answered=True,
+    ),
+    Case(
+        "tlsfuzzer-level-0-close-after-the-answer",
+        (TLSFUZZER_GET, PAUSE, LEVEL_0_CLOSE, FIN),
+        (TLSFUZZER_GET, PAUSE, LEVEL_0_CLOSE, FIN),
+        "-www",
+        CLOSED_BY_SERVER,
+        answered=True,
+    ),
+    Case(
         "close-notify-after-the-answer",
         (REQUEST, PAUSE, CLOSE_NOTIFY, FIN),
         (REQUEST, PAUSE, CLOSE_NOTIFY, FIN),
@@ -121,3 +143,18 @@ def test_a_request_behind_close_notify_gets_the_answer(tls: str, pki: LabPaths, 
     before = ended_call(lab.port, context, (REQUEST, CLOSE_NOTIFY, FIN))
     assert (before.alerts, before.answered, before.closed) == (CLOSED_BY_SERVER, True, True)
     assert before.records[0][1].startswith(b"HTTP/1.1 200 ")
+
+
+@needs_openssl
+def test_a_level_0_alert_on_a_kept_connection_still_gets_openssls_illegal_parameter(
+    pki: LabPaths, lab_server: ServerFactory, s_server: Callable[..., int]
+) -> None:
+    """The sibling: where the server still reads (a kept-alive connection, idle), the malformed alert gets
+    OpenSSL's fatal illegal_parameter from the lab as from ``s_server -rev`` (TLS 1.2; tests/test_alert_truth.py)."""
+    lab: RunningServer = lab_server(mode=Mode.MTLS)
+    identity = identity_files(pki, Identity.ADOBE)
+    reference = s_server(*MODES[Mode.MTLS], serve="-rev")
+    theirs = ended_call(reference, client_context(pki, "1.2", identity), (LINE, PAUSE, LEVEL_0_CLOSE))
+    ours = ended_call(lab.port, client_context(pki, "1.2", identity), (KEPT, PAUSE, LEVEL_0_CLOSE))
+    assert theirs.alerts == ours.alerts == ["fatal illegal_parameter"]
+    assert theirs.answered and ours.answered

@@ -278,7 +278,9 @@ def _run(conn: _Connection) -> str:
 
 # --- how a connection ends: what the server sends after the handshake, decrypted -------------------------
 
-PAUSE, FIN = "pause", "fin"  # ending steps besides records: wait a moment; half-close TCP (shutdown(SHUT_WR))
+# ending steps besides records: wait a moment; wait for the server's first record (as tlsfuzzer's
+# ExpectApplicationData: the next step goes as soon as the answer starts); half-close TCP (shutdown(SHUT_WR))
+PAUSE, ANSWER, FIN = "pause", "answer", "fin"
 Step = tuple[int, bytes] | str
 
 
@@ -358,9 +360,13 @@ def ended_call(port: int, context: ssl.SSLContext, steps: tuple[Step, ...], time
             if not conn.receive():
                 raise AssertionError("the server closed during the handshake")
         keys = conn.application_keys()
+        early = b""
         for step in steps:
             if step == PAUSE:
                 time.sleep(0.3)
+                continue
+            if step == ANSWER:
+                early += _first_record(sock, timeout)
                 continue
             with contextlib.suppress(OSError):  # the server may have closed already (after a close_notify)
                 if step == FIN:
@@ -369,10 +375,23 @@ def ended_call(port: int, context: ssl.SSLContext, steps: tuple[Step, ...], time
                     content_type, payload = step  # type: ignore[misc]
                     sock.sendall(keys.seal(content_type, payload))
         data, closed = _read_all(sock, timeout)
+        data = early + data
         reader = _ServerReader(conn)
     opened = [reader.open(raw) for raw in raw_records(data)]
     kept = tuple((t, body) for t, body in opened if not (t == HANDSHAKE and body[:1] == b"\x04"))  # tickets
     return Ending(kept, closed)
+
+
+def _first_record(sock: socket.socket, timeout: float) -> bytes:
+    """Bytes from the server up to the end of its first whole record (what came with it is kept too)."""
+    data = b""
+    sock.settimeout(timeout)
+    while len(data) < 5 or len(data) < 5 + int.from_bytes(data[3:5], "big"):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
 
 
 def _read_all(sock: socket.socket, timeout: float) -> tuple[bytes, bool]:
