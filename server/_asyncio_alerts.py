@@ -227,22 +227,28 @@ class AlertDeliveringSSLProtocol(sslproto.SSLProtocol):
         # The server ends the connection, as OpenSSL's servers do (s_server, nginx): one close_notify, and what
         # the client sends from now on is never read through TLS (a late request, a malformed close: tlsfuzzer
         # ends with an alert of level 0, which OpenSSL would answer with a fatal illegal_parameter after the
-        # answer). Then the lingering close: half-close, drain and discard, close.
+        # answer). Then, if the client was still sending (or was no longer read), the lingering close: half-close,
+        # drain and discard, close; otherwise (an idle kept-alive connection) the close at once, as nginx's.
         inner: Any = self
         inner._set_state(sslproto.SSLProtocolState.SHUTDOWN)
-        self._send_close_notify()
+        unread = self._send_close_notify()
         if inner._shutdown_timeout_handle is not None:
             inner._shutdown_timeout_handle.cancel()
             inner._shutdown_timeout_handle = None
-        self._linger_close()
+        if unread or inner._app_reading_paused:
+            self._linger_close()
+        elif inner._transport is not None:
+            inner._transport.close()  # after what is buffered (the close_notify) is written
 
-    def _send_close_notify(self) -> None:
-        """Write close_notify and send it; input not yet read (a client's late records) is discarded unread."""
+    def _send_close_notify(self) -> int:
+        """Write close_notify and send it; input not yet read (a client's late records) is discarded unread.
+        The number of bytes discarded."""
         inner: Any = self
-        inner._incoming.read()
+        unread = len(inner._incoming.read())
         with contextlib.suppress(ssl.SSLError):  # want-read: the client's close_notify is not awaited
             inner._sslobj.unwrap()
         inner._process_outgoing()
+        return unread
 
     def _do_shutdown(self) -> None:
         if not self._peer_eof:

@@ -13,9 +13,11 @@ The exchange before an ending on a kept connection is an HTTP/1.1 request for th
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import httpx
 import pytest
 
 from mtls_lab.certs.layout import Identity, LabPaths
@@ -158,3 +160,24 @@ def test_a_level_0_alert_on_a_kept_connection_still_gets_openssls_illegal_parame
     ours = ended_call(lab.port, client_context(pki, "1.2", identity), (KEPT, PAUSE, LEVEL_0_CLOSE))
     assert theirs.alerts == ours.alerts == ["fatal illegal_parameter"]
     assert theirs.answered and ours.answered
+
+
+@needs_openssl
+def test_a_server_that_closes_an_idle_connection_sends_close_notify_and_closes_at_once(
+    pki: LabPaths, fresh_server: ServerFactory
+) -> None:
+    """At the keep-alive timeout, and when the server stops, an idle connection gets close_notify and the FIN
+    at once, as from nginx: nothing is unread, so there is nothing to linger for (asyncio waits up to 30 s
+    for the client's close_notify). A stop with an idle client waiting is as prompt as one without."""
+    lab: RunningServer = fresh_server(mode=Mode.MTLS, keep_alive_timeout=0.2)
+    context = client_context(pki, "1.2", identity_files(pki, Identity.ADOBE))
+    started = time.monotonic()
+    idle = ended_call(lab.port, context, (KEPT,), timeout=3.0)
+    assert (idle.alerts, idle.answered, idle.closed) == (CLOSED_BY_SERVER, True, True)
+    assert time.monotonic() - started < 1.5  # the timeout, then the close: not a linger of 2 s
+    stopping: RunningServer = fresh_server(mode=Mode.MTLS)
+    with httpx.Client(verify=client_context(pki, None, identity_files(pki, Identity.ADOBE)), timeout=5) as client:
+        assert client.post(stopping.url + "/x", json={}).status_code == 200  # the connection stays in the pool
+        started = time.monotonic()
+        stopping.stop()
+        assert time.monotonic() - started < 1.0
