@@ -187,3 +187,7 @@ def openssl_pkcs12(path: Path, certs: list[x509.Certificate], key: Path | None =
     command += ["-inkey", str(key)] if key else ["-nokeys"]
     subprocess.run(command, check=True, capture_output=True)
     return path
+
+
+def real_root_of_migration() -> x509.Certificate:
+    return real_root(Hierarchy.MIGRATION.root)
