@@ -191,8 +191,8 @@ def _accepts(hierarchy: Hierarchy, root: Entry | None, intermediate: Entry | Non
         return Finding(
             check,
             False,
-            f"{label} is accepted only if AJO sends the intermediate in its handshake: {NOT_DOCUMENTED}; Adobe "
-            "recommends adding both the root and the intermediate",
+            f"{label} is accepted only if AJO sends the intermediate in its handshake, which Adobe does not "
+            "document; Adobe recommends adding both the root and the intermediate",
             fix.add(hierarchy, 1),
         )
     why = f"an endpoint using this store rejects {label}: {hierarchy.root} is not in it"

@@ -16,6 +16,14 @@ from tests.support import trust_stores as ts
 pytest_plugins = ["pytester"]
 
 
+def runpytest(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    """pytest in a process of its own, as a user's CI runs it (the plugin found through its entry point).
+
+    Not in-process: pytester then restores sys.modules after each run, and the caller's modules, imported again by
+    the next run, would no longer be the ones this session's classification tables and lab servers hold."""
+    return pytester.runpytest_subprocess(*args)
+
+
 def outcomes(result: pytest.RunResult) -> dict[str, str]:
     """``{check id: passed | failed | skipped}`` from the run's -rA summary lines."""
     found: dict[str, str] = {}
@@ -29,11 +37,11 @@ def outcomes(result: pytest.RunResult) -> dict[str, str]:
 
 def test_inert_without_its_options(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("def test_own():\n    assert True\n")
-    result = pytester.runpytest("-q", "--collect-only")
+    result = runpytest(pytester, "-q", "--collect-only")
     assert result.outlines[0] == "test_inert_without_its_options.py::test_own"
     assert not any("ajo-readiness" in line for line in result.outlines)
-    assert pytester.runpytest("-q").parseoutcomes() == {"passed": 1}
-    assert "--ajo-trust-store" in "\n".join(pytester.runpytest("--help").outlines)
+    assert runpytest(pytester, "-q").parseoutcomes() == {"passed": 1}
+    assert "--ajo-trust-store" in "\n".join(runpytest(pytester, "--help").outlines)
 
 
 def test_the_project_run_does_not_collect_it(request: pytest.FixtureRequest) -> None:
@@ -44,8 +52,15 @@ def test_the_project_run_does_not_collect_it(request: pytest.FixtureRequest) -> 
 
 def test_a_trust_store_is_checked_with_readable_ids_and_junit(pytester: pytest.Pytester, tmp_path: Path) -> None:
     store = ts.keytool_store(tmp_path / "trust.jks", [ts.today_root(), ts.today_intermediate()], "JKS")
-    result = pytester.runpytest(
-        "-rA", "--ajo-trust-store", str(store), "--ajo-trust-store-password", ts.STOREPASS, "--junitxml", "out.xml"
+    result = runpytest(
+        pytester,
+        "-rA",
+        "--ajo-trust-store",
+        str(store),
+        "--ajo-trust-store-password",
+        ts.STOREPASS,
+        "--junitxml",
+        "out.xml",
     )
     got = outcomes(result)
     assert got["today/root"] == got["today/intermediate"] == got["today/accepted"] == "passed"
@@ -66,8 +81,15 @@ def test_a_ready_store_passes_every_check(pytester: pytest.Pytester, tmp_path: P
     cas = [ts.today_root(), ts.today_intermediate(), stand_ins.root, stand_ins.intermediate]
     store = ts.keytool_store(tmp_path / "trust.p12", cas, "PKCS12")
     roots = ts.roots_bundle(tmp_path, stand_ins)
-    result = pytester.runpytest(
-        "-rA", "--ajo-trust-store", str(store), "--ajo-roots", str(roots), "--ajo-trust-store-password", ts.STOREPASS
+    result = runpytest(
+        pytester,
+        "-rA",
+        "--ajo-trust-store",
+        str(store),
+        "--ajo-roots",
+        str(roots),
+        "--ajo-trust-store-password",
+        ts.STOREPASS,
     )
     assert set(outcomes(result).values()) == {"passed"}
     assert result.ret == pytest.ExitCode.OK
@@ -77,15 +99,15 @@ def test_the_password_comes_from_the_environment(
     pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = ts.keytool_store(tmp_path / "trust.p12", [ts.today_root()], "PKCS12")
-    assert outcomes(pytester.runpytest("-rA", "--ajo-trust-store", str(store)))["trust-store/readable"] == "failed"
+    assert outcomes(runpytest(pytester, "-rA", "--ajo-trust-store", str(store)))["trust-store/readable"] == "failed"
     monkeypatch.setenv("AJO_TRUST_STORE_PASSWORD", ts.STOREPASS)
-    assert outcomes(pytester.runpytest("-rA", "--ajo-trust-store", str(store)))["today/root"] == "passed"
+    assert outcomes(runpytest(pytester, "-rA", "--ajo-trust-store", str(store)))["today/root"] == "passed"
 
 
 def test_lab_stores_flags_fail(pytester: pytest.Pytester, tmp_path: Path, pki: LabPaths) -> None:
     lab = ts.pem_bundle(tmp_path / "lab.pem", [ts.today_root(), ts.today_intermediate()])
     lab.write_bytes(lab.read_bytes() + pki.ca(CA.ADOBE_ROOT).read_bytes())
-    result = pytester.runpytest("-rA", "--ajo-trust-store", str(lab), "-k", "store")
+    result = runpytest(pytester, "-rA", "--ajo-trust-store", str(lab), "-k", "store")
     assert outcomes(result) == {"store/expired": "passed", "store/pinned-leaf": "passed", "store/lab-ca": "failed"}
     assert "must never be in a real store" in result.stdout.str()
 
@@ -95,7 +117,7 @@ def test_lab_stores_flags_fail(pytester: pytest.Pytester, tmp_path: Path, pki: L
 
 def _endpoint(pytester: pytest.Pytester, pki: LabPaths, url: str) -> dict[str, str]:
     ca = str(pki.ca(CA.SERVER_ROOT))
-    return outcomes(pytester.runpytest("-rA", "--ajo-endpoint", url, "--ajo-server-ca", ca, "--ajo-timeout", "3"))
+    return outcomes(runpytest(pytester, "-rA", "--ajo-endpoint", url, "--ajo-server-ca", ca, "--ajo-timeout", "3"))
 
 
 @pytest.mark.parametrize(
@@ -130,8 +152,8 @@ def test_an_endpoint_naming_other_cas_fails_names(
     pytester: pytest.Pytester, pki: LabPaths, lab_server: ServerFactory
 ) -> None:
     url = lab_server(mode=Mode.MTLS, advertise_ca=str(pki.ca(CA.IMPOSTOR_ROOT))).url
-    pytester_result = pytester.runpytest(
-        "-rA", "--ajo-endpoint", url, "--ajo-server-ca", str(pki.ca(CA.SERVER_ROOT)), "-k", "names"
+    pytester_result = runpytest(
+        pytester, "-rA", "--ajo-endpoint", url, "--ajo-server-ca", str(pki.ca(CA.SERVER_ROOT)), "-k", "names"
     )
     assert outcomes(pytester_result) == {"endpoint/names-adobe-ca": "failed"}
     assert "AJO's Java client omits its certificate" in pytester_result.stdout.str()
@@ -140,6 +162,6 @@ def test_an_endpoint_naming_other_cas_fails_names(
 def test_an_unreachable_endpoint_fails_each_check_with_one_cause(pytester: pytest.Pytester) -> None:
     from tests.support.ports import free_port
 
-    result = pytester.runpytest("-rA", "--ajo-endpoint", f"https://127.0.0.1:{free_port()}/", "--ajo-timeout", "1")
+    result = runpytest(pytester, "-rA", "--ajo-endpoint", f"https://127.0.0.1:{free_port()}/", "--ajo-timeout", "1")
     assert set(outcomes(result).values()) == {"failed"}
     assert result.ret == pytest.ExitCode.TESTS_FAILED

@@ -308,3 +308,21 @@ def test_jks_without_a_jdk_names_what_to_install(
     err = capsys.readouterr().err
     assert "needs the JDK's keytool" in err and "apt-get install default-jdk-headless" in err
     assert read_store(ts.pem_bundle(tmp_path / "b.pem", [ts.today_root()])).format is StoreFormat.PEM  # PEM needs none
+
+
+def test_trust_syncs_bundle_is_checked_by_the_same_command(
+    tmp_path: Path, pki: LabPaths, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """trust-sync writes its bundle with ``render_bundle``: the lab's holds stand-ins, refused and flagged;
+    the same writer with the real CAs gives a store whose today's chain is accepted."""
+    from mtls_lab.lifecycle.files import render_bundle
+
+    lab = [x509.load_pem_x509_certificate(pki.ca(ca).read_bytes()) for ca in (CA.ADOBE_ROOT, CA.ADOBE_INTERMEDIATE)]
+    bundle = tmp_path / "adobe-trust.pem"
+    bundle.write_bytes(render_bundle(lab))
+    code, checks, _ = run(capsys, str(bundle))
+    assert code == 1 and not checks["store/lab-ca"] and not checks["today/root"]
+    real = [ts.today_root(), ts.today_intermediate()]
+    bundle.write_bytes(render_bundle(real))
+    _, checks, _ = run(capsys, str(bundle))
+    assert checks["today/accepted"] and checks["store/lab-ca"]
