@@ -209,5 +209,5 @@ def readiness(
     return verdict(
         State.UNKNOWN,
         f"AJO will send its certificate; whether the endpoint trusts {hierarchy.root} {trust.trust.value}: "
-        f"{trust.look_in_log or trust.reading}",
+        f"{trust.look_in_log or trust.reading}; or read its trust store offline: mtls-lab trust-store FILE",
     )

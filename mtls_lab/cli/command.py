@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from mtls_lab import __version__
-from mtls_lab.cli import caller, lifecycle, matrix, pki, server, stacks
+from mtls_lab.cli import caller, lifecycle, matrix, pki, server, stacks, trust_store
 from mtls_lab.cli.options import Handler, env_arguments
 from mtls_lab.errors import ExitCode, LabError
 
@@ -69,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     lifecycle.add_adobe_api(sub)
     lifecycle.add_trust_sync(sub)
     lifecycle.add_idp_leaves(sub)
+    trust_store.add_trust_store(sub)
     return parser
 
 
