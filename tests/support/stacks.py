@@ -1,4 +1,5 @@
-"""Real server stacks on 127.0.0.1 for the tests: nginx, HAProxy, Caddy (Go), a JSSE server and openssl s_server.
+"""Real server stacks on 127.0.0.1 for the tests: nginx, HAProxy, Caddy (Go), Apache httpd, a JSSE server and
+openssl s_server.
 
 Each is configured from the snippets of ``mtls_lab.server.stack_configs`` (so the documented snippets are the
 ones measured), started once per configuration and session, several at a time (start-up dominates:
@@ -33,6 +34,7 @@ from mtls_lab.caller.tls import Chain, ClientBehavior
 from mtls_lab.caller.verdict import Verdict
 from mtls_lab.certs.layout import LabPaths
 from mtls_lab.server.stack_configs import ClientAuth, Files, caddy, haproxy, nginx
+from tests.support import apache
 from tests.support.openssl_servers import s_server_command
 from tests.support.ports import free_port, wait_for_port
 
@@ -62,9 +64,10 @@ BINARIES = {
     "haproxy": shutil.which("haproxy"),
     "java": shutil.which("java") and shutil.which("javac"),
     "openssl": shutil.which("openssl"),
+    "apache": apache.APACHE2 if apache.available() else None,
     **CADDY,
 }
-STACKS = ("openssl", "java", "go", "go-legacy", "haproxy", "nginx")
+STACKS = ("openssl", "java", "go", "go-legacy", "haproxy", "nginx", "apache")
 QUICK_JVM = ("-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Xshare:auto")  # start in about half the time
 
 
@@ -95,7 +98,7 @@ class Running:
 
     def log(self) -> str:
         """What the server logged (nginx's error log, or the process's output)."""
-        path = self.workdir / ("error.log" if self.server.stack == "nginx" else "output.log")
+        path = self.workdir / ("error.log" if self.server.stack in ("nginx", "apache") else "output.log")
         return path.read_text(errors="replace") if path.exists() else ""
 
 
@@ -110,6 +113,7 @@ class Stacks:
         self._java_classes: Path | None = None
         self._java_lock = threading.Lock()
         self._counter = 0
+        self._cleanups: list[Callable[[], None]] = []
 
     def start(self, server: StackServer) -> Running:
         return self.start_all([server])[server]
@@ -144,6 +148,8 @@ class Stacks:
                 process.wait(10)
             except subprocess.TimeoutExpired:
                 process.kill()
+        for cleanup in self._cleanups:
+            cleanup()
 
     # --- files the servers need -------------------------------------------------------------------------------
 
@@ -301,12 +307,22 @@ def _start_openssl(stacks: Stacks, server: StackServer, workdir: Path) -> Runnin
     return Running(server, port, process, workdir)
 
 
+def _start_apache(stacks: Stacks, server: StackServer, workdir: Path) -> Running:
+    """Apache at the virtual host (tests/support/apache.py; per-location sites: its ``apache`` fixture)."""
+    site = apache.ApacheSite(server.mode, tls="1.2" if server.tls_max == "1.2" else "both", trust=server.trust)
+    running = apache.start(stacks.pki, site)
+    with stacks._lock:
+        stacks._cleanups.append(running.stop)
+    return Running(server, running.port, running.process, running.workdir)
+
+
 _STARTERS: dict[str, Callable[[Stacks, StackServer, Path], Running]] = {
     "nginx": _start_nginx,
     "haproxy": _start_haproxy,
     "go": _start_caddy,
     "go-legacy": _start_caddy,
     "openssl": _start_openssl,
+    "apache": _start_apache,
 }
 
 
