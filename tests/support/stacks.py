@@ -33,7 +33,7 @@ from mtls_lab.caller.stacks import Failure
 from mtls_lab.caller.tls import Chain, ClientBehavior
 from mtls_lab.caller.verdict import Verdict
 from mtls_lab.certs.layout import LabPaths
-from mtls_lab.server.stack_configs import ClientAuth, Files, caddy, haproxy, nginx
+from mtls_lab.server.stack_configs import PER_PATH, ClientAuth, Files, caddy, haproxy, nginx
 from tests.support import apache
 from tests.support.openssl_servers import s_server_command
 from tests.support.ports import free_port, wait_for_port
@@ -83,6 +83,7 @@ class StackServer:
     mode: ClientAuth
     trust: Path
     tls_max: str = "1.3"
+    variant: str = ""  # nginx "optional_no_ca"; apache "location" (<Location /secure>)
 
 
 @dataclasses.dataclass
@@ -220,6 +221,8 @@ def _start_nginx(stacks: Stacks, server: StackServer, workdir: Path) -> Running:
     snippet = nginx(server.mode, files)
     if server.tls_max == "1.2":
         snippet = snippet.replace("ssl_protocols TLSv1.2 TLSv1.3;", "ssl_protocols TLSv1.2;")
+    if server.variant == "optional_no_ca":  # requests, and hands any certificate to the app unverified
+        snippet = snippet.replace("ssl_verify_client optional;", "ssl_verify_client optional_no_ca;")
     head, _, check = snippet.partition("# in the location: the app's own check\n")
     temp = "".join(f"    {kind}_temp_path {workdir}/tmp-{kind};\n" for kind in ("client_body", "proxy", "fastcgi"))
     conf = workdir / "nginx.conf"
@@ -309,7 +312,9 @@ def _start_openssl(stacks: Stacks, server: StackServer, workdir: Path) -> Runnin
 
 def _start_apache(stacks: Stacks, server: StackServer, workdir: Path) -> Running:
     """Apache at the virtual host (tests/support/apache.py; per-location sites: its ``apache`` fixture)."""
-    site = apache.ApacheSite(server.mode, tls="1.2" if server.tls_max == "1.2" else "both", trust=server.trust)
+    location = PER_PATH if server.variant == "location" else None
+    tls = "1.2" if server.tls_max == "1.2" else "both"
+    site = apache.ApacheSite(server.mode, location=location, tls=tls, trust=server.trust)
     running = apache.start(stacks.pki, site)
     with stacks._lock:
         stacks._cleanups.append(running.stop)
