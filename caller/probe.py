@@ -224,6 +224,8 @@ def probe(
     stack_observed, stack_guess = _guess_stack(observed)
     trust = _check_trust(look, stack_guess, url, server_ca, pki, timeout, pin) if check_trust else []
     ready = _readiness(look, names, trust, check_trust)
+    if late:
+        ready = [_asked_too_late(r) for r in ready]
     identities = _same_chain([_try(url, server_ca, pki, identity, timeout) for identity in tries])
     report = ProbeReport(
         url,
@@ -356,19 +358,30 @@ def _late_request(verdict: Verdict, requested_in_handshake: bool) -> tuple[str, 
     requests = [m for m in server if m["type"] == "CertificateRequest"]
     names: list[str] = requests[-1]["details"].get("ca_names", []) if requests else []
     if any(m.get("after_client_finished") for m in requests):
-        return "a TLS 1.3 post-handshake CertificateRequest (RFC 8446 4.6.2)", names
+        return "a TLS 1.3 post-handshake CertificateRequest, RFC 8446 4.6.2", names
     renegotiated = any(m["type"] == "ClientHello" and m["details"].get("renegotiation") for m in verdict.handshake)
     if any(m["type"] in _HELLO_REQUEST for m in server) or renegotiated:
-        return "a TLS 1.2 renegotiation (HelloRequest)", names
+        return "a TLS 1.2 renegotiation: HelloRequest", names
     if requests and verdict.tls_version == "TLSv1.2" and verdict.alert and verdict.phase is Layer.AFTER_HANDSHAKE:
         # a TLS 1.2 rejection comes in the handshake; after it, on the request, it came from a renegotiation
-        return "a TLS 1.2 renegotiation (asked after the handshake, on the request)", names
+        return "a TLS 1.2 renegotiation, after the handshake, on the request", names
     if requests and not requested_in_handshake and verdict.tls_version == "TLSv1.2":
         # the caller's trace keeps the last handshake: a request AJO's default handshake did not carry
-        return "a TLS 1.2 renegotiation (a CertificateRequest that AJO's default handshake did not carry)", names
+        return "a TLS 1.2 renegotiation: a CertificateRequest AJO's default handshake did not carry", names
     if verdict.server_reason and "post_handshake" in verdict.server_reason:
         return "post-handshake authentication on TLS 1.3, which the caller did not offer", names
     return "", []
+
+
+def _asked_too_late(ready: Readiness) -> Readiness:
+    """Asked only after the handshake: whatever else holds, AJO's Java client cannot answer on TLS 1.3."""
+    why = (
+        "the endpoint asks only after the handshake, for this path: AJO's Java client offers no post-handshake "
+        "authentication, so on TLS 1.3 it cannot send its certificate"
+    )
+    step = "ask for the certificate in the handshake, at the virtual host (or on a host of its own for AJO's path)"
+    said = f"{why}; {ready.why}" if ready.state is State.NOT_READY else why
+    return replace(ready, state=State.NOT_READY, why=said, steps=(step, *ready.steps))
 
 
 def _handshake_reached(verdict: Verdict) -> bool:
@@ -579,7 +592,7 @@ def _likely(report: ProbeReport, enforcement: Enforcement) -> str:
             else "comes too, but AJO omits its certificate (none of the names it advertises issued Adobe's chain)"
         )
         return (
-            f"The handshake asks for nothing; a request for this path makes the endpoint ask ({report.asked_late}). "
+            f"The handshake asks for nothing; a request for this path makes the endpoint ask: {report.asked_late}. "
             "On TLS 1.3, AJO's default, it would have to use post-handshake authentication, which a Java client "
             "such as AJO (JDK 17) does not offer: the endpoint cannot ask and refuses the call (Apache: HTTP 403 "
             f"'Cannot perform Post-Handshake Authentication'). On TLS 1.2 the renegotiation {sends}."

@@ -66,6 +66,7 @@ def test_the_probe_names_what_the_endpoint_enforces(
         assert "<VirtualHost>" in fixes and "TLS 1.2" in fixes and "weaker fix" in fixes
         assert "post-handshake authentication" in report.likely_outcome and "Cannot perform" in report.likely_outcome
         assert report.java_sends_certificate  # Apache names the Adobe-like root: the renegotiation would work
+        assert all(r.state.value == "NOT READY" and "post-handshake" in r.why for r in report.readiness)
     if enforced is Enforcement.HTTP:
         assert "400" in report.likely_outcome or report.java_sends_certificate
 
