@@ -595,7 +595,8 @@ def _likely(report: ProbeReport, enforcement: Enforcement) -> str:
             f"The handshake asks for nothing; a request for this path makes the endpoint ask: {report.asked_late}. "
             "On TLS 1.3, AJO's default, it would have to use post-handshake authentication, which a Java client "
             "such as AJO (JDK 17) does not offer: the endpoint cannot ask and refuses the call (Apache: HTTP 403 "
-            f"'Cannot perform Post-Handshake Authentication'). On TLS 1.2 the renegotiation {sends}."
+            "'Cannot perform Post-Handshake Authentication'; Tomcat: HTTP 401, its JSSE cannot ask after a TLS 1.3 "
+            f"handshake). On TLS 1.2 the renegotiation {sends}."
         )
     if report.java_sends_certificate:
         basis = "names none" if not report.advertised_ca_names else "names Adobe's issuer"
@@ -672,6 +673,8 @@ def _render_stack(report: ProbeReport) -> list[str]:
     named = "; ".join(s.label for s in stacks) if stacks else describe([])
     if report.asked_late and Stack.OPENSSL in stacks:
         named += "; asking per path after the handshake, most likely Apache httpd (SSLVerifyClient in a <Location>)"
+    elif report.asked_late and Stack.JAVA in stacks:
+        named += "; asking per path after the handshake, most likely Tomcat or Spring (a CLIENT-CERT constraint)"
     seen = "; ".join(f"{what}: {answer}" for what, answer in report.stack_observed.items())
     return [f"server TLS stack (a guess from how it answers): {named}", f"  {seen}"]
 

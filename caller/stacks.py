@@ -135,6 +135,7 @@ MEASURED: tuple[MeasuredServer, ...] = (
     MeasuredServer("haproxy", "HAProxy 2.6 (OpenSSL 3.0)", Stack.OPENSSL),
     MeasuredServer("apache", "Apache httpd 2.4 (mod_ssl, OpenSSL 3.0)", Stack.OPENSSL),
     MeasuredServer("java", "JDK 17 JSSE SSLServerSocket", Stack.JAVA),
+    MeasuredServer("tomcat", "Tomcat 10.1 (JSSE, JDK 17)", Stack.JAVA),
     MeasuredServer("go", "Caddy 2.11 (Go 1.26)", Stack.GO),
     MeasuredServer("go-legacy", "Caddy 2.6 (Go 1.19, Debian 12)", Stack.GO_LEGACY),
     MeasuredServer("nginx", "nginx 1.22 (OpenSSL 3.0)", Stack.NGINX),

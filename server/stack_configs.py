@@ -158,18 +158,47 @@ def spring_boot(mode: ClientAuth, f: Files) -> str:
 
 
 def tomcat(mode: ClientAuth, f: Files) -> str:
+    """The ``<Connector>`` of server.xml."""
     verify = {ClientAuth.NONE: "none", ClientAuth.OPTIONAL: "optional", ClientAuth.REQUIRED: "required"}[mode]
     trust = (
         ""
         if mode is ClientAuth.NONE
-        else '\n               truststoreFile="conf/adobe-cas.p12" truststoreType="PKCS12"'
-        '\n               truststorePassword="changeit"'
+        else f'\n               truststoreFile="{TOMCAT_JVM_TRUST if isinstance(f.adobe_cas, str) else f.adobe_cas}"'
+        '\n               truststoreType="PKCS12" truststorePassword="changeit"'
     )
     return (
         '<Connector port="443" protocol="org.apache.coyote.http11.Http11NioProtocol" SSLEnabled="true">\n'
         f'  <SSLHostConfig protocols="TLSv1.2+TLSv1.3" certificateVerification="{verify}"{trust}>\n'
         f'    <Certificate certificateFile="{f.cert}" certificateKeyFile="{f.key}"/>\n'
         "  </SSLHostConfig>\n</Connector>\n"
+    )
+
+
+TOMCAT_JVM_TRUST = "/etc/ssl/adobe-cas.p12"  # the JVM's trust store, for a certificate asked per URL
+TOMCAT_CLIENT_CERT = f"""<!-- the webapp's WEB-INF/web.xml: for these URLs only, Tomcat asks after the handshake -->
+<security-constraint>
+  <web-resource-collection>
+    <web-resource-name>AJO custom action</web-resource-name>
+    <url-pattern>{PER_PATH}/*</url-pattern>
+  </web-resource-collection>
+  <auth-constraint><role-name>ajo</role-name></auth-constraint>
+</security-constraint>
+<login-config><auth-method>CLIENT-CERT</auth-method></login-config>
+<security-role><role-name>ajo</role-name></security-role>
+"""
+
+
+def tomcat_per_url(f: Files) -> str:
+    """A connector that asks for nothing in the handshake, and a CLIENT-CERT constraint on some URLs.
+
+    Measured: with certificateVerification="none" the connector has no trust of its own (caCertificateFile is
+    ignored), so the certificate asked per URL is verified against the JVM's trust store: the JDK's cacerts
+    unless javax.net.ssl.trustStore names another."""
+    return (
+        "<!-- CATALINA_OPTS: the JVM's trust store verifies it (else the JDK's cacerts, ~140 public CAs) -->\n"
+        f"<!-- -Djavax.net.ssl.trustStore={TOMCAT_JVM_TRUST} -Djavax.net.ssl.trustStorePassword=changeit -->\n"
+        + tomcat(ClientAuth.NONE, f)
+        + TOMCAT_CLIENT_CERT
     )
 
 
@@ -244,10 +273,15 @@ CONFIGS: dict[str, StackConfig] = {
         "ajo-journeys.aep-mtls.adobe.com in the app.",
     ),
     "tomcat": StackConfig(
-        "Tomcat (JSSE)",
+        "Tomcat 10 (JSSE)",
         tomcat,
         "xml",
-        "from Tomcat's documentation; the tests run a JSSE server with the JSSE setting it makes",
-        "Java advertises every CA of the trust store.",
+        "run by the tests: Debian's Tomcat 10.1 (JSSE), one <Connector> per mode, and the per-URL constraint in "
+        "its webapp's web.xml",
+        "Java advertises every CA of the trust store (caCertificateFile).",
+        tomcat_per_url,
+        "a CLIENT-CERT constraint on some URLs: Tomcat asks after the handshake, when a request for them arrives. "
+        "On TLS 1.2 it renegotiates (a Java client answers); on TLS 1.3 Tomcat's JSSE cannot ask after the "
+        'handshake. Ask on the connector (certificateVerification="required").',
     ),
 }

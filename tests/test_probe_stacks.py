@@ -17,7 +17,7 @@ NONE, OPTIONAL, REQUIRED = ClientAuth.NONE, ClientAuth.OPTIONAL, ClientAuth.REQU
 CASES: list[tuple[str, ClientAuth, str, str, Enforcement]] = [
     *[
         (stack, mode, "1.3", "", enforced)
-        for stack in ("openssl", "haproxy", "go", "go-legacy", "java", "apache")
+        for stack in ("openssl", "haproxy", "go", "go-legacy", "java", "apache", "tomcat")
         for mode, enforced in (
             (NONE, Enforcement.NEVER),
             (OPTIONAL, Enforcement.OPTIONAL),
@@ -30,7 +30,9 @@ CASES: list[tuple[str, ClientAuth, str, str, Enforcement]] = [
     ("nginx", REQUIRED, "1.3", "", Enforcement.HTTP),  # ssl_verify_client on: 400 without one, not "mixed"
     ("apache", REQUIRED, "1.3", "location", Enforcement.PATH),  # TLS 1.2 and 1.3 enabled
     ("apache", REQUIRED, "1.2", "location", Enforcement.PATH),  # TLS 1.2 only: the first look renegotiates
+    ("tomcat", NONE, "1.3", "url", Enforcement.PATH),  # a CLIENT-CERT constraint on /secure
 ]
+GUESS = {"apache": ["openssl"], "tomcat": ["java"]}
 IDS = [f"{s}/{m.value}{'/' + v if v else ''}/tls{t}" for s, m, t, v, _ in CASES]
 
 
@@ -40,7 +42,13 @@ def reports(pki: LabPaths, real_stacks: Stacks) -> dict[str, ProbeReport]:
     wanted = {i: StackServer(s, m, root, t, v) for i, (s, m, t, v, _) in zip(IDS, CASES, strict=True) if available(s)}
     started = real_stacks.start_all(list(wanted.values()))
     server_ca = str(pki.ca(CA.SERVER_ROOT))
-    return {i: probe(started[s].url + "/secure", server_ca, pki, [], timeout=5) for i, s in wanted.items()}
+    # the per-path ones at the path they protect; the others at / (Tomcat's webapp protects /secure everywhere)
+    return {
+        i: probe(
+            started[s].url + ("/secure" if s.variant in ("location", "url") else "/"), server_ca, pki, [], timeout=5
+        )
+        for i, s in wanted.items()
+    }
 
 
 @pytest.mark.parametrize(("stack", "mode", "top", "variant", "enforced"), CASES, ids=IDS)
@@ -62,9 +70,9 @@ def test_the_probe_names_what_the_endpoint_enforces(
     assert ("require a client certificate" in fixes) is (enforced is Enforcement.NEVER)
     assert bool(report.asked_late) is (enforced is Enforcement.PATH)
     if enforced is Enforcement.PATH:
-        assert "renegotiation" in report.asked_late and report.stack_guess == ["openssl"]
+        assert "renegotiation" in report.asked_late and report.stack_guess == GUESS[stack]
         assert "<VirtualHost>" in fixes and "TLS 1.2" in fixes and "weaker fix" in fixes
-        assert "post-handshake authentication" in report.likely_outcome and "Cannot perform" in report.likely_outcome
+        assert "post-handshake authentication" in report.likely_outcome and "Tomcat: HTTP 401" in report.likely_outcome
         assert report.java_sends_certificate  # Apache names the Adobe-like root: the renegotiation would work
         assert all(r.state.value == "NOT READY" and "post-handshake" in r.why for r in report.readiness)
     if enforced is Enforcement.HTTP:

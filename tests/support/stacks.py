@@ -34,7 +34,7 @@ from mtls_lab.caller.tls import Chain, ClientBehavior
 from mtls_lab.caller.verdict import Verdict
 from mtls_lab.certs.layout import LabPaths
 from mtls_lab.server.stack_configs import PER_PATH, ClientAuth, Files, caddy, haproxy, nginx
-from tests.support import apache
+from tests.support import apache, tomcat
 from tests.support.openssl_servers import s_server_command
 from tests.support.ports import free_port, wait_for_port
 
@@ -65,9 +65,10 @@ BINARIES = {
     "java": shutil.which("java") and shutil.which("javac"),
     "openssl": shutil.which("openssl"),
     "apache": apache.APACHE2 if apache.available() else None,
+    "tomcat": str(tomcat.HOME) if tomcat.available() else None,
     **CADDY,
 }
-STACKS = ("openssl", "java", "go", "go-legacy", "haproxy", "nginx", "apache")
+STACKS = ("openssl", "java", "go", "go-legacy", "haproxy", "nginx", "apache", "tomcat")
 QUICK_JVM = ("-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Xshare:auto")  # start in about half the time
 
 
@@ -83,7 +84,7 @@ class StackServer:
     mode: ClientAuth
     trust: Path
     tls_max: str = "1.3"
-    variant: str = ""  # nginx "optional_no_ca"; apache "location" (<Location /secure>)
+    variant: str = ""  # nginx "optional_no_ca"; apache "location" (<Location /secure>); tomcat "url" (CLIENT-CERT)
 
 
 @dataclasses.dataclass
@@ -123,8 +124,8 @@ class Stacks:
         """Start several at once (most of the time goes into waiting): every Java one in one JVM."""
         with self._lock:
             missing = [s for s in dict.fromkeys(servers) if s not in self.running]
-            java = [s for s in missing if s.stack == "java"]
-            batches = [[s] for s in missing if s.stack != "java"] + ([java] if java else [])
+            grouped = {name: [s for s in missing if s.stack == name] for name in ("java", "tomcat")}
+            batches = [[s] for s in missing if s.stack not in grouped] + [b for b in grouped.values() if b]
         with ThreadPoolExecutor(max_workers=6) as pool:
             for started in pool.map(self._start_batch, batches):
                 with self._lock:
@@ -138,6 +139,8 @@ class Stacks:
         workdir.mkdir(parents=True)
         if batch[0].stack == "java":
             return _start_java(self, batch, workdir)
+        if batch[0].stack == "tomcat":
+            return _start_tomcat(self, batch, workdir)
         return {batch[0]: _STARTERS[batch[0].stack](self, batch[0], workdir)}
 
     def stop(self) -> None:
@@ -308,6 +311,15 @@ def _start_openssl(stacks: Stacks, server: StackServer, workdir: Path) -> Runnin
     )
     process = _launch(args, workdir, port)
     return Running(server, port, process, workdir)
+
+
+def _start_tomcat(stacks: Stacks, servers: list[StackServer], workdir: Path) -> dict[StackServer, Running]:
+    """One Tomcat (tests/support/tomcat.py), a connector per configuration: it starts in about a second."""
+    connectors = {s: tomcat.Connector(s.mode, s.trust, s.tls_max, s.variant == "url") for s in servers}
+    running = tomcat.start(stacks.pki, list(connectors.values()), stacks.java_cache)
+    with stacks._lock:
+        stacks._cleanups.append(running.stop)
+    return {s: Running(s, running.ports[c], running.process, running.base) for s, c in connectors.items()}
 
 
 def _start_apache(stacks: Stacks, server: StackServer, workdir: Path) -> Running:
