@@ -5,10 +5,11 @@ tests run: ``runnable`` wraps a snippet in the smallest complete configuration (
 server certificate, an app answer) and ``tests/support/stacks.py`` starts the real server with it, so a
 snippet shown in docs/server-stacks.md cannot drift from one that was measured.
 
-The Java and Spring Boot snippets are the exceptions: no Maven here, so the tests run a JSSE
-``SSLServerSocket`` (tests/java/MtlsServer.java) with the ``needClientAuth`` / ``wantClientAuth`` that
-Tomcat's ``certificateVerification`` and Spring Boot's ``server.ssl.client-auth`` set; those snippets
-come from the Tomcat and Spring Boot documentation and are labelled so. The Go snippet is not compiled
+Apache httpd and Tomcat 10 run as Debian installs them (tests/support/apache.py, tests/support/tomcat.py).
+The Spring Boot snippet is the exception: no Maven here, so the tests run a JSSE ``SSLServerSocket``
+(tests/java/MtlsServer.java) with the ``needClientAuth`` / ``wantClientAuth`` that Spring Boot's
+``server.ssl.client-auth`` sets; that snippet comes from the Spring Boot documentation and is labelled so.
+The Go snippet is not compiled
 either; Caddy, which makes the same crypto/tls settings, is run.
 """
 
@@ -278,10 +279,11 @@ CONFIGS: dict[str, StackConfig] = {
         "xml",
         "run by the tests: Debian's Tomcat 10.1 (JSSE), one <Connector> per mode, and the per-URL constraint in "
         "its webapp's web.xml",
-        "Java advertises every CA of the trust store (caCertificateFile).",
+        "Java advertises every CA of the trust store (truststoreFile). Measured: Tomcat's JSSE ignores a PEM "
+        "caCertificateFile here; a PKCS12 truststoreFile works.",
         tomcat_per_url,
         "a CLIENT-CERT constraint on some URLs: Tomcat asks after the handshake, when a request for them arrives. "
         "On TLS 1.2 it renegotiates (a Java client answers); on TLS 1.3 Tomcat's JSSE cannot ask after the "
-        'handshake. Ask on the connector (certificateVerification="required").',
+        'handshake and answers 401. Ask on the connector (certificateVerification="required").',
     ),
 }

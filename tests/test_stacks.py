@@ -21,6 +21,8 @@ from mtls_lab.certs.layout import CA, LabPaths
 from mtls_lab.server.settings import AlertStyle, Mode
 from mtls_lab.server.stack_configs import ClientAuth
 from tests.conftest import ServerFactory
+from tests.support.apache import ApacheServers, ApacheSite
+from tests.support.jdk_client import JdkClient
 from tests.support.stacks import Running, Stacks, StackServer, available, present
 
 TABLE = [f for f in Failure if f not in (Failure.SIGNATURE, Failure.VERSION)]  # SIGNATURE: test_trust_check.py
@@ -278,3 +280,37 @@ def test_the_record_names_the_alert_the_java_style_really_sent(pki: LabPaths, fr
     assert (missing["alert_sent"]["name"], missing["alert_sent"]["observed"]) == ("bad_certificate", True)
     assert missing["error"] == "no client certificate"
     assert expired["alert_sent"]["name"] == "certificate_unknown" and "certificate has expired" in expired["error"]
+
+
+# --- per-path client authentication, judged by a real JDK 17 client ---------------------------------------------
+
+
+def test_tomcat_asks_per_url_after_the_handshake_and_a_jdk_answers_on_tls12_only(
+    pki: LabPaths, real_stacks: Stacks, jdk_client: JdkClient
+) -> None:
+    """A CLIENT-CERT constraint on /secure, certificateVerification="none": Tomcat renegotiates on TLS 1.2; on TLS
+    1.3 its JSSE cannot ask after the handshake and the constraint answers 401."""
+    if not available("tomcat"):
+        pytest.skip("tomcat10 is not installed here (CI installs it)")
+    running = real_stacks.start(StackServer("tomcat", ClientAuth.NONE, pki.ca(CA.ADOBE_ROOT), variant="url"))
+    [on12] = jdk_client.fetch([running.url + "/secure"], tls="1.2")
+    assert on12.status == 200 and "CN=ajo-journeys.aep-mtls.adobe.com" in on12.body, on12
+    [without] = jdk_client.fetch([running.url + "/secure"], tls="1.2", who=None)
+    assert without.status is None and "bad_certificate" in (without.error or ""), without
+    [on13] = jdk_client.fetch([running.url + "/secure"], tls="1.3")
+    assert on13.status == 401, on13
+    [elsewhere] = jdk_client.fetch([running.url + "/"], tls="1.3")  # not asked there: the app sees no certificate
+    assert elsewhere.status == 403 and "no client certificate" in elsewhere.body, elsewhere
+
+
+def test_apache_advertises_the_names_of_sslcadnrequestfile_and_a_jdk_follows_them(
+    pki: LabPaths, apache: ApacheServers, jdk_client: JdkClient
+) -> None:
+    """SSLCADNRequestFile replaces the advertised names, not the trust: naming the impostor root makes the JDK
+    omit its certificate (rejected); naming Adobe's root again lets it through."""
+    for names, accepted in ((pki.ca(CA.IMPOSTOR_ROOT), False), (pki.ca(CA.ADOBE_ROOT), True)):
+        running = apache(ApacheSite(ClientAuth.REQUIRED, ca_names=names))
+        [got] = jdk_client.fetch([running.url + "/"], tls="1.3")
+        assert (got.status == 200) is accepted, got
+        if not accepted:
+            assert got.status is None and got.error, got
