@@ -314,3 +314,14 @@ def test_apache_advertises_the_names_of_sslcadnrequestfile_and_a_jdk_follows_the
         assert (got.status == 200) is accepted, got
         if not accepted:
             assert got.status is None and got.error, got
+
+
+def test_per_path_settings_exist_for_apache_and_tomcat_only(capsys: pytest.CaptureFixture[str]) -> None:
+    from mtls_lab.cli import main
+    from mtls_lab.errors import ExitCode
+
+    assert main(["stacks", "--config", "apache", "--mode", "per-path"]) == ExitCode.OK
+    assert "<Location /secure>\n    SSLVerifyClient require\n</Location>" in capsys.readouterr().out
+    assert main(["stacks", "--config", "nginx", "--mode", "per-path"]) == ExitCode.USAGE
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "--config apache, tomcat" in error
