@@ -18,6 +18,7 @@ import dataclasses
 import hashlib
 import shutil
 import subprocess
+import tempfile
 import threading
 from pathlib import Path
 
@@ -33,6 +34,22 @@ SOURCE = REPO / "tests" / "java" / "JdkClient.java"
 QUICK_JVM = ("-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Xshare:auto")
 PASSWORD = "changeit"
 PROTOCOLS = {"1.2": "TLSv1.2", "1.3": "TLSv1.3", "both": "TLSv1.2,TLSv1.3"}
+
+
+def compile_once(source: Path, cache: Path, *javac_args: str) -> Path:
+    """``source`` compiled with javac into ``cache``, once per version of it: compiled aside, then renamed
+    (pytest-xdist's workers share the cache, and none may load a class another is still writing)."""
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+    out = cache / f"{source.stem}-{digest}"
+    if not (out / f"{source.stem}.class").exists():
+        aside = Path(tempfile.mkdtemp(prefix=f"{out.name}.", dir=cache))
+        javac = [str(shutil.which("javac")), *(f"-J{flag}" for flag in QUICK_JVM), *javac_args]
+        subprocess.run([*javac, "-d", str(aside), str(source)], check=True, capture_output=True)
+        try:
+            aside.rename(out)
+        except OSError:  # another worker's rename came first: its classes are the same
+            shutil.rmtree(aside)
+    return out
 
 
 def available() -> bool:
@@ -63,12 +80,7 @@ class JdkClient:
     def classes(self) -> Path:
         with self._lock:
             if self._classes is None:
-                digest = hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:16]
-                out = self.cache / f"JdkClient-{digest}"
-                if not (out / "JdkClient.class").exists():
-                    javac = [str(shutil.which("javac")), *(f"-J{flag}" for flag in QUICK_JVM)]
-                    subprocess.run([*javac, "-d", str(out), str(SOURCE)], check=True, capture_output=True)
-                self._classes = out
+                self._classes = compile_once(SOURCE, self.cache)
             return self._classes
 
     def identity(self, who: Identity) -> Path:

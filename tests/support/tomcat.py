@@ -12,7 +12,6 @@ identity's subject in the role ``ajo``.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -27,6 +26,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 
 from mtls_lab.certs.layout import Identity, LabPaths
 from mtls_lab.server.stack_configs import TOMCAT_CLIENT_CERT, ClientAuth, Files, tomcat, tomcat_per_url
+from tests.support.jdk_client import compile_once
 from tests.support.ports import free_port, wait_for_port
 
 HOME = Path("/usr/share/tomcat10")
@@ -53,13 +53,7 @@ class Connector:
 
 
 def servlet_classes(cache: Path) -> Path:
-    digest = hashlib.sha256(SERVLET.read_bytes()).hexdigest()[:16]
-    out = cache / f"LabServlet-{digest}"
-    if not (out / "LabServlet.class").exists():
-        javac = [str(shutil.which("javac")), *(f"-J{flag}" for flag in QUICK_JVM)]
-        api = HOME / "lib" / "servlet-api.jar"
-        subprocess.run([*javac, "-cp", str(api), "-d", str(out), str(SERVLET)], check=True, capture_output=True)
-    return out
+    return compile_once(SERVLET, cache, "-cp", str(HOME / "lib" / "servlet-api.jar"))
 
 
 def connector_xml(connector: Connector, files: Files, port: int) -> str:
