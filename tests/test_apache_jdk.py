@@ -17,9 +17,10 @@ import pytest
 from mtls_lab.certs.layout import CA, Identity, LabPaths
 from mtls_lab.server.stack_configs import ClientAuth
 from tests.support.apache import ApacheServers, ApacheSite
-from tests.support.jdk_client import JdkClient
+from tests.support.jdk_client import JdkCall, JdkClient
 
 SUBJECT = "CN=ajo-journeys.aep-mtls.adobe.com"
+ADOBE = Identity.ADOBE
 PER_PATH = ApacheSite(ClientAuth.REQUIRED, location="/secure", tls="both")
 PER_PATH_12 = ApacheSite(ClientAuth.REQUIRED, location="/secure", tls="1.2")
 VHOST = ApacheSite(ClientAuth.REQUIRED, tls="both")
@@ -55,9 +56,10 @@ def test_per_location_on_tls12_apache_renegotiates_and_the_jdk_answers(
     site: ApacheSite, apache: ApacheServers, jdk_client: JdkClient
 ) -> None:
     running = apache(site)
-    [with_cert] = jdk_client.fetch([running.url + "/secure"], tls="1.2", method="POST")
+    with_cert, without = jdk_client.fetch_each(
+        [JdkCall(running.url + "/secure", "1.2", method="POST"), JdkCall(running.url + "/secure", "1.2", None)]
+    )
     assert with_cert.status == 200 and SUBJECT in with_cert.body, with_cert
-    [without] = jdk_client.fetch([running.url + "/secure"], tls="1.2", who=None)
     assert without.status is None and without.error, without  # the renegotiation's handshake fails
     assert f'"POST /secure HTTP/1.1" 200 TLSv1.2 {SUBJECT}' in running.access_log()
 
@@ -66,8 +68,12 @@ def test_at_the_virtual_host_the_jdk_gets_in_with_its_certificate_and_is_rejecte
     apache: ApacheServers, jdk_client: JdkClient
 ) -> None:
     running = apache(VHOST)
-    for tls in ("1.2", "1.3"):
-        [with_cert] = jdk_client.fetch([running.url + "/secure"], tls=tls)
+    calls = [
+        JdkCall(running.url + path, tls, who)
+        for tls in ("1.2", "1.3")
+        for path, who in (("/secure", ADOBE), ("/", None))
+    ]
+    answers = jdk_client.fetch_each(calls)
+    for tls, (with_cert, without) in zip(("1.2", "1.3"), (answers[:2], answers[2:]), strict=True):
         assert with_cert.status == 200 and SUBJECT in with_cert.body, (tls, with_cert)
-        [without] = jdk_client.fetch([running.url + "/"], tls=tls, who=None)
         assert without.status is None and "SSL" in (without.error or ""), (tls, without)

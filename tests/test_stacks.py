@@ -22,7 +22,7 @@ from mtls_lab.server.settings import AlertStyle, Mode
 from mtls_lab.server.stack_configs import ClientAuth
 from tests.conftest import ServerFactory
 from tests.support.apache import ApacheServers, ApacheSite
-from tests.support.jdk_client import JdkClient
+from tests.support.jdk_client import JdkCall, JdkClient
 from tests.support.stacks import Running, Stacks, StackServer, available, present
 
 TABLE = [f for f in Failure if f not in (Failure.SIGNATURE, Failure.VERSION)]  # SIGNATURE: test_trust_check.py
@@ -293,13 +293,19 @@ def test_tomcat_asks_per_url_after_the_handshake_and_a_jdk_answers_on_tls12_only
     if not available("tomcat"):
         pytest.skip("tomcat10 is not installed here (CI installs it)")
     running = real_stacks.start(StackServer("tomcat", ClientAuth.NONE, pki.ca(CA.ADOBE_ROOT), variant="url"))
-    [on12] = jdk_client.fetch([running.url + "/secure"], tls="1.2")
+    secure = running.url + "/secure"
+    on12, without, on13, elsewhere = jdk_client.fetch_each(
+        [
+            JdkCall(secure, "1.2"),
+            JdkCall(secure, "1.2", None),
+            JdkCall(secure, "1.3"),
+            JdkCall(running.url + "/", "1.3"),
+        ]
+    )
     assert on12.status == 200 and "CN=ajo-journeys.aep-mtls.adobe.com" in on12.body, on12
-    [without] = jdk_client.fetch([running.url + "/secure"], tls="1.2", who=None)
     assert without.status is None and "bad_certificate" in (without.error or ""), without
-    [on13] = jdk_client.fetch([running.url + "/secure"], tls="1.3")
     assert on13.status == 401, on13
-    [elsewhere] = jdk_client.fetch([running.url + "/"], tls="1.3")  # not asked there: the app sees no certificate
+    # not asked elsewhere: the app sees no certificate
     assert elsewhere.status == 403 and "no client certificate" in elsewhere.body, elsewhere
 
 
@@ -308,12 +314,12 @@ def test_apache_advertises_the_names_of_sslcadnrequestfile_and_a_jdk_follows_the
 ) -> None:
     """SSLCADNRequestFile replaces the advertised names, not the trust: naming the impostor root makes the JDK
     omit its certificate (rejected); naming Adobe's root again lets it through."""
-    for names, accepted in ((pki.ca(CA.IMPOSTOR_ROOT), False), (pki.ca(CA.ADOBE_ROOT), True)):
-        running = apache(ApacheSite(ClientAuth.REQUIRED, ca_names=names))
-        [got] = jdk_client.fetch([running.url + "/"], tls="1.3")
-        assert (got.status == 200) is accepted, got
-        if not accepted:
-            assert got.status is None and got.error, got
+    named = {
+        ca: apache(ApacheSite(ClientAuth.REQUIRED, ca_names=pki.ca(ca))) for ca in (CA.IMPOSTOR_ROOT, CA.ADOBE_ROOT)
+    }
+    other, adobe = jdk_client.fetch_each([JdkCall(running.url + "/", "1.3") for running in named.values()])
+    assert other.status is None and other.error, other  # no certificate sent: the handshake fails
+    assert adobe.status == 200, adobe
 
 
 def test_per_path_settings_exist_for_apache_and_tomcat_only(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,10 +1,10 @@
 // A real JDK 17 HttpClient (java.net.http), the kind of client AJO's sender is, for the tests.
 //
-//   java JdkClient IDENTITY.p12|- PASSWORD TRUST.pem PROTOCOLS METHOD URL [URL ...]
+//   java JdkClient TRUST.pem PASSWORD  IDENTITY.p12|- PROTOCOLS METHOD URL  [IDENTITY.p12|- PROTOCOLS METHOD URL ...]
 //
-// IDENTITY.p12: the PKCS12 identity it presents when a server asks ("-": none). TRUST.pem: the CAs it trusts
-// for the server's certificate. PROTOCOLS: e.g. TLSv1.3 or TLSv1.2,TLSv1.3. METHOD: GET or POST (a small
-// JSON body). HTTP/1.1, a new HttpClient (and connection) per URL.
+// TRUST.pem: the CAs it trusts for the server's certificate. Then one group per call: IDENTITY.p12, the PKCS12
+// identity it presents when a server asks ("-": none; PASSWORD opens it); PROTOCOLS, e.g. TLSv1.3 or
+// TLSv1.2,TLSv1.3; METHOD, GET or POST (a small JSON body). HTTP/1.1, a new HttpClient (and connection) per call.
 // One line per URL, tab-separated:  URL  status  STATUS  BASE64(body)   or   URL  error  BASE64(exception chain)
 // The JDK's own TLS (JSSE) does everything: it offers no post_handshake_auth in its ClientHello, and it
 // answers a TLS 1.2 server's renegotiation.
@@ -31,33 +31,32 @@ import javax.net.ssl.TrustManagerFactory;
 public final class JdkClient {
     public static void main(String[] args) throws Exception {
         char[] password = args[1].toCharArray();
-        KeyManager[] keys = null;
-        if (!args[0].equals("-")) {
-            KeyStore identity = KeyStore.getInstance("PKCS12");
-            try (InputStream in = Files.newInputStream(Path.of(args[0]))) {
-                identity.load(in, password);
-            }
-            KeyManagerFactory factory = KeyManagerFactory.getInstance(KeyManagerFactory.getDefaultAlgorithm());
-            factory.init(identity, password);
-            keys = factory.getKeyManagers();
-        }
         KeyStore trustStore = KeyStore.getInstance("PKCS12");
         trustStore.load(null, null);
         int index = 0;
-        try (InputStream in = Files.newInputStream(Path.of(args[2]))) {
+        try (InputStream in = Files.newInputStream(Path.of(args[0]))) {
             for (Certificate cert : CertificateFactory.getInstance("X.509").generateCertificates(in)) {
                 trustStore.setCertificateEntry("ca" + index++, cert);
             }
         }
         TrustManagerFactory trust = TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());
         trust.init(trustStore);
-        SSLContext context = SSLContext.getInstance("TLS");
-        context.init(keys, trust.getTrustManagers(), null);
-        SSLParameters parameters = context.getDefaultSSLParameters();
-        parameters.setProtocols(args[3].split(","));
-        String method = args[4];
-        for (int at = 5; at < args.length; at++) {
-            System.out.println(args[at] + "\t" + fetch(context, parameters, method, args[at]));
+        for (int at = 2; at + 3 < args.length; at += 4) {
+            KeyManager[] keys = null;
+            if (!args[at].equals("-")) {
+                KeyStore identity = KeyStore.getInstance("PKCS12");
+                try (InputStream in = Files.newInputStream(Path.of(args[at]))) {
+                    identity.load(in, password);
+                }
+                KeyManagerFactory factory = KeyManagerFactory.getInstance(KeyManagerFactory.getDefaultAlgorithm());
+                factory.init(identity, password);
+                keys = factory.getKeyManagers();
+            }
+            SSLContext context = SSLContext.getInstance("TLS");
+            context.init(keys, trust.getTrustManagers(), null);
+            SSLParameters parameters = context.getDefaultSSLParameters();
+            parameters.setProtocols(args[at + 1].split(","));
+            System.out.println(args[at + 3] + "\t" + fetch(context, parameters, args[at + 2], args[at + 3]));
             System.out.flush();
         }
     }
