@@ -15,6 +15,11 @@ URL's path, and reads the handshake from the caller's side (``caller/_handshake_
 5. optionally, lab identities (``--try-identity``) or your own (``--cert/--key``), sent whatever the
    endpoint advertises, to see whether it rejects untrusted certificates with an alert or over HTTP.
 
+The verdict names what the endpoint enforces and where (``Enforcement``): a certificate required in the
+handshake; required over HTTP (nginx ``ssl_verify_client on`` completes the handshake and answers 400);
+requested optionally; requested for the probed path only, after the handshake (a TLS 1.2 renegotiation or a
+TLS 1.3 post-handshake CertificateRequest, seen in the trace of a request for the path); or never.
+
 It ends with one readiness verdict per hierarchy: does the endpoint ask, will AJO's Java client send
 its certificate (the CA names), does the TLS layer trust the chain. What it cannot see: whether the
 app authorizes Adobe's name, what the app behind a TLS-terminating proxy receives, and the logs.
@@ -22,6 +27,7 @@ app authorizes Adobe's name, what the app behind a TLS-terminating proxy receive
 
 from __future__ import annotations
 
+import enum
 import socket
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from typing import Any
@@ -58,6 +64,38 @@ class ProbeError(LabError):
         self.exit_code = exit_code
 
 
+class Enforcement(enum.Enum):
+    """What the endpoint enforces of the client certificate, and where."""
+
+    HANDSHAKE = "required in the handshake"
+    HTTP = "required over HTTP"  # nginx `ssl_verify_client on`: the handshake completes, 400 without one
+    OPTIONAL = "requested optionally"
+    PATH = "requested for this path only, after the handshake"
+    NEVER = "never requested"
+
+    @property
+    def configuration(self) -> str:
+        """The configuration class the probe has always named (per-path is new)."""
+        return _CONFIGURATION[self]
+
+
+_CONFIGURATION = {
+    Enforcement.HANDSHAKE: "mtls-only",
+    Enforcement.HTTP: "mtls-only",
+    Enforcement.OPTIONAL: "mixed",
+    Enforcement.PATH: "per-path",
+    Enforcement.NEVER: "tls-only",
+}
+# how each stack family is told to require the certificate at the handshake
+_REQUIRE = {
+    Stack.NGINX: "nginx: ssl_verify_client on",
+    Stack.OPENSSL: "Apache: SSLVerifyClient require; HAProxy: verify required",
+    Stack.JAVA: 'Tomcat: certificateVerification="required"; Spring Boot: server.ssl.client-auth=need',
+    Stack.GO: "Caddy: client_auth mode require_and_verify; Go: tls.RequireAndVerifyClientCert",
+    Stack.GO_LEGACY: "Caddy: client_auth mode require_and_verify; Go: tls.RequireAndVerifyClientCert",
+}
+
+
 @dataclass(frozen=True)
 class IdentityTry:
     identity: str
@@ -77,6 +115,7 @@ class FirstLook:
     requests_client_cert: bool
     advertised_ca_names: list[str]
     without_cert: str  # what happened without a certificate: "handshake completes", "alert ..."
+    refused_over_http: bool = False  # the handshake completed and the TLS terminator refused (nginx's 400)
 
 
 @dataclass(frozen=True)
@@ -91,7 +130,8 @@ class NamesRead:
 
 @dataclass(frozen=True)
 class Conclusion:
-    configuration: str  # tls-only, mixed, mtls-only
+    configuration: str  # tls-only, mixed, mtls-only, per-path
+    enforcement: Enforcement
     likely_outcome: str
     fixes: list[str]
 
@@ -109,12 +149,15 @@ class ProbeReport:
     ajo_default_version: str | None = None
     requests_client_cert: bool = False
     without_cert: str = ""  # what happened without a certificate: "handshake completes", "alert ..."
+    refused_over_http: bool = False  # the handshake completed and the TLS terminator refused (nginx's 400)
     advertised_ca_names: list[str] = field(default_factory=list)
     names_adobe_today: bool = False
     names_adobe_next: bool = False
     names_lab_stand_ins: list[str] = field(default_factory=list)
     java_sends_certificate: bool = False
-    configuration: str = ""  # tls-only, mixed, mtls-only
+    configuration: str = ""  # tls-only, mixed, mtls-only, per-path
+    enforcement: str = ""  # an Enforcement value: what the endpoint enforces, and where
+    asked_late: str = ""  # how a request for the path asked after the handshake ("" when it did not)
     identities: list[IdentityTry] = field(default_factory=list)
     stack_observed: dict[str, str] = field(default_factory=dict)  # "no certificate, TLS 1.2" -> "alert ..."
     stack_guess: list[str] = field(default_factory=list)  # Stack values consistent with every answer
@@ -160,20 +203,29 @@ def probe(
     _check_reachable(seen, url, timeout)
     look = _read_handshake(seen)
     observed: dict[tuple[Failure, str], str] = {}
-    reached: dict[str, bool] = {}
-    for version in ("1.2", "1.3"):
-        pinned = _connect(url, server_ca, pki, None, version, timeout)
-        reached[version] = _handshake_reached(pinned)
-        if look.requests_client_cert and _rejects_missing(pinned):
-            observed[(Failure.NOT_SENT, version)] = answer_of(pinned)
+    pinned = {version: _connect(url, server_ca, pki, None, version, timeout) for version in ("1.2", "1.3")}
+    reached = {version: _handshake_reached(verdict) for version, verdict in pinned.items()}
+    late, late_names = "", []
+    for verdict in (seen, *pinned.values()):
+        how, asked = _late_request(verdict, look.requests_client_cert)
+        if how and not late:
+            late, late_names = how, asked
+    if late:  # asked for, only later: the names of that request are what a Java client reads
+        look = replace(look, requests_client_cert=True, advertised_ca_names=late_names)
+    for version, verdict in pinned.items():
+        if look.requests_client_cert and _rejects_missing(verdict):
+            observed[(Failure.NOT_SENT, version)] = answer_of(verdict)
     names = _java_decision(look, pki)
+    pin = "1.2" if late and reached["1.2"] else None  # asked late: probe where the endpoint renegotiates
     if look.requests_client_cert:
         with probe_identity(stack_probe()) as fingerprint:
-            stacked = _connect(url, server_ca, pki, fingerprint, None, timeout, ClientBehavior.OPENSSL)
+            stacked = _connect(url, server_ca, pki, fingerprint, pin, timeout, ClientBehavior.OPENSSL)
         observed[(Failure.STACK_PROBE, _version(stacked, seen.tls_version))] = answer_of(stacked)
     stack_observed, stack_guess = _guess_stack(observed)
-    trust = _check_trust(look, stack_guess, url, server_ca, pki, timeout) if check_trust else []
+    trust = _check_trust(look, stack_guess, url, server_ca, pki, timeout, pin) if check_trust else []
     ready = _readiness(look, names, trust, check_trust)
+    if late:
+        ready = [_asked_too_late(r) for r in ready]
     identities = _same_chain([_try(url, server_ca, pki, identity, timeout) for identity in tries])
     report = ProbeReport(
         url,
@@ -185,6 +237,8 @@ def probe(
         ajo_default_version=seen.tls_version,
         requests_client_cert=look.requests_client_cert,
         without_cert=look.without_cert,
+        refused_over_http=look.refused_over_http,
+        asked_late=late,
         advertised_ca_names=look.advertised_ca_names,
         names_adobe_today=names.names_adobe_today,
         names_adobe_next=names.names_adobe_next,
@@ -201,6 +255,7 @@ def probe(
     return replace(
         report,
         configuration=concluded.configuration,
+        enforcement=concluded.enforcement.value,
         likely_outcome=concluded.likely_outcome,
         fixes=concluded.fixes,
     )
@@ -257,14 +312,20 @@ def _guess_stack(observed: dict[tuple[Failure, str], str]) -> tuple[dict[str, st
 
 
 def _check_trust(
-    look: FirstLook, stack_guess: list[str], url: str, server_ca: str | None, pki: LabPaths | None, timeout: float
+    look: FirstLook,
+    stack_guess: list[str],
+    url: str,
+    server_ca: str | None,
+    pki: LabPaths | None,
+    timeout: float,
+    pin: str | None,
 ) -> list[TrustAnswer]:
     if not look.requests_client_cert:
         return [not_asked(h) for h in Hierarchy]
     answers: dict[Hierarchy, str] = {}
     for hierarchy in Hierarchy:
         with probe_identity(forge(hierarchy)) as chain:
-            answers[hierarchy] = answer_of(_connect(url, server_ca, pki, chain, None, timeout, ClientBehavior.OPENSSL))
+            answers[hierarchy] = answer_of(_connect(url, server_ca, pki, chain, pin, timeout, ClientBehavior.OPENSSL))
     stacks = [Stack(s) for s in stack_guess]
     return [
         read(hierarchy, answer, stacks, [a for h, a in answers.items() if h is not hierarchy])
@@ -285,6 +346,42 @@ def _readiness(look: FirstLook, names: NamesRead, trust: list[TrustAnswer], chec
         )
         for hierarchy in Hierarchy
     ]
+
+
+_HELLO_REQUEST = ("HelloRequest", "handshake type 0")
+
+
+def _late_request(verdict: Verdict, requested_in_handshake: bool) -> tuple[str, list[str]]:
+    """How a request for the path made the endpoint ask for a certificate after the handshake (and the CA names
+    it advertised then), or ("", []) if it did not."""
+    server = [m for m in verdict.handshake if m["direction"] == "server->caller"]
+    requests = [m for m in server if m["type"] == "CertificateRequest"]
+    names: list[str] = requests[-1]["details"].get("ca_names", []) if requests else []
+    if any(m.get("after_client_finished") for m in requests):
+        return "a TLS 1.3 post-handshake CertificateRequest, RFC 8446 4.6.2", names
+    renegotiated = any(m["type"] == "ClientHello" and m["details"].get("renegotiation") for m in verdict.handshake)
+    if any(m["type"] in _HELLO_REQUEST for m in server) or renegotiated:
+        return "a TLS 1.2 renegotiation: HelloRequest", names
+    if requests and verdict.tls_version == "TLSv1.2" and verdict.alert and verdict.phase is Layer.AFTER_HANDSHAKE:
+        # a TLS 1.2 rejection comes in the handshake; after it, on the request, it came from a renegotiation
+        return "a TLS 1.2 renegotiation, after the handshake, on the request", names
+    if requests and not requested_in_handshake and verdict.tls_version == "TLSv1.2":
+        # the caller's trace keeps the last handshake: a request AJO's default handshake did not carry
+        return "a TLS 1.2 renegotiation: a CertificateRequest AJO's default handshake did not carry", names
+    if verdict.server_reason and "post_handshake" in verdict.server_reason:
+        return "post-handshake authentication on TLS 1.3, which the caller did not offer", names
+    return "", []
+
+
+def _asked_too_late(ready: Readiness) -> Readiness:
+    """Asked only after the handshake: whatever else holds, AJO's Java client cannot answer on TLS 1.3."""
+    why = (
+        "the endpoint asks only after the handshake, for this path: AJO's Java client offers no post-handshake "
+        "authentication, so on TLS 1.3 it cannot send its certificate"
+    )
+    step = "ask for the certificate in the handshake, at the virtual host (or on a host of its own for AJO's path)"
+    said = f"{why}; {ready.why}" if ready.state is State.NOT_READY else why
+    return replace(ready, state=State.NOT_READY, why=said, steps=(step, *ready.steps))
 
 
 def _handshake_reached(verdict: Verdict) -> bool:
@@ -337,13 +434,17 @@ def _read_handshake(verdict: Verdict) -> FirstLook:
         if message["type"] == "CertificateRequest":
             requested, names = True, message["details"].get("ca_names", [])
     if verdict.alert:
-        when = "after the handshake (TLS 1.3)" if verdict.phase is Layer.AFTER_HANDSHAKE else "in the handshake"
+        when = "in the handshake"
+        if verdict.phase is Layer.AFTER_HANDSHAKE:
+            renegotiated = verdict.tls_version == "TLSv1.2"
+            when = "after the handshake, on the request (TLS 1.2)" if renegotiated else "after the handshake (TLS 1.3)"
         without = f"rejected {when} with alert {verdict.alert}"
     elif verdict.status is not None:
         without = f"handshake completes; {short_answer(verdict.status)} to GET"
     else:
         without = f"{verdict.outcome.value}: {verdict.explanation}"
-    return FirstLook(chain, requested, names, without)
+    over_http = verdict.status == 400 and verdict.server_reason == Reason.NGINX_NO_CERTIFICATE
+    return FirstLook(chain, requested, names, without, over_http)
 
 
 def _java_decision(look: FirstLook, pki: LabPaths | None) -> NamesRead:
@@ -405,10 +506,27 @@ def _same_chain(tries: list[IdentityTry]) -> list[IdentityTry]:
     return noted
 
 
+def _enforcement(report: ProbeReport) -> Enforcement:
+    if report.asked_late:
+        return Enforcement.PATH
+    if not report.requests_client_cert:
+        return Enforcement.NEVER
+    if report.without_cert.startswith("rejected"):
+        return Enforcement.HANDSHAKE
+    return Enforcement.HTTP if report.refused_over_http else Enforcement.OPTIONAL
+
+
+def _how_to_require(report: ProbeReport) -> str:
+    """The setting that requires the certificate in the handshake, for the stack the probe guessed."""
+    stacks = [Stack(s) for s in report.stack_guess]
+    said = list(dict.fromkeys(_REQUIRE[s] for s in stacks))
+    return f" ({'; or '.join(said)})" if len(said) == 1 else ""
+
+
 def _verdict(report: ProbeReport) -> Conclusion:
     fixes: list[str] = []
-    if not report.requests_client_cert:
-        configuration = "tls-only"
+    enforcement = _enforcement(report)
+    if enforcement is Enforcement.NEVER:
         likely = (
             "AJO's call carries NO certificate (the endpoint never asks for one). If the app "
             "expects Adobe's identity, it answers 403: the community question's case."
@@ -418,13 +536,21 @@ def _verdict(report: ProbeReport) -> Conclusion:
             f"({', '.join(ADOBE_ISSUERS)}). See {DOCS}"
         )
     else:
-        rejected = report.without_cert.startswith("rejected")
-        configuration = "mtls-only" if rejected else "mixed"
-        likely = _likely(report, rejected)
-        if not rejected:
+        likely = _likely(report, enforcement)
+        if enforcement is Enforcement.OPTIONAL:
             fixes.append(
                 'Server side: Adobe asks for mTLS-only endpoints ("TLS protocols disabled and only mTLS '
-                f'enabled"): require the certificate instead of requesting it optionally. See {DOCS}'
+                'enabled"): require the certificate instead of requesting it optionally'
+                f"{_how_to_require(report)}. See {DOCS}"
+            )
+        if enforcement is Enforcement.PATH:
+            fixes.append(
+                "Server side: ask for the certificate in the handshake, for every path of the virtual host "
+                "(Apache: SSLVerifyClient require in the <VirtualHost>, not inside a <Location>; Tomcat: "
+                'certificateVerification="required" on the connector, not a CLIENT-CERT constraint alone), '
+                "or give AJO's path a virtual host or port of its own that does. Limiting that host to TLS 1.2 "
+                "makes the renegotiation work too, but it is the weaker fix: it gives up TLS 1.3, AJO's default, "
+                "and relies on renegotiation, which TLS 1.3 removed and HTTP/2 forbids."
             )
         if not report.java_sends_certificate:
             fixes.append(
@@ -455,10 +581,23 @@ def _verdict(report: ProbeReport) -> Conclusion:
         )
     if not (report.tls12 or report.tls13):
         fixes.append("Server side: enable TLS 1.3 (and TLS 1.2): AJO uses 1.3 by default and may fall back to 1.2.")
-    return Conclusion(configuration, likely, fixes)
+    return Conclusion(enforcement.configuration, enforcement, likely, fixes)
 
 
-def _likely(report: ProbeReport, required: bool) -> str:
+def _likely(report: ProbeReport, enforcement: Enforcement) -> str:
+    if enforcement is Enforcement.PATH:
+        sends = (
+            "lets AJO's client send its certificate (the endpoint names Adobe's issuer or none)"
+            if report.java_sends_certificate
+            else "comes too, but AJO omits its certificate (none of the names it advertises issued Adobe's chain)"
+        )
+        return (
+            f"The handshake asks for nothing; a request for this path makes the endpoint ask: {report.asked_late}. "
+            "On TLS 1.3, AJO's default, it would have to use post-handshake authentication, which a Java client "
+            "such as AJO (JDK 17) does not offer: the endpoint cannot ask and refuses the call (Apache: HTTP 403 "
+            "'Cannot perform Post-Handshake Authentication'; Tomcat: HTTP 401, its JSSE cannot ask after a TLS 1.3 "
+            f"handshake). On TLS 1.2 the renegotiation {sends}."
+        )
     if report.java_sends_certificate:
         basis = "names none" if not report.advertised_ca_names else "names Adobe's issuer"
         today = next((t for t in report.trust if t.hierarchy == Hierarchy.TODAY.value), None)
@@ -471,15 +610,15 @@ def _likely(report: ProbeReport, required: bool) -> str:
             f"AJO's call carries its certificate (the endpoint {basis}). It is accepted if the endpoint trusts "
             f"{ADOBE_ISSUERS[0]} ({trust}) and allows CN ajo-journeys.aep-mtls.adobe.com."
         )
-    if required:
+    omits = "AJO omits its certificate (none of the advertised CA names issued Adobe's chain; Java model)"
+    if enforcement is Enforcement.HANDSHAKE:
+        return f"{omits}, so the handshake fails: handshake_failure on TLS 1.2, certificate_required on TLS 1.3."
+    if enforcement is Enforcement.HTTP:
         return (
-            "AJO omits its certificate (none of the advertised CA names issued Adobe's chain; Java model), so "
-            "the handshake fails: handshake_failure on TLS 1.2, certificate_required on TLS 1.3."
+            f"{omits}; the handshake completes and the endpoint refuses the call itself (nginx: HTTP 400 'No "
+            "required SSL certificate was sent')."
         )
-    return (
-        "AJO omits its certificate (none of the advertised CA names issued Adobe's chain; Java model); the "
-        "handshake completes and an app that expects Adobe's identity answers 403."
-    )
+    return f"{omits}; the handshake completes and an app that expects Adobe's identity answers 403."
 
 
 def render(report: ProbeReport) -> str:
@@ -497,10 +636,10 @@ def render(report: ProbeReport) -> str:
         f"TLS versions accepted: {', '.join(versions) or 'none of 1.2 and 1.3'}; AJO's default "
         f"connects with {report.ajo_default_version or 'nothing'}",
     ]
-    out.append(
-        f"client certificate requested: {'yes' if report.requests_client_cert else 'no'}; without one: "
-        f"{report.without_cert}"
-    )
+    requested = "yes" if report.requests_client_cert else "no"
+    if report.asked_late:
+        requested = f"not in the handshake; for this path, after it: {report.asked_late}"
+    out.append(f"client certificate requested: {requested}; without one: {report.without_cert}")
     names = "; ".join(report.advertised_ca_names) if report.advertised_ca_names else "none"
     out.append(f"advertised CA names: {names}")
     if report.requests_client_cert:
@@ -521,7 +660,7 @@ def render(report: ProbeReport) -> str:
             else f"identity {attempt.identity}: {attempt.answer}"
         )
         out += [f"  {line}" for line in (attempt.cause, attempt.note) if line]
-    out += ["", f"VERDICT: {report.configuration}. {report.likely_outcome}"]
+    out += ["", f"VERDICT: {report.configuration} (client certificate {report.enforcement}). {report.likely_outcome}"]
     out += [f"  fix: {fix}" for fix in report.fixes] or ["  nothing to fix that the probe can see"]
     out += _render_readiness(report)
     return "\n".join(out)
@@ -532,6 +671,10 @@ def _render_stack(report: ProbeReport) -> list[str]:
         return []
     stacks = [Stack(s) for s in report.stack_guess]
     named = "; ".join(s.label for s in stacks) if stacks else describe([])
+    if report.asked_late and Stack.OPENSSL in stacks:
+        named += "; asking per path after the handshake, most likely Apache httpd (SSLVerifyClient in a <Location>)"
+    elif report.asked_late and Stack.JAVA in stacks:
+        named += "; asking per path after the handshake, most likely Tomcat or Spring (a CLIENT-CERT constraint)"
     seen = "; ".join(f"{what}: {answer}" for what, answer in report.stack_observed.items())
     return [f"server TLS stack (a guess from how it answers): {named}", f"  {seen}"]
 

@@ -9,7 +9,7 @@ about the cause: ``caller/causes.py`` reasons from the facts first and cites thi
 ``MEASURED`` is the table of docs/server-stacks.md. tests/test_stacks.py starts each real server on
 127.0.0.1 (configured from ``mtls_lab.server.stack_configs``, requiring a client certificate and trusting the
 lab's Adobe-like root), presents each failure on TLS 1.2 and TLS 1.3, and asserts every cell. Servers of
-one family answer alike (HAProxy as ``openssl s_server``), and the family is what the caller can tell.
+one family answer alike (HAProxy and Apache httpd as ``openssl s_server``), and the family is what the caller can tell.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ class Stack(enum.Enum):
 
 
 _LABELS = {
-    Stack.OPENSSL: "an OpenSSL-based server (HAProxy, openssl s_server, most proxies and gateways)",
+    Stack.OPENSSL: "an OpenSSL-based server (Apache httpd, HAProxy, openssl s_server, most proxies and gateways)",
     Stack.JAVA: "a Java server (JSSE: Tomcat, Jetty, Spring Boot, Java gateways)",
     Stack.GO: "a Go server, Go 1.20 or later (Caddy, Traefik, Go services)",
     Stack.GO_LEGACY: "a Go server built with Go 1.19 or earlier (e.g. Debian 12's Caddy 2.6)",
@@ -133,7 +133,9 @@ class MeasuredServer:
 MEASURED: tuple[MeasuredServer, ...] = (
     MeasuredServer("openssl", "openssl s_server (OpenSSL 3.0)", Stack.OPENSSL),
     MeasuredServer("haproxy", "HAProxy 2.6 (OpenSSL 3.0)", Stack.OPENSSL),
+    MeasuredServer("apache", "Apache httpd 2.4 (mod_ssl, OpenSSL 3.0)", Stack.OPENSSL),
     MeasuredServer("java", "JDK 17 JSSE SSLServerSocket", Stack.JAVA),
+    MeasuredServer("tomcat", "Tomcat 10.1 (JSSE, JDK 17)", Stack.JAVA),
     MeasuredServer("go", "Caddy 2.11 (Go 1.26)", Stack.GO),
     MeasuredServer("go-legacy", "Caddy 2.6 (Go 1.19, Debian 12)", Stack.GO_LEGACY),
     MeasuredServer("nginx", "nginx 1.22 (OpenSSL 3.0)", Stack.NGINX),

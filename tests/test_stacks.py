@@ -21,6 +21,8 @@ from mtls_lab.certs.layout import CA, LabPaths
 from mtls_lab.server.settings import AlertStyle, Mode
 from mtls_lab.server.stack_configs import ClientAuth
 from tests.conftest import ServerFactory
+from tests.support.apache import ApacheServers, ApacheSite
+from tests.support.jdk_client import JdkCall, JdkClient
 from tests.support.stacks import Running, Stacks, StackServer, available, present
 
 TABLE = [f for f in Failure if f not in (Failure.SIGNATURE, Failure.VERSION)]  # SIGNATURE: test_trust_check.py
@@ -121,7 +123,8 @@ def test_tls_only_never_asks_so_no_certificate_goes(
 
     verdict = ajo_call(pki, running.url, "adobe", method="GET", timeout=5)
     assert verdict.server_requested_cert is False and verdict.client_cert_sent is False
-    assert verdict.phase.value == "http" and verdict.status == (403 if server.key == "java" else 200)
+    # the Java servers' app checks the certificate itself (tests/java/MtlsServer.java, LabServlet.java)
+    assert verdict.phase.value == "http" and verdict.status == (403 if server.stack is Stack.JAVA else 200)
     if verdict.status == 403:  # the app wanted a certificate the TLS layer never asked for
         assert verdict.likely_cause is None and "never requested" in verdict.explanation
 
@@ -277,3 +280,54 @@ def test_the_record_names_the_alert_the_java_style_really_sent(pki: LabPaths, fr
     assert (missing["alert_sent"]["name"], missing["alert_sent"]["observed"]) == ("bad_certificate", True)
     assert missing["error"] == "no client certificate"
     assert expired["alert_sent"]["name"] == "certificate_unknown" and "certificate has expired" in expired["error"]
+
+
+# --- per-path client authentication, judged by a real JDK 17 client ---------------------------------------------
+
+
+def test_tomcat_asks_per_url_after_the_handshake_and_a_jdk_answers_on_tls12_only(
+    pki: LabPaths, real_stacks: Stacks, jdk_client: JdkClient
+) -> None:
+    """A CLIENT-CERT constraint on /secure, certificateVerification="none": Tomcat renegotiates on TLS 1.2; on TLS
+    1.3 its JSSE cannot ask after the handshake and the constraint answers 401."""
+    if not available("tomcat"):
+        pytest.skip("tomcat10 is not installed here (CI installs it)")
+    running = real_stacks.start(StackServer("tomcat", ClientAuth.NONE, pki.ca(CA.ADOBE_ROOT), variant="url"))
+    secure = running.url + "/secure"
+    on12, without, on13, elsewhere = jdk_client.fetch_each(
+        [
+            JdkCall(secure, "1.2"),
+            JdkCall(secure, "1.2", None),
+            JdkCall(secure, "1.3"),
+            JdkCall(running.url + "/", "1.3"),
+        ]
+    )
+    assert on12.status == 200 and "CN=ajo-journeys.aep-mtls.adobe.com" in on12.body, on12
+    assert without.status is None and "bad_certificate" in (without.error or ""), without
+    assert on13.status == 401, on13
+    # not asked elsewhere: the app sees no certificate
+    assert elsewhere.status == 403 and "no client certificate" in elsewhere.body, elsewhere
+
+
+def test_apache_advertises_the_names_of_sslcadnrequestfile_and_a_jdk_follows_them(
+    pki: LabPaths, apache: ApacheServers, jdk_client: JdkClient
+) -> None:
+    """SSLCADNRequestFile replaces the advertised names, not the trust: naming the impostor root makes the JDK
+    omit its certificate (rejected); naming Adobe's root again lets it through."""
+    named = {
+        ca: apache(ApacheSite(ClientAuth.REQUIRED, ca_names=pki.ca(ca))) for ca in (CA.IMPOSTOR_ROOT, CA.ADOBE_ROOT)
+    }
+    other, adobe = jdk_client.fetch_each([JdkCall(running.url + "/", "1.3") for running in named.values()])
+    assert other.status is None and other.error, other  # no certificate sent: the handshake fails
+    assert adobe.status == 200, adobe
+
+
+def test_per_path_settings_exist_for_apache_and_tomcat_only(capsys: pytest.CaptureFixture[str]) -> None:
+    from mtls_lab.cli import main
+    from mtls_lab.errors import ExitCode
+
+    assert main(["stacks", "--config", "apache", "--mode", "per-path"]) == ExitCode.OK
+    assert "<Location /secure>\n    SSLVerifyClient require\n</Location>" in capsys.readouterr().out
+    assert main(["stacks", "--config", "nginx", "--mode", "per-path"]) == ExitCode.USAGE
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "--config apache, tomcat" in error

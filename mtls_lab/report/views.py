@@ -229,6 +229,12 @@ def probe_headline(report: ProbeReport) -> Headline:
         return Headline("AJO will not trust this endpoint's certificate: its call fails before mTLS", "bad")
     if report.configuration == "tls-only":
         return Headline("TLS-only endpoint: AJO's call will carry no client certificate", "bad")
+    if report.configuration == "per-path":
+        return Headline(
+            "Endpoint asks for a certificate only after the handshake, for this path: AJO's Java client cannot "
+            "answer on TLS 1.3",
+            "bad",
+        )
     if not report.java_sends_certificate:
         shown = "; ".join(names[:2]) + (f" and {len(names) - 2} more" if len(names) > 2 else "")
         other = f"names only other CAs ({shown})" if names else "names no Adobe CA"

@@ -1,4 +1,5 @@
-"""Real server stacks on 127.0.0.1 for the tests: nginx, HAProxy, Caddy (Go), a JSSE server and openssl s_server.
+"""Real server stacks on 127.0.0.1 for the tests: nginx, HAProxy, Caddy (Go), Apache httpd, a JSSE server and
+openssl s_server.
 
 Each is configured from the snippets of ``mtls_lab.server.stack_configs`` (so the documented snippets are the
 ones measured), started once per configuration and session, several at a time (start-up dominates:
@@ -32,7 +33,8 @@ from mtls_lab.caller.stacks import Failure
 from mtls_lab.caller.tls import Chain, ClientBehavior
 from mtls_lab.caller.verdict import Verdict
 from mtls_lab.certs.layout import LabPaths
-from mtls_lab.server.stack_configs import ClientAuth, Files, caddy, haproxy, nginx
+from mtls_lab.server.stack_configs import PER_PATH, ClientAuth, Files, caddy, haproxy, nginx
+from tests.support import apache, tomcat
 from tests.support.openssl_servers import s_server_command
 from tests.support.ports import free_port, wait_for_port
 
@@ -62,9 +64,11 @@ BINARIES = {
     "haproxy": shutil.which("haproxy"),
     "java": shutil.which("java") and shutil.which("javac"),
     "openssl": shutil.which("openssl"),
+    "apache": apache.APACHE2 if apache.available() else None,
+    "tomcat": str(tomcat.HOME) if tomcat.available() else None,
     **CADDY,
 }
-STACKS = ("openssl", "java", "go", "go-legacy", "haproxy", "nginx")
+STACKS = ("openssl", "java", "go", "go-legacy", "haproxy", "nginx", "apache", "tomcat")
 QUICK_JVM = ("-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Xshare:auto")  # start in about half the time
 
 
@@ -80,6 +84,7 @@ class StackServer:
     mode: ClientAuth
     trust: Path
     tls_max: str = "1.3"
+    variant: str = ""  # nginx "optional_no_ca"; apache "location" (<Location /secure>); tomcat "url" (CLIENT-CERT)
 
 
 @dataclasses.dataclass
@@ -95,7 +100,7 @@ class Running:
 
     def log(self) -> str:
         """What the server logged (nginx's error log, or the process's output)."""
-        path = self.workdir / ("error.log" if self.server.stack == "nginx" else "output.log")
+        path = self.workdir / ("error.log" if self.server.stack in ("nginx", "apache") else "output.log")
         return path.read_text(errors="replace") if path.exists() else ""
 
 
@@ -110,6 +115,7 @@ class Stacks:
         self._java_classes: Path | None = None
         self._java_lock = threading.Lock()
         self._counter = 0
+        self._cleanups: list[Callable[[], None]] = []
 
     def start(self, server: StackServer) -> Running:
         return self.start_all([server])[server]
@@ -118,8 +124,8 @@ class Stacks:
         """Start several at once (most of the time goes into waiting): every Java one in one JVM."""
         with self._lock:
             missing = [s for s in dict.fromkeys(servers) if s not in self.running]
-            java = [s for s in missing if s.stack == "java"]
-            batches = [[s] for s in missing if s.stack != "java"] + ([java] if java else [])
+            grouped = {name: [s for s in missing if s.stack == name] for name in ("java", "tomcat")}
+            batches = [[s] for s in missing if s.stack not in grouped] + [b for b in grouped.values() if b]
         with ThreadPoolExecutor(max_workers=6) as pool:
             for started in pool.map(self._start_batch, batches):
                 with self._lock:
@@ -133,6 +139,8 @@ class Stacks:
         workdir.mkdir(parents=True)
         if batch[0].stack == "java":
             return _start_java(self, batch, workdir)
+        if batch[0].stack == "tomcat":
+            return _start_tomcat(self, batch, workdir)
         return {batch[0]: _STARTERS[batch[0].stack](self, batch[0], workdir)}
 
     def stop(self) -> None:
@@ -144,6 +152,8 @@ class Stacks:
                 process.wait(10)
             except subprocess.TimeoutExpired:
                 process.kill()
+        for cleanup in self._cleanups:
+            cleanup()
 
     # --- files the servers need -------------------------------------------------------------------------------
 
@@ -214,6 +224,8 @@ def _start_nginx(stacks: Stacks, server: StackServer, workdir: Path) -> Running:
     snippet = nginx(server.mode, files)
     if server.tls_max == "1.2":
         snippet = snippet.replace("ssl_protocols TLSv1.2 TLSv1.3;", "ssl_protocols TLSv1.2;")
+    if server.variant == "optional_no_ca":  # requests, and hands any certificate to the app unverified
+        snippet = snippet.replace("ssl_verify_client optional;", "ssl_verify_client optional_no_ca;")
     head, _, check = snippet.partition("# in the location: the app's own check\n")
     temp = "".join(f"    {kind}_temp_path {workdir}/tmp-{kind};\n" for kind in ("client_body", "proxy", "fastcgi"))
     conf = workdir / "nginx.conf"
@@ -301,12 +313,33 @@ def _start_openssl(stacks: Stacks, server: StackServer, workdir: Path) -> Runnin
     return Running(server, port, process, workdir)
 
 
+def _start_tomcat(stacks: Stacks, servers: list[StackServer], workdir: Path) -> dict[StackServer, Running]:
+    """One Tomcat (tests/support/tomcat.py), a connector per configuration: it starts in about a second."""
+    connectors = {s: tomcat.Connector(s.mode, s.trust, s.tls_max, s.variant == "url") for s in servers}
+    running = tomcat.start(stacks.pki, list(connectors.values()), stacks.java_cache)
+    with stacks._lock:
+        stacks._cleanups.append(running.stop)
+    return {s: Running(s, running.ports[c], running.process, running.base) for s, c in connectors.items()}
+
+
+def _start_apache(stacks: Stacks, server: StackServer, workdir: Path) -> Running:
+    """Apache at the virtual host (tests/support/apache.py; per-location sites: its ``apache`` fixture)."""
+    location = PER_PATH if server.variant == "location" else None
+    tls = "1.2" if server.tls_max == "1.2" else "both"
+    site = apache.ApacheSite(server.mode, location=location, tls=tls, trust=server.trust)
+    running = apache.start(stacks.pki, site)
+    with stacks._lock:
+        stacks._cleanups.append(running.stop)
+    return Running(server, running.port, running.process, running.workdir)
+
+
 _STARTERS: dict[str, Callable[[Stacks, StackServer, Path], Running]] = {
     "nginx": _start_nginx,
     "haproxy": _start_haproxy,
     "go": _start_caddy,
     "go-legacy": _start_caddy,
     "openssl": _start_openssl,
+    "apache": _start_apache,
 }
 
 
