@@ -83,6 +83,46 @@ def caddy(mode: ClientAuth, f: Files) -> str:
     return "\n".join(lines) + "\n"
 
 
+APACHE_PROTOCOLS = {"both": "-all +TLSv1.2 +TLSv1.3", "1.2": "-all +TLSv1.2", "1.3": "-all +TLSv1.3"}
+
+
+def apache(
+    mode: ClientAuth,
+    f: Files,
+    *,
+    location: str | None = None,
+    ca_names: Path | str | None = None,
+    protocols: str = "both",
+) -> str:
+    """mod_ssl's directives inside the ``<VirtualHost>``: at the virtual host, or for one ``<Location>`` only.
+
+    ``location``: the certificate is asked for that path only, after the handshake (TLS 1.2 renegotiation,
+    TLS 1.3 post-handshake authentication). ``ca_names``: SSLCADNRequestFile, the CA names advertised
+    instead of SSLCACertificateFile's.
+    """
+    head = (
+        f"SSLEngine on\nSSLCertificateFile {f.cert}\nSSLCertificateKeyFile {f.key}\n"
+        f"SSLProtocol {APACHE_PROTOCOLS[protocols]}\n"
+    )
+    if mode is ClientAuth.NONE:
+        return head
+    names = "# trusts these CAs" if ca_names else "# trusts AND advertises these CA names"
+    text = head + f"{names} (comments stand on lines of their own in Apache)\nSSLCACertificateFile {f.adobe_cas}\n"
+    if ca_names:
+        text += f"# the CA names advertised instead\nSSLCADNRequestFile {ca_names}\n"
+    verify = "require" if mode is ClientAuth.REQUIRED else "optional"
+    if location:
+        return text + (
+            "SSLVerifyDepth 3\n# asked after the handshake, for this path only\n"
+            f"<Location {location}>\n    SSLVerifyClient {verify}\n</Location>\n"
+        )
+    text += f"SSLVerifyClient {verify}\nSSLVerifyDepth 3\n"
+    if mode is ClientAuth.OPTIONAL:
+        check = "    Require expr \"%{SSL_CLIENT_VERIFY} == 'SUCCESS'\"\n"
+        text += f"# the app's own check\n<Location />\n{check}</Location>\n"
+    return text
+
+
 def go(mode: ClientAuth, f: Files) -> str:
     auth = {
         ClientAuth.NONE: "tls.NoClientCert",

@@ -13,8 +13,10 @@ from mtls_lab.server.run import RunningServer
 from mtls_lab.server.settings import ServerConfig
 
 if TYPE_CHECKING:
+    from tests.support.apache import ApacheServers
     from tests.support.browser import Browser
     from tests.support.docs_check import BlockRuns
+    from tests.support.jdk_client import JdkClient
     from tests.support.stacks import Stacks
 
 ServerFactory = Callable[..., RunningServer]
@@ -155,3 +157,22 @@ def real_stacks(
     stacks.compile_java_in_background()
     yield stacks
     stacks.stop()
+
+
+@pytest.fixture(scope="session")
+def apache(pki: LabPaths) -> Iterator[ApacheServers]:
+    """``apache(ApacheSite(...))``: the real apache2 for that site (tests/support/apache.py), once per session."""
+    from tests.support.apache import ApacheServers
+
+    servers = ApacheServers(pki)
+    yield servers
+    servers.stop()
+
+
+@pytest.fixture(scope="session")
+def jdk_client(pki: LabPaths, tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> JdkClient:
+    """A real JDK 17 HttpClient presenting the Adobe-like identity (tests/support/jdk_client.py)."""
+    from tests.support.jdk_client import JdkClient
+
+    cache = pytestconfig.cache.mkdir("java-classes") if pytestconfig.cache else tmp_path_factory.mktemp("java")
+    return JdkClient(pki, cache, tmp_path_factory.mktemp("jdk-client"))
