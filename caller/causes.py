@@ -43,6 +43,8 @@ class CallFacts:
     leaf_usages: tuple[str, ...] = ()
     cert_file: str = ""
     url: str = ""
+    asked_after_handshake: bool = False  # a renegotiation or a TLS 1.3 post-handshake CertificateRequest
+    offered_post_handshake_auth: bool = False  # our ClientHello offered it (RFC 8446 4.2.6)
 
     @property
     def version(self) -> str | None:

@@ -1,0 +1,70 @@
+"""Per-path client authentication, judged by a real Apache (``SSLVerifyClient require`` inside
+``<Location /secure>``) and a real JDK 17 HttpClient (tests/support/apache.py, tests/support/jdk_client.py).
+
+Apache asks for the certificate after the handshake, for that path only: on TLS 1.3 by post-handshake
+authentication, which JDK 17 does not offer (Apache answers 403 "Cannot perform Post-Handshake
+Authentication"); on TLS 1.2 by renegotiating, which a JDK answers. The caller's Java model must land where
+the JDK lands, name the late request and the fix; the OpenSSL model offers post-handshake auth, as curl does.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from mtls_lab.caller.report import render
+from mtls_lab.caller.verdict import POST_HANDSHAKE_REFUSED, Outcome
+from mtls_lab.certs.layout import LabPaths
+from mtls_lab.server.stack_configs import ClientAuth
+from tests.support.ajo_call import ajo_call
+from tests.support.apache import ApacheServers, ApacheSite
+from tests.support.jdk_client import JdkClient
+
+PER_PATH = ApacheSite(ClientAuth.REQUIRED, location="/secure", tls="both")
+VHOST = ApacheSite(ClientAuth.REQUIRED, tls="both")
+SUBJECT = "CN=ajo-journeys.aep-mtls.adobe.com"
+
+
+def test_tls13_java_model_and_jdk_get_apaches_403_and_the_verdict_names_the_late_request(
+    apache: ApacheServers, jdk_client: JdkClient, pki: LabPaths
+) -> None:
+    running = apache(PER_PATH)
+    [jdk] = jdk_client.fetch([running.url + "/secure/custom-action"], tls="1.3", method="POST")
+    verdict = ajo_call(pki, running.url + "/secure", tls="1.3")
+    assert (jdk.status, verdict.status, verdict.outcome) == (403, 403, Outcome.HTTP_ERROR), jdk
+    assert verdict.server_reason == POST_HANDSHAKE_REFUSED and verdict.rejection_style == "http_403"
+    assert verdict.requested_after_handshake and verdict.offered_post_handshake_auth is False
+    assert "post-handshake authentication" in verdict.explanation and "Java" in verdict.explanation
+    assert "virtual host" in verdict.fix and "TLS 1.2" in verdict.fix and "weaker" in verdict.fix
+    text = render(verdict)
+    assert "server requested one: no" not in text and "after the handshake" in text
+
+
+def test_tls13_openssl_model_offers_post_handshake_auth_as_curl_does(apache: ApacheServers, pki: LabPaths) -> None:
+    running = apache(PER_PATH)
+    verdict = ajo_call(pki, running.url + "/secure", tls="1.3", behavior="openssl")
+    assert verdict.outcome is Outcome.ACCEPTED and verdict.client_cert_sent, verdict.explanation
+    assert verdict.offered_post_handshake_auth is True and verdict.requested_after_handshake
+    assert any(m["type"] == "CertificateRequest" and m["after_client_finished"] for m in verdict.handshake)
+
+
+@pytest.mark.parametrize("behavior", ["java", "openssl"])
+def test_tls12_both_models_and_the_jdk_answer_apaches_renegotiation(
+    behavior: str, apache: ApacheServers, jdk_client: JdkClient, pki: LabPaths
+) -> None:
+    running = apache(PER_PATH)
+    [jdk] = jdk_client.fetch([running.url + "/secure/custom-action"], tls="1.2", method="POST")
+    verdict = ajo_call(pki, running.url + "/secure", tls="1.2", behavior=behavior)
+    assert jdk.status == 200 and SUBJECT in jdk.body, jdk
+    assert verdict.outcome is Outcome.ACCEPTED and verdict.client_cert_sent, verdict.explanation
+    assert verdict.requested_after_handshake and any(m["type"] == "HelloRequest" for m in verdict.handshake)
+    assert "after the handshake" in render(verdict)
+
+
+def test_at_the_virtual_host_the_request_is_in_the_handshake_on_both_versions(
+    apache: ApacheServers, pki: LabPaths
+) -> None:
+    running = apache(VHOST)
+    for tls in ("1.2", "1.3"):
+        verdict = ajo_call(pki, running.url, tls=tls)
+        assert verdict.outcome is Outcome.ACCEPTED and verdict.client_cert_sent, (tls, verdict.explanation)
+        assert verdict.server_requested_cert and not verdict.requested_after_handshake, tls
