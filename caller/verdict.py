@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from mtls_lab.alerts import Alert, received_alert
-from mtls_lab.caller.causes import CallFacts, Diagnosis, diagnose
+from mtls_lab.caller.causes import CallFacts, Diagnosis, diagnose, known_bad
 from mtls_lab.caller.step_event import StepEvent
 from mtls_lab.errors import ExitCode, cause_of
 from mtls_lab.vocabulary import AdobeChain, Reason
@@ -242,6 +242,20 @@ def _closed_without_alert(exc: Exception, facts: CallFacts, phase: Layer) -> Cla
         )
         _, fix = explain_alert(Alert.CERTIFICATE_REQUIRED, facts)
         return Classification(Outcome.CONNECTION_ERROR, phase, None, why, fix)
+    bad = known_bad(facts)
+    if bad is not None:
+        return Classification(
+            Outcome.CONNECTION_ERROR,
+            phase,
+            None,
+            why + f" It had received the client certificate, which the caller knows to be unfit: {bad.why} "
+            "That is the likely cause: a server that drops its alerts (asyncio/uvicorn, CPython gh-98078) "
+            "closes like this when it rejects the certificate.",
+            bad.fix,
+            causes=(bad.why,),
+            tell_apart=bad.check,
+            likely_cause=bad.failure.name.lower(),
+        )
     if facts.cert_sent:
         why += (
             " It had received the client certificate: a server that drops its alerts (asyncio/uvicorn, "
@@ -419,6 +433,20 @@ def classify_response(response: httpx.Response, facts: CallFacts) -> Classificat
                 + (f" Less likely: {'; '.join(c.why for c in found.causes[1:])}" if found.causes[1:] else ""),
                 fix=f"{found.fix} {page[1]}".strip(),
             )
+    bad = known_bad(facts) if reason is None and status in (401, 403) else None
+    if bad is not None:  # a bare 401/403 (the app's own body): the caller's facts name the likely cause
+        return Classification(
+            Outcome.HTTP_ERROR,
+            Layer.HTTP,
+            None,
+            f"HTTP {status}: the endpoint refused the call, and the certificate the caller sent is known to be "
+            f"unfit: {bad.why} That is the likely cause; the endpoint's own log names its check.",
+            bad.fix,
+            status=status,
+            causes=(bad.why,),
+            tell_apart=bad.check,
+            likely_cause=bad.failure.name.lower(),
+        )
     missing = "not_sent" if reason in NO_CERTIFICATE_REASONS and not facts.cert_sent else None
     return Classification(
         Outcome.HTTP_ERROR,

@@ -9,10 +9,15 @@ the JDK lands, name the late request and the fix; the OpenSSL model offers post-
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
+
+import httpx
 import pytest
 
+from mtls_lab.caller.causes import CallFacts
 from mtls_lab.caller.report import render
-from mtls_lab.caller.verdict import POST_HANDSHAKE_REFUSED, Outcome
+from mtls_lab.caller.verdict import POST_HANDSHAKE_REFUSED, Outcome, classify_response, classify_transport
 from mtls_lab.certs.layout import LabPaths
 from mtls_lab.server.stack_configs import ClientAuth
 from tests.support.ajo_call import ajo_call
@@ -22,6 +27,8 @@ from tests.support.jdk_client import JdkClient
 PER_PATH = ApacheSite(ClientAuth.REQUIRED, location="/secure", tls="both")
 VHOST = ApacheSite(ClientAuth.REQUIRED, tls="both")
 SUBJECT = "CN=ajo-journeys.aep-mtls.adobe.com"
+NOW = dt.datetime.now(dt.UTC)
+DAY = dt.timedelta(days=1)
 
 
 def test_tls13_java_model_and_jdk_get_apaches_403_and_the_verdict_names_the_late_request(
@@ -68,3 +75,51 @@ def test_at_the_virtual_host_the_request_is_in_the_handshake_on_both_versions(
         verdict = ajo_call(pki, running.url, tls=tls)
         assert verdict.outcome is Outcome.ACCEPTED and verdict.client_cert_sent, (tls, verdict.explanation)
         assert verdict.server_requested_cert and not verdict.requested_after_handshake, tls
+
+
+# --- whatever the answer looks like, the caller's own facts name a certificate it knows to be unfit ---------
+
+
+def _facts(**known: object) -> CallFacts:
+    base = CallFacts(
+        tls="1.3",
+        handshake_done=True,
+        tls_version="TLSv1.3",
+        identity="adobe",
+        chain_leaf_only=False,
+        behavior="java",
+        cert_requested=True,
+        cert_sent=True,
+        advertised=[],
+        leaf_issuer="CN=MTLS LAB stand-in for DigiCert Global G2 TLS RSA SHA256 2020 CA1",
+        leaf_not_before=NOW - 400 * DAY,
+        leaf_not_after=NOW + 400 * DAY,
+        leaf_usages=("clientAuth",),
+    )
+    return dataclasses.replace(base, **known)  # type: ignore[arg-type]
+
+
+EXPIRED = {"leaf_expired": True, "leaf_not_after": NOW - 30 * DAY}
+NO_CLIENT_AUTH = {"leaf_lacks_client_auth": True, "leaf_usages": ("serverAuth",)}
+
+
+@pytest.mark.parametrize(
+    ("known", "cause"), [(EXPIRED, "expired"), (NO_CLIENT_AUTH, "no_client_auth")], ids=["expired", "eku"]
+)
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_bare_401_or_403_from_the_app_names_the_unfit_certificate(
+    known: dict[str, object], cause: str, status: int
+) -> None:
+    response = httpx.Response(status, text="<h1>Access denied</h1>")
+    result = classify_response(response, _facts(**known))
+    assert result.likely_cause == cause and "known to be unfit" in result.explanation, result.explanation
+    assert "gateway" not in result.explanation.lower()
+    sound = classify_response(response, _facts())  # the facts explain nothing: the generic answer stays
+    assert sound.likely_cause is None and "known to be unfit" not in sound.explanation
+
+
+def test_a_close_without_alert_names_the_expired_certificate() -> None:
+    exc = httpx.ReadError("EOF occurred in violation of protocol")
+    result = classify_transport(exc, _facts(**EXPIRED))
+    assert result.likely_cause == "expired" and "without a TLS alert" in result.explanation
+    assert classify_transport(exc, _facts()).likely_cause != "expired"
