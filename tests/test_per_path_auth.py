@@ -19,10 +19,14 @@ from mtls_lab.caller.causes import CallFacts
 from mtls_lab.caller.report import render
 from mtls_lab.caller.verdict import POST_HANDSHAKE_REFUSED, Outcome, classify_response, classify_transport
 from mtls_lab.certs.layout import LabPaths
+from mtls_lab.server.record import CONNECTIONS
+from mtls_lab.server.settings import Mode
 from mtls_lab.server.stack_configs import ClientAuth
+from tests.conftest import ServerFactory
 from tests.support.ajo_call import ajo_call
 from tests.support.apache import ApacheServers, ApacheSite
 from tests.support.jdk_client import JdkClient
+from tests.support.record import wait_for_entry
 
 PER_PATH = ApacheSite(ClientAuth.REQUIRED, location="/secure", tls="both")
 VHOST = ApacheSite(ClientAuth.REQUIRED, tls="both")
@@ -123,3 +127,15 @@ def test_a_close_without_alert_names_the_expired_certificate() -> None:
     result = classify_transport(exc, _facts(**EXPIRED))
     assert result.likely_cause == "expired" and "without a TLS alert" in result.explanation
     assert classify_transport(exc, _facts()).likely_cause != "expired"
+
+
+@pytest.mark.parametrize(("behavior", "offered"), [("openssl", True), ("java", False)])
+def test_the_lab_servers_record_says_whether_the_client_offered_post_handshake_auth(
+    behavior: str, offered: bool, pki: LabPaths, lab_server: ServerFactory
+) -> None:
+    server = lab_server(mode=Mode.MTLS)
+    verdict = ajo_call(pki, server.url, tls="1.3", behavior=behavior)
+    assert verdict.outcome is Outcome.ACCEPTED and verdict.offered_post_handshake_auth is offered
+    port = verdict.attempts[-1].local_port
+    entry = wait_for_entry(server.record, lambda e: e["client"] == f"127.0.0.1:{port}", CONNECTIONS)
+    assert entry["post_handshake_auth_offered"] is offered
