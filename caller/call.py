@@ -28,6 +28,7 @@ from mtls_lab.caller.token import (
 )
 from mtls_lab.caller.verdict import (
     JAVA_MODEL,
+    POST_HANDSHAKE_REFUSED,
     Attempt,
     CallFacts,
     Classification,
@@ -330,6 +331,8 @@ def _facts(
         leaf_usages=leaf.extended_key_usage if leaf else (),
         cert_file=str(identity.cert_file) if identity else "",
         url=url,
+        asked_after_handshake=handshake.asked_after_handshake,
+        offered_post_handshake_auth=handshake.offered_post_handshake_auth,
     )
 
 
@@ -360,6 +363,8 @@ def _verdict(
         identity=options.identity.label if options.identity else None,
         client_behavior=options.behavior.value,
         server_requested_cert=handshake.requested if (handshake.requested or handshake.done) else None,
+        requested_after_handshake=handshake.asked_after_handshake or result.server_reason == POST_HANDSHAKE_REFUSED,
+        offered_post_handshake_auth=handshake.offered_post_handshake_auth if handshake.messages else None,
         advertised_ca_names=handshake.advertised_names(),
         server_reason=result.server_reason,
         rejection_style=rejection_style(

@@ -43,6 +43,8 @@ class CallFacts:
     leaf_usages: tuple[str, ...] = ()
     cert_file: str = ""
     url: str = ""
+    asked_after_handshake: bool = False  # a renegotiation or a TLS 1.3 post-handshake CertificateRequest
+    offered_post_handshake_auth: bool = False  # our ClientHello offered it (RFC 8446 4.2.6)
 
     @property
     def version(self) -> str | None:
@@ -272,6 +274,20 @@ FACT_ORDER: list[tuple[Callable[[CallFacts], bool], Callable[[CallFacts], Cause]
     (lambda f: f.leaf_self_signed, _self_signed),
     (lambda f: not f.leaf_self_signed, _untrusted),
 ]
+
+
+def known_bad(f: CallFacts) -> Cause | None:
+    """The first thing the caller *knows* to be wrong with the certificate it sent (its dates, its usages,
+    a leaf alone, self-signed), whatever the server's answer looks like; None when its facts explain nothing
+    (the last cause of ``FACT_ORDER``, an untrusted CA, is then a guess, not a fact)."""
+    if not f.cert_sent:
+        return None
+    for applies, cause in FACT_ORDER[:-1]:
+        if applies(f):
+            return cause(f)
+    return None
+
+
 # Only when no cause above fits the answer: a clock far off (the answer names dates), a false signature.
 LAST_RESORT: list[Callable[[CallFacts], Cause]] = [_clock_ahead, _clock_behind, _signature]
 

@@ -35,7 +35,7 @@ def render(verdict: Verdict, method: str = "POST") -> str:
         names = "; ".join(verdict.advertised_ca_names) or "none"
         lines.append(
             f"  client certificate sent: {_yes(verdict.client_cert_sent)} "
-            f"(server requested one: {_yes(verdict.server_requested_cert)}; CA names it advertised: {names})"
+            f"(server requested one: {_requested(verdict)}; CA names it advertised: {names})"
         )
     event = verdict.step_event
     recorded = f"actionExecError={event.error}" if event.error else "no actionExecError"
@@ -50,6 +50,15 @@ def render(verdict: Verdict, method: str = "POST") -> str:
         lines += _wrapped("check", verdict.tell_apart)
     lines += _wrapped("note", verdict.model_note)
     return "\n".join(lines)
+
+
+def _requested(verdict: Verdict) -> str:
+    if not verdict.requested_after_handshake:
+        return _yes(verdict.server_requested_cert)
+    if verdict.server_requested_cert:
+        return "yes, after the handshake, for this path"
+    how = "offered" if verdict.offered_post_handshake_auth else "did not offer"
+    return f"after the handshake, for this path: TLS 1.3 post-handshake authentication, which this client {how}"
 
 
 def _token_call(verdict: Verdict) -> list[str]:

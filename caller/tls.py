@@ -8,6 +8,12 @@ installs OpenSSL's cert callback (``mtls_lab._openssl.install_certificate_choice
 CertificateRequest arrives, the callback compares its CA names with the issuers of the key store and
 removes the certificate from the connection when a JDK would not send it. The outcomes match the table
 measured with JDK 17 in docs/ground-truth.md (tested in tests/test_java_model.py).
+
+A server can also ask *after* the handshake, for one path only (Apache's ``SSLVerifyClient require``
+inside ``<Location>``): on TLS 1.2 by renegotiating, which both models answer, as a JDK does; on TLS 1.3
+by post-handshake authentication (RFC 8446 4.6.2), which a client must offer in its ClientHello
+(``post_handshake_auth``). JDK 17 does not offer it, so the Java model does not; the OpenSSL model offers
+it, as curl does (tests/test_per_path_auth.py measures both against a real Apache and a real JDK).
 """
 
 from __future__ import annotations
@@ -37,6 +43,11 @@ class ClientBehavior(enum.Enum):
 
     JAVA = "java"  # AJO's sender (a model): only if the server names no CAs or names an issuer of its chain
     OPENSSL = "openssl"  # curl, Python, httpx: whenever one is requested
+
+    @property
+    def offers_post_handshake_auth(self) -> bool:
+        """TLS 1.3 post-handshake authentication: curl offers it, JDK 17 does not."""
+        return self is ClientBehavior.OPENSSL
 
     def sends(self, advertised: list[bytes], issuers: set[bytes]) -> bool:
         if self is ClientBehavior.OPENSSL or not advertised:
@@ -118,6 +129,21 @@ class Handshake:
         observed = self.log.our_certificate_sent
         return self.decided_to_send if observed is None else observed
 
+    @property
+    def offered_post_handshake_auth(self) -> bool:
+        """Our (last) ClientHello offered TLS 1.3 post-handshake authentication."""
+        hellos = [m for m in self.messages if m.sent and m.kind == "ClientHello"]
+        return bool(hellos and hellos[-1].details.get("post_handshake_auth"))
+
+    @property
+    def asked_after_handshake(self) -> bool:
+        """The server asked for a certificate after the handshake: a TLS 1.2 renegotiation (HelloRequest)
+        or a TLS 1.3 CertificateRequest after our Finished (post-handshake authentication)."""
+        return any(
+            not m.sent and (m.kind == "HelloRequest" or (m.kind == "CertificateRequest" and m.after_our_finished))
+            for m in self.messages
+        )
+
     def advertised_names(self) -> list[str]:
         return [_openssl.name_text(der) for der in self.advertised]
 
@@ -161,6 +187,7 @@ def client_context(
         context.minimum_version = context.maximum_version = version
     else:
         context.minimum_version = ssl.TLSVersion.TLSv1_2  # AJO: TLS 1.3 by default, may fall back to 1.2
+    context.post_handshake_auth = behavior.offers_post_handshake_auth
     issuers: set[bytes] = set()
     if identity is not None:
         _load_identity(context, identity)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from mtls_lab.alerts import Alert, received_alert
-from mtls_lab.caller.causes import CallFacts, Diagnosis, diagnose
+from mtls_lab.caller.causes import CallFacts, Diagnosis, diagnose, known_bad
 from mtls_lab.caller.step_event import StepEvent
 from mtls_lab.errors import ExitCode, cause_of
 from mtls_lab.vocabulary import AdobeChain, Reason
@@ -97,6 +97,9 @@ class Verdict:
     identity: str | None = None
     client_behavior: str = "java"
     server_requested_cert: bool | None = None
+    # the server asked for the certificate after the handshake, for the path (renegotiation or TLS 1.3 PHA)
+    requested_after_handshake: bool = False
+    offered_post_handshake_auth: bool | None = None  # our ClientHello offered TLS 1.3 post-handshake auth
     advertised_ca_names: list[str] = field(default_factory=list)
     server_reason: str | None = None
     model_note: str = JAVA_MODEL
@@ -239,6 +242,20 @@ def _closed_without_alert(exc: Exception, facts: CallFacts, phase: Layer) -> Cla
         )
         _, fix = explain_alert(Alert.CERTIFICATE_REQUIRED, facts)
         return Classification(Outcome.CONNECTION_ERROR, phase, None, why, fix)
+    bad = known_bad(facts)
+    if bad is not None:
+        return Classification(
+            Outcome.CONNECTION_ERROR,
+            phase,
+            None,
+            why + f" It had received the client certificate, which the caller knows to be unfit: {bad.why} "
+            "That is the likely cause: a server that drops its alerts (asyncio/uvicorn, CPython gh-98078) "
+            "closes like this when it rejects the certificate.",
+            bad.fix,
+            causes=(bad.why,),
+            tell_apart=bad.check,
+            likely_cause=bad.failure.name.lower(),
+        )
     if facts.cert_sent:
         why += (
             " It had received the client certificate: a server that drops its alerts (asyncio/uvicorn, "
@@ -367,6 +384,10 @@ ALERT_CAUSES: dict[Alert, Callable[[CallFacts], tuple[str, str]]] = {
 
 NGINX_NO_CERT = "400 No required SSL certificate was sent"
 NGINX_BAD_CERT = "400 The SSL certificate error"
+# Apache's 403 when a <Location>/<Directory> SSLVerifyClient needs TLS 1.3 post-handshake authentication and
+# the client did not offer it (mod_ssl; its error log: "AH10158: cannot perform post-handshake authentication")
+APACHE_NO_PHA = "Cannot perform Post-Handshake Authentication"
+POST_HANDSHAKE_REFUSED = "apache_post_handshake_auth"
 
 LAB_REASONS: dict[str, str] = {
     Reason.NO_CLIENT_CERTIFICATE: "Server side: require and verify client certificates at the TLS layer, trusting "
@@ -412,6 +433,20 @@ def classify_response(response: httpx.Response, facts: CallFacts) -> Classificat
                 + (f" Less likely: {'; '.join(c.why for c in found.causes[1:])}" if found.causes[1:] else ""),
                 fix=f"{found.fix} {page[1]}".strip(),
             )
+    bad = known_bad(facts) if reason is None and status in (401, 403) else None
+    if bad is not None:  # a bare 401/403 (the app's own body): the caller's facts name the likely cause
+        return Classification(
+            Outcome.HTTP_ERROR,
+            Layer.HTTP,
+            None,
+            f"HTTP {status}: the endpoint refused the call, and the certificate the caller sent is known to be "
+            f"unfit: {bad.why} That is the likely cause; the endpoint's own log names its check.",
+            bad.fix,
+            status=status,
+            causes=(bad.why,),
+            tell_apart=bad.check,
+            likely_cause=bad.failure.name.lower(),
+        )
     missing = "not_sent" if reason in NO_CERTIFICATE_REASONS and not facts.cert_sent else None
     return Classification(
         Outcome.HTTP_ERROR,
@@ -469,6 +504,8 @@ def explain_http(status: int, body: str, facts: CallFacts) -> tuple[str, str, st
             f"Server side: put Adobe's chain ({AdobeChain.TODAY}) in ssl_client_certificate.",
             Reason.NGINX_CERTIFICATE_ERROR,
         )
+    if status == 403 and APACHE_NO_PHA in body:
+        return _post_handshake_refused(facts)
     if status == 403 and data.get("message") == "Forbidden":
         return _gateway(data, facts)
     if status == 401 and any(text in body for text in KONG):
@@ -505,6 +542,41 @@ def explain_http(status: int, body: str, facts: CallFacts) -> tuple[str, str, st
     return (f"The endpoint answered HTTP {status}.", "Server side: check the endpoint's application logs.", None)
 
 
+# The fixes of a per-path request for the certificate, with their trade-offs (Apache's terms; any server
+# that asks after the handshake for some paths only: Tomcat's CLIENT-CERT constraint, IIS per application).
+PER_PATH_FIX = (
+    "Server side: ask for the certificate in the handshake: SSLVerifyClient require (with Adobe's chain in "
+    "SSLCACertificateFile) at the virtual host, so every path of that host requires it; or give AJO's path a "
+    "virtual host (a name or port) of its own that requires it in the handshake, leaving the other paths as "
+    "they are. Limiting that host to TLS 1.2 (SSLProtocol -all +TLSv1.2) also works, because Apache then "
+    "renegotiates and a Java client answers, but it is the weaker fix: the host loses TLS 1.3 for every "
+    "caller, and it depends on renegotiation, which TLS 1.3 removed and which proxies and clients may refuse."
+)
+
+
+def _post_handshake_refused(facts: CallFacts) -> tuple[str, str, str | None]:
+    """Apache's 403: the path asks for the certificate after the handshake, the client did not offer PHA."""
+    who = (
+        "a Java client such as AJO's sender (JDK 17) does not offer it, so it cannot answer on TLS 1.3"
+        if facts.behavior == "java"
+        else (
+            "this client did not offer it"
+            if not facts.offered_post_handshake_auth
+            else "this client offered it, yet Apache could not use it"
+        )
+    )
+    return (
+        f"Apache answered 403 '{APACHE_NO_PHA}': the endpoint asks for the client certificate after the "
+        "handshake, for this path only (SSLVerifyClient require inside <Location> or <Directory>), so the "
+        "handshake itself requested none. On TLS 1.3 asking later is post-handshake authentication (RFC 8446 "
+        f"4.6.2), which a client must offer in its ClientHello (post_handshake_auth); {who}. The same call on "
+        "TLS 1.2 is accepted: Apache renegotiates and the client sends its certificate. Apache's error log "
+        "says 'AH10158: cannot perform post-handshake authentication'.",
+        PER_PATH_FIX,
+        POST_HANDSHAKE_REFUSED,
+    )
+
+
 def _gateway(data: dict[str, Any], facts: CallFacts) -> tuple[str, str, str | None]:
     """AWS API Gateway / Cloudflare: 403 {"message":"Forbidden"} before the app, whatever the cause."""
     found = data.get("mtls_lab")
@@ -537,6 +609,8 @@ def rejection_style(outcome: Outcome, alert: str | None, status: int | None, rea
         return "gateway_401"
     if reason == Reason.CLIENT_CERT_NOT_FORWARDED:
         return "proxy_header_missing"
+    if reason == POST_HANDSHAKE_REFUSED:
+        return "http_403"
     if status is not None:
         return f"http_{status}"
     return "closed_without_alert" if outcome is Outcome.CONNECTION_ERROR else outcome.value

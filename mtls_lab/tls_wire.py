@@ -15,6 +15,7 @@ from mtls_lab import _openssl
 
 VERSIONS = {0x0301: "TLS 1.0", 0x0302: "TLS 1.1", 0x0303: "TLS 1.2", 0x0304: "TLS 1.3"}
 SUPPORTED_VERSIONS, SERVER_NAME, CERTIFICATE_AUTHORITIES = 43, 0, 47
+POST_HANDSHAKE_AUTH = 49  # RFC 8446 4.2.6: the client can answer a CertificateRequest after the handshake
 
 
 class Reader:
@@ -58,7 +59,8 @@ def extensions(reader: Reader) -> dict[int, bytes]:
 
 
 def client_hello(body: bytes, _tls13: bool = False) -> dict[str, Any]:
-    """``versions_offered`` (names, highest first as sent) and ``sni`` if the client sent one."""
+    """``versions_offered`` (names, highest first as sent), ``sni`` if the client sent one, and
+    ``post_handshake_auth``: whether it offered TLS 1.3 post-handshake authentication (RFC 8446 4.2.6)."""
     reader = Reader(body)
     legacy = reader.number(2)
     reader.take(32)
@@ -76,6 +78,7 @@ def client_hello(body: bytes, _tls13: bool = False) -> dict[str, Any]:
         names = Reader(Reader(ext[SERVER_NAME]).vector(2))
         names.take(1)
         details["sni"] = names.vector(2).decode("ascii", errors="replace")
+    details["post_handshake_auth"] = POST_HANDSHAKE_AUTH in ext
     return details
 
 

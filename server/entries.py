@@ -72,6 +72,7 @@ def connection_entry(
         "mode": mode,
         "sni": hello.get("sni"),
         "versions_offered": [_ssl_version(v) for v in hello.get("versions_offered", [])],
+        "post_handshake_auth_offered": hello.get("post_handshake_auth"),
         "tls_version": facts.version if facts else _ssl_version(chosen.get("version")),
         "cipher": facts.cipher if facts else (ciphers.get(int(suite, 16), suite) if suite else None),
         "certificate_requested": watch.certificate_request is not None,

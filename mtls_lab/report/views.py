@@ -130,7 +130,11 @@ def caller_side(verdict: Verdict) -> list[Fact]:
     facts = [
         Fact("from local port", str(last.local_port) if last and last.local_port else "no connection"),
         Fact("TLS", verdict.tls_version or "none negotiated"),
-        Fact("certificate requested", _yes(verdict.server_requested_cert)),
+        Fact(
+            "certificate requested",
+            _yes(verdict.server_requested_cert)
+            + (", after the handshake" if verdict.requested_after_handshake else ""),
+        ),
         Fact("CA names advertised", "; ".join(names) if names else "none"),
         Fact(
             "client certificate",
