@@ -14,6 +14,7 @@ import httpx
 
 from mtls_lab.caller.action import CustomAction, Request, build_request
 from mtls_lab.caller.auth import Auth, AuthorizationType, AuthType, CustomAuthorization
+from mtls_lab.caller.journey_view import JourneyView, exposed_body
 from mtls_lab.caller.step_event import StepEvent
 from mtls_lab.caller.tls import Chain, ClientBehavior, ClientIdentity, Handshake, client_context
 from mtls_lab.caller.token import (
@@ -75,6 +76,8 @@ class _Round:
     handshake: Handshake
     token_call: TokenCall | None = None
     failed_call: str | None = None
+    body: str | None = None  # a non-2xx answer's body, as AJO 26.1 gives it to the error branch
+    started_at: float | None = None  # wall clock, when the call to the endpoint started
 
 
 def call(
@@ -173,14 +176,16 @@ def _attempt(
             headers, params, token_call = _authenticate(action.auth, request, options, tokens, timeout)
         except TokenFailure as failure:
             return _Round(failure.result, handshake, failure.call, "token")
+        started_at = time.time()
         try:
             response = _send(client, request, headers, params, handshake)
         except httpx.TransportError as exc:
             result = classify_transport(exc, _facts(options.identity, options, handshake, request.url))
-            return _Round(result, handshake, token_call, "action")
+            return _Round(result, handshake, token_call, "action", started_at=started_at)
         result = classify_response(response, _facts(options.identity, options, handshake, request.url))
         failed = None if result.outcome is Outcome.ACCEPTED else "action"
-        return _Round(result, handshake, token_call, failed)
+        body = exposed_body(response.status_code, response.text)
+        return _Round(result, handshake, token_call, failed, body, started_at)
 
 
 def _send(
@@ -376,7 +381,25 @@ def _verdict(
         token_call=token_call,
         failed_call=current.failed_call,
         step_event=event,
+        journey=_journey(current, attempts, request, result.outcome is not Outcome.ACCEPTED),
         model_note=JAVA_MODEL + ("; " + TOKEN_MODEL if token_call else ""),
+    )
+
+
+def _journey(current: _Round, attempts: list[Attempt], request: Request, failed: bool) -> JourneyView:
+    """The journey's view of the call (caller/journey_view.py); actionOriginIsMTLS is the lab's model of
+    "MTLS is enabled for the endpoint": the server asked for a certificate (unknown without a handshake)."""
+    handshake, result = current.handshake, current.result
+    made = current.failed_call != "token" and (handshake.requested or handshake.done)
+    return JourneyView(
+        failed=failed,
+        status=result.status,
+        jo_status_code=jo_status_code(result.outcome, result.status),
+        body=current.body,
+        origin_is_mtls=handshake.requested if made else None,
+        endpoint=request.url,
+        started_at=current.started_at,
+        milliseconds=attempts[-1].seconds * 1000 if attempts and current.started_at is not None else None,
     )
 
 
