@@ -65,6 +65,7 @@ class CallOptions:
     timeout: float | None = None  # default: the action's
     retries: int = AJOLimits.MAX_RETRIES
     token_cert: bool = False  # also present the certificate on the token call (AJO most likely does not)
+    source_address: str | None = None  # the egress proxy's path (caller/egress.py): bind this local address
 
 
 @dataclass
@@ -171,7 +172,12 @@ def _attempt(
     handshake = Handshake()
     context = client_context(options.pki, options.identity, options.behavior, options.tls, options.server_ca, handshake)
     handshake.install(context)  # every message too: the ladder, and whether our Certificate was empty
-    with httpx.Client(verify=context, timeout=timeout, follow_redirects=False, headers=USER_AGENT) as client:
+    transport = (  # the egress proxy's path leaves from its own address (caller/egress.py)
+        httpx.HTTPTransport(verify=context, local_address=options.source_address) if options.source_address else None
+    )
+    with httpx.Client(
+        verify=context, timeout=timeout, follow_redirects=False, headers=USER_AGENT, transport=transport
+    ) as client:
         try:
             headers, params, token_call = _authenticate(action.auth, request, options, tokens, timeout)
         except TokenFailure as failure:
@@ -381,12 +387,14 @@ def _verdict(
         token_call=token_call,
         failed_call=current.failed_call,
         step_event=event,
-        journey=_journey(current, attempts, request, result.outcome is not Outcome.ACCEPTED),
+        journey=_journey(current, attempts, request, result.outcome is not Outcome.ACCEPTED, options.source_address),
         model_note=JAVA_MODEL + ("; " + TOKEN_MODEL if token_call else ""),
     )
 
 
-def _journey(current: _Round, attempts: list[Attempt], request: Request, failed: bool) -> JourneyView:
+def _journey(
+    current: _Round, attempts: list[Attempt], request: Request, failed: bool, source: str | None
+) -> JourneyView:
     """The journey's view of the call (caller/journey_view.py); actionOriginIsMTLS is the lab's model of
     "MTLS is enabled for the endpoint": the server asked for a certificate (unknown without a handshake)."""
     handshake, result = current.handshake, current.result
@@ -400,6 +408,7 @@ def _journey(current: _Round, attempts: list[Attempt], request: Request, failed:
         endpoint=request.url,
         started_at=current.started_at,
         milliseconds=attempts[-1].seconds * 1000 if attempts and current.started_at is not None else None,
+        is_proxy=source is not None,
     )
 
 
