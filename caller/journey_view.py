@@ -12,7 +12,8 @@ The journeyStep event's other action execution fields (its field reference, docs
   configuration, not proof that this call presented a certificate. AJO detects an mTLS-enabled endpoint by
   itself; the lab's value is a model: true when the server asked for a client certificate in the
   handshake, unknown when no handshake was made;
-- ``actionIsProxy``: the call went through the static-IP egress proxy (the lab's caller never does: false);
+- ``actionIsProxy``: the call went through the static-IP egress proxy (the lab: ``call --egress proxy``,
+  caller/egress.py);
 - ``actionOriginEndpoint``: the endpoint called;
 - ``actionExecutionOriginStartTime`` and ``actionExecutionOriginTime``: when the call to the endpoint
   started and how long it took (the lab: ISO 8601 UTC, and milliseconds; the units are a model);
