@@ -337,32 +337,42 @@ def _cache(spec: Any, where: str) -> CacheDuration:
     return CacheDuration(unit, float(duration))
 
 
+# Adobe's guardrails for certificate-based authentication: Journey Optimizer, "External data sources",
+# section "Certificate-based authentication" (AdobeDocs/journey-optimizer.en,
+# help/using/datasource/external-data-sources.md; docs/adobe-facts.md marks them unverified: the stored
+# versions predate the section). Each error names the rule.
+GUARDRAIL = "Adobe's certificate-based authentication guardrail"
+
+
 def _certificate_guardrails(custom: CustomAuthorization, where: str, warnings: list[str]) -> None:
-    """The guardrails Adobe lists for certificate-based custom authentication."""
+    """The guardrails Adobe lists for certificate-based custom authentication, one error each."""
     if custom.aud is None or not custom.aud:
         raise ActionError(
             f"{where}: aud is required with certificateCredential: the token endpoint's URL, as "
             "the identity provider expects it (Entra ID: the endpoint URL)"
         )
     if not custom.endpoint.startswith("https://"):
-        raise ActionError(f"{where}: endpoint: certificateCredential needs an https token endpoint")
+        raise ActionError(f"{where}: endpoint: certificateCredential needs an https token endpoint ({GUARDRAIL})")
     if "?" in custom.endpoint:
-        warnings.append(
-            "the token endpoint URL contains '?': Adobe warns this is often the authorization endpoint "
-            "pasted instead of the token endpoint"
+        raise ActionError(
+            f"{where}: endpoint: the token URL has a '?': {GUARDRAIL} is a token URL without a query string "
+            "(a '?' is often the authorization endpoint pasted instead): give the token endpoint's URL"
         )
     if custom.method != "POST":
-        raise ActionError(f"{where}: method must be POST with certificateCredential: OAuth token endpoints take POST")
+        raise ActionError(
+            f'{where}: method must be POST with certificateCredential ({GUARDRAIL}): set "method": "POST"'
+        )
     client_id = custom.body_params.get("client_id")
     if not isinstance(client_id, str) or not client_id or client_id != client_id.strip():
         raise ActionError(
             f"{where}: body.bodyParams.client_id: required, not empty, without leading or trailing "
-            "spaces (the identity provider would refuse the assertion with an opaque error)"
+            f"spaces ({GUARDRAIL}; the identity provider would refuse the assertion with an opaque error)"
         )
     scope = custom.body_params.get("scope")
     if scope is not None and (not isinstance(scope, str) or len(scope) > MAX_SCOPE):
         raise ActionError(
-            f"{where}: body.bodyParams.scope: one space-separated string of at most {MAX_SCOPE} characters"
+            f"{where}: body.bodyParams.scope: one space-separated string of at most {MAX_SCOPE} characters "
+            f"({GUARDRAIL}): shorten it"
         )
     if custom.body_type is not BodyType.FORM:
         warnings.append(

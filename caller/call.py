@@ -14,6 +14,7 @@ import httpx
 
 from mtls_lab.caller.action import CustomAction, Request, build_request
 from mtls_lab.caller.auth import Auth, AuthorizationType, AuthType, CustomAuthorization
+from mtls_lab.caller.journey_view import JourneyView, exposed_body
 from mtls_lab.caller.step_event import StepEvent
 from mtls_lab.caller.tls import Chain, ClientBehavior, ClientIdentity, Handshake, client_context
 from mtls_lab.caller.token import (
@@ -65,6 +66,7 @@ class CallOptions:
     timeout: float | None = None  # default: the action's
     retries: int = AJOLimits.MAX_RETRIES
     token_cert: bool = False  # also present the certificate on the token call (AJO most likely does not)
+    source_address: str | None = None  # the egress proxy's path (caller/egress.py): bind this local address
 
 
 @dataclass
@@ -76,6 +78,8 @@ class _Round:
     handshake: Handshake
     token_call: TokenCall | None = None
     failed_call: str | None = None
+    body: str | None = None  # a non-2xx answer's body, as AJO 26.1 gives it to the error branch
+    started_at: float | None = None  # wall clock, when the call to the endpoint started
 
 
 def call(
@@ -169,19 +173,26 @@ def _attempt(
     handshake = Handshake()
     context = client_context(options.pki, options.identity, options.behavior, options.tls, options.server_ca, handshake)
     handshake.install(context)  # every message too: the ladder, and whether our Certificate was empty
-    with httpx.Client(verify=context, timeout=timeout, follow_redirects=False, headers=USER_AGENT) as client:
+    transport = (  # the egress proxy's path leaves from its own address (caller/egress.py)
+        httpx.HTTPTransport(verify=context, local_address=options.source_address) if options.source_address else None
+    )
+    with httpx.Client(
+        verify=context, timeout=timeout, follow_redirects=False, headers=USER_AGENT, transport=transport
+    ) as client:
         try:
             headers, params, token_call = _authenticate(action.auth, request, options, tokens, timeout)
         except TokenFailure as failure:
             return _Round(failure.result, handshake, failure.call, "token")
+        started_at = time.time()
         try:
             response = _send(client, request, headers, params, handshake)
         except httpx.TransportError as exc:
             result = classify_transport(exc, _facts(options.identity, options, handshake, request.url))
-            return _Round(result, handshake, token_call, "action")
+            return _Round(result, handshake, token_call, "action", started_at=started_at)
         result = classify_response(response, _facts(options.identity, options, handshake, request.url))
         failed = None if result.outcome is Outcome.ACCEPTED else "action"
-        return _Round(result, handshake, token_call, failed)
+        body = exposed_body(response.status_code, response.text)
+        return _Round(result, handshake, token_call, failed, body, started_at)
 
 
 def _send(
@@ -381,7 +392,28 @@ def _verdict(
         token_call=token_call,
         failed_call=current.failed_call,
         step_event=event,
+        journey=_journey(current, attempts, request, result.outcome is not Outcome.ACCEPTED, options.source_address),
         model_note=JAVA_MODEL + ("; " + TOKEN_MODEL if token_call else ""),
+    )
+
+
+def _journey(
+    current: _Round, attempts: list[Attempt], request: Request, failed: bool, source: str | None
+) -> JourneyView:
+    """The journey's view of the call (caller/journey_view.py); actionOriginIsMTLS is the lab's model of
+    "MTLS is enabled for the endpoint": the server asked for a certificate (unknown without a handshake)."""
+    handshake, result = current.handshake, current.result
+    made = current.failed_call != "token" and (handshake.requested or handshake.done)
+    return JourneyView(
+        failed=failed,
+        status=result.status,
+        jo_status_code=jo_status_code(result.outcome, result.status),
+        body=current.body,
+        origin_is_mtls=handshake.requested if made else None,
+        endpoint=request.url,
+        started_at=current.started_at,
+        milliseconds=attempts[-1].seconds * 1000 if attempts and current.started_at is not None else None,
+        is_proxy=source is not None,
     )
 
 

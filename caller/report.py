@@ -45,6 +45,7 @@ def render(verdict: Verdict, method: str = "POST") -> str:
             f" ({event.orig_error_code})" if event.orig_error_code else ""
         )
     lines.append(f"  AJO would report: jo_status_code={verdict.jo_status_code}; step event: {recorded}")
+    lines += verdict.journey.lines() if verdict.journey else []
     lines += _wrapped("why", verdict.explanation) + _wrapped("fix", verdict.fix)
     if verdict.tell_apart:
         lines += _wrapped("check", verdict.tell_apart)

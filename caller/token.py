@@ -48,6 +48,9 @@ TOKEN_FIXES = {
     "assertion_not_yet_valid": "Check the clocks: the identity provider's clock is behind the assertion's nbf.",
     "lifetime_too_long": "The assertion lives longer than the provider allows: Adobe documents at most 10 minutes.",
     "jti_replayed": "Each token call needs a fresh assertion (a new jti): AJO makes one per call.",
+    "client_id_missing": "Caller side: set bodyParams.client_id to the application's client ID: an empty one makes "
+    "an assertion with empty iss and sub, which the identity provider refuses.",
+    "client_id_padded": "Caller side: remove the spaces around bodyParams.client_id: no application has that ID.",
     "client_mismatch": "Caller side: bodyParams.client_id must be the application's client ID; AJO puts it in "
     "the assertion's iss and sub.",
     "invalid_request": "Caller side: send the fields the token endpoint asks for, form-encoded: OAuth token "

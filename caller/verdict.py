@@ -25,6 +25,7 @@ import httpx
 
 from mtls_lab.alerts import Alert, received_alert
 from mtls_lab.caller.causes import CallFacts, Diagnosis, diagnose, known_bad
+from mtls_lab.caller.journey_view import JourneyView
 from mtls_lab.caller.step_event import StepEvent
 from mtls_lab.errors import ExitCode, cause_of
 from mtls_lab.vocabulary import AdobeChain, Reason
@@ -117,6 +118,8 @@ class Verdict:
     failed_call: str | None = None
     # what AJO's journey step event would record (caller/step_event.py): actionExecError and the rest
     step_event: StepEvent = field(default_factory=StepEvent)
+    # the journey's view (caller/journey_view.py): its error branch, and the step event's other action fields
+    journey: JourneyView | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -124,6 +127,7 @@ class Verdict:
         data["phase"] = self.phase.value
         data.update(self.step_event.to_json())
         del data["step_event"]
+        data["journey"] = self.journey.to_json() if self.journey else None
         return data
 
 

@@ -15,7 +15,11 @@ as a real provider does, ``invalid_client`` with a description, plus the lab's `
 4. ``aud``: this endpoint's own URL, or the ``--idp-audience`` values (``audience_mismatch``);
 5. ``exp``, ``nbf``, and a lifetime of at most 10 minutes (Adobe: "exp - iat is always <= 10 minutes,
    in line with Okta and Entra ID requirements");
-6. ``iss`` = ``sub`` = ``client_id`` (RFC 7523 3; ``client_mismatch``);
+6. ``iss`` = ``sub`` = ``client_id`` (RFC 7523 3; ``client_mismatch``), and a client ID at all: Entra ID's
+   client-credentials request lists ``client_id`` as required, so an empty one (in the form or in the
+   assertion's ``iss``/``sub``) is ``invalid_request`` (``client_id_missing``); one with leading or
+   trailing spaces names no application (``client_id_padded``, ``invalid_client``: a **model**, Entra ID
+   documents no trimming rule, and registers no such ID);
 7. ``jti`` never seen before (``jti_replayed``).
 
 Model: one set of registered certificates for every client ID (a real provider keeps them per
@@ -143,6 +147,7 @@ class IdentityProvider:
                 f"The client assertion is valid for {claims['exp'] - issued:.0f} s; "
                 f"at most {MAX_LIFETIME} s (10 minutes) is accepted.",
             )
+        _check_client_id(client_id, str(claims["iss"]))
         if claims["iss"] != claims["sub"] or (client_id and claims["iss"] != client_id):
             raise Refused(
                 "client_mismatch",
@@ -192,6 +197,24 @@ class IdentityProvider:
                 "invalid_request",
             )
         return params.get("client_id")
+
+
+def _check_client_id(client_id: str | None, issuer: str) -> None:
+    """Refuse what Entra ID refuses: no client ID (it is required), or one no application has (padded)."""
+    given = client_id if client_id is not None else issuer
+    if not given or not issuer:
+        raise Refused(
+            "client_id_missing",
+            "The request body must contain the following parameter: 'client_id' (the form's client_id and "
+            "the assertion's iss and sub are empty). Set client_id in the action's bodyParams.",
+            "invalid_request",
+        )
+    if given != given.strip() or issuer != issuer.strip():
+        raise Refused(
+            "client_id_padded",
+            f"Application with identifier {given!r} was not found (the client_id has leading or trailing "
+            "spaces). Remove them.",
+        )
 
 
 def _describe(cert: x509.Certificate) -> str:

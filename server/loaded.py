@@ -169,8 +169,9 @@ def _leaves(given: Path, certs_dir: Path) -> list[x509.Certificate]:
     cas = [c.subject.rfc4514_string() for c in certs if is_ca(c)]
     if cas:
         raise LabError(
-            f"--idp-register {path}: holds a CA certificate ({cas[0]}): register Adobe's leaf only, as Adobe "
-            "documents (e.g. clients/adobe/leaf.pem, or a file `mtls-lab idp-leaves` wrote)"
+            f"--idp-register {path}: holds a CA certificate ({cas[0]}): register Adobe's leaf only: Adobe says "
+            '"do not use the intermediate or root CA certificates" (e.g. clients/adobe/leaf.pem, or a file '
+            "`mtls-lab idp-leaves` wrote)"
         )
     if not certs:
         raise LabError(f"--idp-register {path}: holds no certificate: give a PEM leaf certificate")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import shutil
 import ssl
 import subprocess
@@ -12,6 +13,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import jwt
@@ -21,6 +23,7 @@ from cryptography import x509
 from mtls_lab.caller.action import load, parse
 from mtls_lab.caller.assertion import ASSERTION_TYPE, LIFETIME, client_assertion
 from mtls_lab.caller.call import CallOptions, call, lab_identity
+from mtls_lab.caller.rules import ActionError
 from mtls_lab.caller.tls import Chain, ClientIdentity
 from mtls_lab.certs.inspect import load_pem_chain, x5t, x5t_s256
 from mtls_lab.certs.layout import CA, Identity, LabPaths
@@ -197,6 +200,8 @@ def test_the_identity_provider_accepts_a_registered_leaf_and_refuses_each_failur
         ("hs256", 401, "invalid_client", "assertion_invalid"),
         ("password-grant", 400, "unsupported_grant_type", "unsupported_grant_type"),
         ("no-assertion-type", 400, "invalid_request", "invalid_request"),
+        ("empty-client-id", 400, "invalid_request", "client_id_missing"),
+        ("padded-client-id", 401, "invalid_client", "client_id_padded"),
     ],
 )
 def test_each_refusal_is_an_oauth_error_that_names_itself(
@@ -225,6 +230,10 @@ def test_each_refusal_is_an_oauth_error_that_names_itself(
         assertion = jwt.encode(claims, key, algorithm="HS256" if case == "hs256" else "RS256")
     elif case == "password-grant":
         form["grant_type"] = "password"
+    elif case == "empty-client-id":  # AJO with an empty client_id: iss = sub = "" and an empty form field
+        assertion, form["client_id"] = client_assertion(_identity(pki), "", endpoint), ""
+    elif case == "padded-client-id":
+        assertion, form["client_id"] = client_assertion(_identity(pki), " " + CLIENT, endpoint), " " + CLIENT
     elif case == "no-assertion-type":
         form["client_assertion_type"] = "urn:ietf:params:oauth:client-assertion-type:saml2-bearer"
     refused = _post(idp, pki, assertion, **form)
@@ -306,7 +315,7 @@ def test_the_cli_call_with_certificate_credential_is_accepted(
 def test_registering_a_ca_is_refused_on_one_line(pki: LabPaths) -> None:
     done = _run("serve", "--certs", str(pki.root), "--port", "0", "--idp-register", str(pki.ca(CA.ADOBE_ROOT)))
     assert done.returncode == ExitCode.USAGE and len(done.stderr.strip().splitlines()) == 1
-    assert "register Adobe's leaf only" in done.stderr
+    assert "register Adobe's leaf only" in done.stderr and "do not use the intermediate or root CA" in done.stderr
 
 
 def test_certificate_credential_needs_an_identity_and_adobes_guardrails(pki: LabPaths) -> None:
@@ -324,14 +333,48 @@ def test_certificate_credential_needs_an_identity_and_adobes_guardrails(pki: Lab
     ]:
         with pytest.raises(Exception, match=message):
             parse({"name": "x", "url": "https://x.example.com/", "authentication": {**spec, **change}})
-    pasted = parse(
-        {
-            "name": "x",
-            "url": "https://x.example.com/",
-            "authentication": {**spec, "endpoint": spec["endpoint"] + "?p=1"},
-        }
-    )
-    assert any("authorization endpoint" in w for w in pasted.warnings)
+
+
+GUARDRAILS = [  # (refused, its accepted sibling, the message): Adobe's certificate-based authentication guardrails
+    ({"endpoint": "http://login.example.com/token"}, {"endpoint": "https://login.example.com/token"}, "https"),
+    ({"endpoint": "https://login.example.com/token?p=1"}, {"endpoint": "https://login.example.com/token"}, "'?'"),
+    ({"method": "GET"}, {"method": "POST"}, "method must be POST"),
+    ({"client_id": ""}, {"client_id": "id"}, "client_id: required, not empty"),
+    ({"client_id": "id "}, {"client_id": "id"}, "without leading or trailing spaces"),
+    ({"scope": "s" * 1001}, {"scope": "s" * 1000}, "at most 1000 characters"),
+]
+
+
+@pytest.mark.parametrize(("refused", "accepted", "message"), GUARDRAILS, ids=lambda v: str(v)[:30])
+def test_each_guardrail_is_one_line_naming_adobes_rule_and_its_sibling_passes(
+    refused: dict[str, str], accepted: dict[str, str], message: str
+) -> None:
+    spec = json.loads(ADOBE_ENTRA)
+
+    def changed(change: dict[str, str]) -> dict[str, Any]:
+        params = {**spec["body"]["bodyParams"], **{k: v for k, v in change.items() if k in ("client_id", "scope")}}
+        top = {k: v for k, v in change.items() if k not in ("client_id", "scope")}
+        if "endpoint" in top:
+            top["aud"] = top["endpoint"]
+        body = {**spec["body"], "bodyParams": params}
+        return {"name": "x", "url": "https://x.example.com/", "authentication": {**spec, **top, "body": body}}
+
+    with pytest.raises(ActionError, match=re.escape(message)) as caught:
+        parse(changed(refused))
+    assert "Adobe's certificate-based authentication guardrail" in str(caught.value)
+    assert "\n" not in str(caught.value)
+    assert parse(changed(accepted)).auth.custom is not None  # type: ignore[union-attr]
+
+
+def test_a_refused_guardrail_is_one_line_and_exit_2_on_the_cli(tmp_path: Path) -> None:
+    spec = json.loads(ADOBE_ENTRA)
+    action = tmp_path / "pasted.json"
+    bad = {**spec, "endpoint": spec["endpoint"] + "?p=1"}
+    action.write_text(json.dumps({"name": "pasted", "url": "https://x.example.com/", "authentication": bad}))
+    before = action.read_bytes()
+    done = _run("call", str(action))
+    assert done.returncode == ExitCode.USAGE and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "'?'" in done.stderr and "Traceback" not in done.stderr and action.read_bytes() == before
 
 
 @pytest.fixture

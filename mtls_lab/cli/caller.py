@@ -20,6 +20,9 @@ from mtls_lab.cli.options import (
 from mtls_lab.errors import ExitCode, LabError
 from mtls_lab.vocabulary import LAB_PORT, AJOLimits
 
+# the --sender names (caller/senders.py's Sender values), here so that building the parser imports no caller
+SENDER_NAMES = ["ajo-custom-action", "ajo-sms", "http-destination", "event-forwarding", "io-events"]
+
 if TYPE_CHECKING:
     from mtls_lab.certs.layout import LabPaths
     from mtls_lab.cli.options import Commands
@@ -95,15 +98,31 @@ def add_call(sub: Commands) -> None:
         help=f"retries after the first attempt (AJO: up to {AJOLimits.MAX_RETRIES})",
     )
     p.add_argument("--trace", action="store_true", help="draw the TLS conversation that happened, message by message")
+    p.add_argument(
+        "--sender",
+        choices=SENDER_NAMES,
+        help="call as this Adobe sender: its answer deadline and retries as Adobe documents them, and the verdict "
+        "read against its requirements (default: an AJO custom action, without the profile's lines)",
+    )
+    p.add_argument(
+        "--egress",
+        choices=["direct", "proxy"],
+        help='the path out of Adobe: direct (as "Send test request", which bypasses the egress proxy) or proxy '
+        "(a live journey through the static-IP egress proxy, modelled by the source address 127.0.0.2); "
+        "default: direct, without the note",
+    )
     p.set_defaults(handler=_run_call)
 
 
 def _run_call(ns: argparse.Namespace) -> int:
     import datetime as dt
     import json
+    from dataclasses import replace
 
+    from mtls_lab.caller import senders
     from mtls_lab.caller.action import load, load_context, parse
     from mtls_lab.caller.call import CallOptions, call
+    from mtls_lab.caller.egress import Egress
     from mtls_lab.caller.report import render
     from mtls_lab.caller.rules import RETRIES_RULE, TIMEOUT_RULE, timeout_allowed
     from mtls_lab.caller.tls import ClientBehavior
@@ -132,14 +151,29 @@ def _run_call(ns: argparse.Namespace) -> int:
         retries=ns.retries,
         token_cert=ns.token_cert,
     )
+    sender = senders.profile(ns.sender) if ns.sender else None
+    options = senders.apply(sender, options) if sender else options
+    egress = Egress(ns.egress) if ns.egress else None
+    options = replace(options, source_address=egress.source_address) if egress else options
     started = dt.datetime.now(dt.UTC)
     verdict = call(action, load_context(ns.context), options)
+    found = senders.notes(sender, verdict) if sender else []
     if ns.json:
-        print(json.dumps(verdict.to_json(), indent=2))
+        data = verdict.to_json()
+        if egress:
+            data["egress"] = {"path": egress.value, "source_address": egress.source_address, "note": egress.note()}
+        if sender:
+            data["sender"] = {"name": sender.sender.value, "label": sender.label, "notes": found}
+            data["sender"]["facts"] = [f.line() for f in sender.facts]
+        print(json.dumps(data, indent=2))
     else:
         if ns.trace:
             print(ladder(verdict) + "\n")
         print(render(verdict, action.method))
+        if egress:
+            print(f"  {egress.note()}")
+        if sender:
+            print("\n".join(sender.lines() + [f"  sender note: {note}" for note in found]))
     if ns.report:
         from mtls_lab.report.reports import call_report
 

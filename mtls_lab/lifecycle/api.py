@@ -243,7 +243,10 @@ def create_api_app(config: AdobeApiConfig, switch: PhaseSwitch | None = None) ->
 
 
 def page_body(listed: list[Listing], page: int, limit: int, base: str) -> dict[str, Any]:
-    """One page of results in Adobe's documented shape; pages count from 1."""
+    """One page of results in Adobe's documented shape; pages count from 1.
+
+    A choice: Adobe's OpenAPI file gives ``page`` a default of 1, its example asks ``page=0``.
+    """
     start = (page - FIRST_PAGE) * limit
     chosen = listed[start : start + limit]
     last = max(FIRST_PAGE, FIRST_PAGE + (len(listed) - 1) // limit)

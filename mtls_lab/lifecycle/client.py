@@ -4,7 +4,8 @@
 ``x-api-key``, ``x-gw-ims-org-id``, ``Content-Type: application/json``) and follows ``_links.next``
 from page to page, never to another origin (the request carries the access token). Adobe's sample
 marks its links ``"templated": true``: such a link is an RFC 6570 template, expanded with the next
-page's number (pages count from 1, the OpenAPI file's default) and the page size in use; a variable
+page's number (pages count from 1: a choice, after the OpenAPI file's `page` default, whose example
+asks `page=0`) and the page size in use; a variable
 without a value is left out, as RFC 6570 says. Each answer is checked against Adobe's documented
 format. Failures become one-line ``CertApiError``s with a named exit code:
 
