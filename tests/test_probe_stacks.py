@@ -70,7 +70,10 @@ def test_the_probe_names_what_the_endpoint_enforces(
     assert ("require a client certificate" in fixes) is (enforced is Enforcement.NEVER)
     assert bool(report.asked_late) is (enforced is Enforcement.PATH)
     if enforced is Enforcement.PATH:
-        assert "renegotiation" in report.asked_late and report.stack_guess == GUESS[stack]
+        # Apache with TLS 1.3 enabled asks by post-handshake authentication (the Java model does not offer it,
+        # as JDK 17 does not); TLS 1.2 only, and Tomcat, by renegotiation
+        how = "post-handshake authentication" if (stack, top) == ("apache", "1.3") else "renegotiation"
+        assert how in report.asked_late and report.stack_guess == GUESS[stack], report.asked_late
         assert "<VirtualHost>" in fixes and "TLS 1.2" in fixes and "weaker fix" in fixes
         assert "post-handshake authentication" in report.likely_outcome and "Tomcat: HTTP 401" in report.likely_outcome
         assert report.java_sends_certificate  # Apache names the Adobe-like root: the renegotiation would work

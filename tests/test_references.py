@@ -93,6 +93,8 @@ def _missing(name: str, path: Path, repo: Path, imported: set[str]) -> str | Non
         return None if _file_exists(name, path, repo, ".py") else "no such module file"
     if DOCS_PAGE.match(name):
         page = name.partition("#")[0]
+        if page.startswith("help/"):
+            return None  # a page of Adobe's documentation repositories (AdobeDocs/...), cited, not ours
         return None if _file_exists(page, path, repo, ".md") else "no such docs page"
     if match := PATH_FUNCTION.match(name):
         module, function = match.groups()
