@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import httpx
@@ -25,7 +26,7 @@ from mtls_lab.server.run import RunningServer
 from mtls_lab.server.settings import Mode
 from tests.conftest import ServerFactory
 from tests.support.tls_clients import client_context, identity_files, needs_openssl
-from tests.support.tls_tamper import ALERT, ANSWER, APPLICATION_DATA, FIN, PAUSE, Step, ended_call
+from tests.support.tls_tamper import ALERT, ANSWER, APPLICATION_DATA, FIN, PAUSE, Ending, Step, ended_call
 
 CLOSE_NOTIFY = (ALERT, b"\x01\x00")
 KEPT = (APPLICATION_DATA, b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
@@ -115,17 +116,40 @@ CASES = [
 ]
 MODES = {Mode.MTLS: ("-Verify", "1", "-verify_return_error"), Mode.MIXED: ("-verify", "1", "-verify_return_error")}
 RUNS = [(case, tls, mode) for case in CASES for tls in ("1.2", "1.3") for mode in MODES]
+IDS = [f"{c.name}/tls{t}/{m.value}" for c, t, m in RUNS]
+
+
+@pytest.fixture(scope="module")
+def endings(pki: LabPaths, lab_server: ServerFactory, s_server: Callable[..., int]) -> dict[str, tuple[Ending, Ending]]:
+    """Every run's ending against s_server and against the lab, by id. They mostly wait (pauses, the servers'
+    closes), so they run at once: the lab's all together, s_server's one at a time per s_server (it serves
+    one connection at a time, and a queued one would shift the pauses)."""
+    identity = identity_files(pki, Identity.ADOBE)
+    labs = {mode: lab_server(mode=mode).port for mode in MODES}
+    references: dict[int, list[int]] = {}
+    for index, (case, _, mode) in enumerate(RUNS):
+        references.setdefault(s_server(*MODES[mode], serve=case.serve), []).append(index)
+
+    def lab(index: int) -> Ending:
+        case, tls, mode = RUNS[index]
+        return ended_call(labs[mode], client_context(pki, tls, identity), case.lab)
+
+    def reference(port: int, indexes: list[int]) -> list[tuple[int, Ending]]:
+        return [(i, ended_call(port, client_context(pki, RUNS[i][1], identity), RUNS[i][0].reference)) for i in indexes]
+
+    with ThreadPoolExecutor(max_workers=len(RUNS) + len(references)) as pool:
+        ours = pool.map(lab, range(len(RUNS)))
+        theirs = [pool.submit(reference, port, indexes) for port, indexes in references.items()]
+        by_index = dict(pair for future in theirs for pair in future.result())
+        return {IDS[i]: (by_index[i], ending) for i, ending in enumerate(ours)}
 
 
 @needs_openssl
-@pytest.mark.parametrize(("case", "tls", "mode"), RUNS, ids=[f"{c.name}/tls{t}/{m.value}" for c, t, m in RUNS])
+@pytest.mark.parametrize(("case", "tls", "mode"), RUNS, ids=IDS)
 def test_the_lab_ends_connections_as_openssl_does(
-    case: Case, tls: str, mode: Mode, pki: LabPaths, lab_server: ServerFactory, s_server: Callable[..., int]
+    case: Case, tls: str, mode: Mode, endings: dict[str, tuple[Ending, Ending]]
 ) -> None:
-    lab: RunningServer = lab_server(mode=mode)
-    identity = identity_files(pki, Identity.ADOBE)
-    reference = ended_call(s_server(*MODES[mode], serve=case.serve), client_context(pki, tls, identity), case.reference)
-    ours = ended_call(lab.port, client_context(pki, tls, identity), case.lab)
+    reference, ours = endings[IDS[RUNS.index((case, tls, mode))]]
     assert (reference.alerts, reference.answered, reference.closed) == (case.alerts, case.answered, True)
     expected = case.alerts if case.lab_alerts is None else case.lab_alerts
     assert (ours.alerts, ours.answered, ours.closed) == (expected, case.answered, True)
