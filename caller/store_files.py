@@ -35,6 +35,8 @@ JCEKS_MAGIC = b"\xce\xce\xce\xce"
 _PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
 _HASH_LINK = re.compile(r"^[0-9a-f]{8}\.\d+$")
 FOLDER_SUFFIXES = (".pem", ".crt", ".cer")
+# keytool's JVM for one short read: no optimising compiler, the serial collector (starts in about half the CPU)
+KEYTOOL_JVM = ("-J-XX:TieredStopAtLevel=1", "-J-XX:+UseSerialGC")
 PASSWORD_VARIABLE = "MTLS_LAB_STOREPASS"  # keytool reads the password from it (-storepass:env): never argv
 
 
@@ -206,7 +208,7 @@ _ALIAS = re.compile(r"^Alias name: (.*)$", re.M)
 
 def _keytool_entries(keytool: str, path: Path, password: str | None, kind: str | None) -> tuple[tuple[Entry, ...], int]:
     """``keytool -list -rfc``, read-only; the password goes through the environment, never the command line."""
-    command = [keytool, "-list", "-rfc", "-keystore", str(path)]
+    command = [keytool, *KEYTOOL_JVM, "-list", "-rfc", "-keystore", str(path)]
     command += ["-storetype", kind] if kind else []
     env = dict(os.environ)
     if password is not None:

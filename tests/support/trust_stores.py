@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 from mtls_lab.caller.probe_certs import Hierarchy, real_root
+from mtls_lab.caller.store_files import KEYTOOL_JVM
 
 REAL_TODAY_INTERMEDIATE = b"""-----BEGIN CERTIFICATE-----
 MIIEyDCCA7CgAwIBAgIQDPW9BitWAvR6uFAsI8zwZjANBgkqhkiG9w0BAQsFADBh
@@ -174,7 +175,17 @@ def keytool_store(path: Path, certs: list[x509.Certificate], storetype: str) -> 
     """``keytool -importcert`` once per CA, as Adobe's page shows (``storetype`` JKS or PKCS12)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     for index, file in enumerate(write_certs(path.parent / f"{path.name}-certs", certs)):
-        command = ["keytool", "-importcert", "-trustcacerts", "-noprompt", "-alias", f"ca-{index}", "-file", str(file)]
+        command = [
+            "keytool",
+            *KEYTOOL_JVM,
+            "-importcert",
+            "-trustcacerts",
+            "-noprompt",
+            "-alias",
+            f"ca-{index}",
+            "-file",
+            str(file),
+        ]
         command += ["-keystore", str(path), "-storetype", storetype, "-storepass", STOREPASS]
         subprocess.run(command, check=True, capture_output=True)
     return path
