@@ -8,11 +8,10 @@ other, in both directions.
 from __future__ import annotations
 
 import ssl
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
@@ -25,6 +24,7 @@ from mtls_lab.certs.layout import CA, LabPaths
 from mtls_lab.server.record import REQUESTS
 from mtls_lab.server.settings import Mode
 from tests.conftest import ServerFactory
+from tests.support.scripted_endpoint import https_endpoint
 from tests.test_cli import _run
 
 
@@ -65,16 +65,8 @@ def _allow_list(pki: LabPaths, allowed: str) -> Iterator[str]:
 
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(pki.server_cert, pki.server_key)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    try:
-        yield f"https://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with https_endpoint(context, Handler) as url:
+        yield url
 
 
 def test_an_allow_list_of_the_proxys_ips_refuses_the_test_request_and_accepts_the_journey(pki: LabPaths) -> None:

@@ -95,7 +95,14 @@ def scripted_endpoint(
     if client_ca is not None:
         context.load_verify_locations(pki.ca(client_ca))
         context.verify_mode = ssl.CERT_OPTIONAL
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(script))
+    with https_endpoint(context, _handler(script)) as url:
+        yield url
+
+
+@contextmanager
+def https_endpoint(context: ssl.SSLContext, handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A threaded ``http.server`` behind ``context`` on a free loopback port: its URL, stopped on exit."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.socket = context.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
