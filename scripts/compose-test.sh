@@ -286,8 +286,9 @@ log "dockerd $DOCKERD_PID restarted in a network namespace with only loopback; r
 unset COMPOSE_FILE COMPOSE_PROJECT_NAME
 status=0
 # in the background, so that a signal to this script runs the clean-up at once (bash runs a trap only
-# between commands); the clean-up removes whatever the interrupted tests left
-MTLS_LAB_COMPOSE_E2E=1 "$PYTEST" -p no:cacheprovider --durations=5 tests/test_compose.py tests/test_compose_real.py "$@" &
+# between commands); the clean-up removes whatever the interrupted tests left. In one process (-n 0): the
+# compose tests share one engine and its project names, and a PID to stop
+MTLS_LAB_COMPOSE_E2E=1 "$PYTEST" -n 0 -p no:cacheprovider --durations=5 tests/test_compose.py tests/test_compose_real.py "$@" &
 PYTEST_PID=$!
 wait $PYTEST_PID || status=$?
 PYTEST_PID=
