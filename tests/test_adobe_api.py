@@ -7,7 +7,7 @@ import re
 import ssl
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import httpx
@@ -51,7 +51,7 @@ def verify(pki: LabPaths) -> ssl.SSLContext:
 
 
 def get(
-    api: RunningAdobeApi, verify: ssl.SSLContext, headers: dict[str, str] = HEADERS, **params: Any
+    api: RunningAdobeApi, verify: ssl.SSLContext, headers: Mapping[str, str] = HEADERS, **params: Any
 ) -> httpx.Response:
     return httpx.get(api.endpoint, headers=headers, params=params, verify=verify)
 
@@ -157,7 +157,7 @@ def test_limit_defaults_to_25(pki: LabPaths, verify: ssl.SSLContext) -> None:
 def test_invalid_paging_is_a_400(
     params: dict[str, str], name: str, api: RunningAdobeApi, verify: ssl.SSLContext
 ) -> None:
-    response = get(api, verify, **params)
+    response = get(api, verify, HEADERS, **params)
     assert response.status_code == 400
     body = response.json()
     assert body["status"] == 400 and body["title"] == "BadRequestError" and body["detail"].startswith(name)

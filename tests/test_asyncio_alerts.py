@@ -27,7 +27,7 @@ class _FlushThenClose(sslproto.SSLProtocol):
 
     def _on_handshake_complete(self, handshake_exc):  # type: ignore[no-untyped-def]
         if isinstance(handshake_exc, ssl.SSLError):
-            self._process_outgoing()
+            self._process_outgoing()  # type: ignore[attr-defined]  # private, the point of this test
         super()._on_handshake_complete(handshake_exc)
 
 
@@ -46,7 +46,7 @@ def bare_server(pki: LabPaths) -> Iterator[Callable[[str], int]]:
             if kind == "stock":
                 return await loop.create_server(asyncio.Protocol, "127.0.0.1", 0, ssl=context)
             return await loop.create_server(
-                lambda: _FlushThenClose(loop, asyncio.Protocol(), context, None, server_side=True),
+                lambda: _FlushThenClose(loop, asyncio.Protocol(), context, None, server_side=True),  # type: ignore[arg-type]
                 "127.0.0.1",
                 0,
             )

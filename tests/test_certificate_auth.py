@@ -136,7 +136,7 @@ def test_openssl_verifies_the_assertion_and_refuses_a_tampered_one(pki: LabPaths
     assertion = client_assertion(_identity(pki), CLIENT, "https://idp.example.com/token")
     public = tmp_path / "public.pem"
     subprocess.run(
-        [OPENSSL, "x509", "-in", str(pki.client_leaf(Identity.ADOBE)), "-noout", "-pubkey", "-out", str(public)],
+        [str(OPENSSL), "x509", "-in", str(pki.client_leaf(Identity.ADOBE)), "-noout", "-pubkey", "-out", str(public)],
         check=True,
     )
 
@@ -146,7 +146,7 @@ def test_openssl_verifies_the_assertion_and_refuses_a_tampered_one(pki: LabPaths
         (tmp_path / "sig").write_bytes(base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4)))
         done = subprocess.run(
             [
-                OPENSSL,
+                str(OPENSSL),
                 "dgst",
                 "-sha256",
                 "-verify",
@@ -236,7 +236,7 @@ def test_each_refusal_is_an_oauth_error_that_names_itself(
         assertion, form["client_id"] = client_assertion(_identity(pki), " " + CLIENT, endpoint), " " + CLIENT
     elif case == "no-assertion-type":
         form["client_assertion_type"] = "urn:ietf:params:oauth:client-assertion-type:saml2-bearer"
-    refused = _post(idp, pki, assertion, **form)
+    refused = _post(idp, pki, assertion, False, **form)
     body = refused.json()
     assert (refused.status_code, body["error"], body["mtls_lab_reason"]) == (status, error, reason)
     assert body["error_description"] and "access_token" not in body
@@ -323,14 +323,15 @@ def test_certificate_credential_needs_an_identity_and_adobes_guardrails(pki: Lab
     action = parse({"name": "x", "url": "https://x.example.com/", "authentication": spec})
     with pytest.raises(Exception, match="signs its client assertion with the client certificate's key"):
         call(action, {}, CallOptions(pki=pki, identity=None))
-    for change, message in [
+    changes: list[tuple[dict[str, Any], str]] = [
         ({"method": "GET"}, "method must be POST"),
         ({"aud": ""}, "aud is required"),
         ({"endpoint": "http://login.example.com/token"}, "needs an https token endpoint"),
         ({"body": {"bodyType": "form", "bodyParams": {"client_id": " id"}}}, "without leading or trailing spaces"),
         ({"body": {"bodyType": "form", "bodyParams": {"client_id": "id", "scope": "s" * 1001}}}, "at most 1000"),
         ({"body": {"bodyType": "form", "bodyParams": {"client_id": "id", "client_assertion": "x"}}}, "AJO injects it"),
-    ]:
+    ]
+    for change, message in changes:
         with pytest.raises(Exception, match=message):
             parse({"name": "x", "url": "https://x.example.com/", "authentication": {**spec, **change}})
 
@@ -363,7 +364,7 @@ def test_each_guardrail_is_one_line_naming_adobes_rule_and_its_sibling_passes(
         parse(changed(refused))
     assert "Adobe's certificate-based authentication guardrail" in str(caught.value)
     assert "\n" not in str(caught.value)
-    assert parse(changed(accepted)).auth.custom is not None  # type: ignore[union-attr]
+    assert parse(changed(accepted)).auth.custom is not None
 
 
 def test_a_refused_guardrail_is_one_line_and_exit_2_on_the_cli(tmp_path: Path) -> None:

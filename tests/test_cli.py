@@ -23,7 +23,7 @@ from mtls_lab.server.settings import Mode
 from tests.conftest import ServerFactory
 from tests.support.tls_clients import client_context, identity_files
 
-SUBCOMMANDS = sorted(build_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
+SUBCOMMANDS = sorted(build_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr,arg-type]
 
 
 def _run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -141,7 +141,7 @@ def _check_env_server(process: subprocess.Popen[str], pki: LabPaths) -> None:
 
 
 def test_command_line_wins_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    serve = build_parser()._subparsers._group_actions[0].choices["serve"]  # type: ignore[union-attr]
+    serve = build_parser()._subparsers._group_actions[0].choices["serve"]  # type: ignore[union-attr,index]
     monkeypatch.setenv("MTLS_LAB_MODE", "tls")
     monkeypatch.setenv("MTLS_LAB_TRUST", "a.pem, b.pem")
     monkeypatch.setenv("MTLS_LAB_QUIET", "true")

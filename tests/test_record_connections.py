@@ -30,7 +30,7 @@ from tests.support.tls_clients import client_context, identity_files
 
 def _kinds() -> list[Scenario]:
     """One matrix row per kind of rejected handshake: alert, certificate sent or not, TLS version."""
-    kinds: dict[tuple[str, bool, Any], Scenario] = {}
+    kinds: dict[tuple[str, bool | None, Any], Scenario] = {}
     for scenario in SCENARIOS:
         if scenario.expect.startswith("alert ") and scenario.trust_sync is None and scenario.tls is not None:
             kinds.setdefault((scenario.expect, scenario.sent, scenario.tls), scenario)

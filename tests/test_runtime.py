@@ -163,7 +163,9 @@ def test_the_token_is_cached_for_cache_duration(
     cache: dict[str, object] | None, seconds_later: float, fetches: int, pki: LabPaths
 ) -> None:
     now = [0.0]
-    answers = [(200, f'{{"access_token": "tok-{n}", "expiryDuration": 5}}', {}) for n in (1, 2)]
+    answers: list[tuple[int, str, dict[str, str]]] = [
+        (200, f'{{"access_token": "tok-{n}", "expiryDuration": 5}}', {}) for n in (1, 2)
+    ]
     script = Script({"/token": answers})
     with scripted_endpoint(pki, script) as url:
         auth = _custom(url + "/token", **({"cacheDuration": cache} if cache else {}))

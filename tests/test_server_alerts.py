@@ -7,6 +7,7 @@ root only: the lab server must answer exactly like it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -36,7 +37,7 @@ class Case:
 CASES = [Case(m, t, w) for m in Mode for t in ("1.2", "1.3") for w in [*PRESENTED, NONE]]
 
 
-def _identity(pki: LabPaths, who: str) -> tuple | None:
+def _identity(pki: LabPaths, who: str) -> tuple[Path, Path] | None:
     if who == NONE:
         return None
     identity, chain = lab_identity(who)

@@ -108,8 +108,7 @@ def test_narrow_terminal_wraps_and_keeps_every_fact(pki: LabPaths, lab_server: S
     narrow = render_ladder(verdict, width=50)
     assert len(narrow.splitlines()) > len(wide.splitlines())
     assert all(len(line) <= 52 or " " not in line.strip() for line in narrow.splitlines() if "◀─" not in line)
-    words = lambda text: re.findall(r"[\w.:-]+", text)  # noqa: E731
-    assert words(wide) == words(narrow)  # same facts, only wrapped differently
+    assert re.findall(r"[\w.:-]+", wide) == re.findall(r"[\w.:-]+", narrow)  # same facts, only wrapped differently
     assert "CN=MTLS LAB impostor root" in " ".join(narrow.split())
     assert "HTTP 403" in narrow and "(empty:" in narrow
 

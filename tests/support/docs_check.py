@@ -207,9 +207,10 @@ class Scratch:
         )
         outcomes = []
         for index, command in enumerate(remapped):
-            rc, out = self.root / f"rc.{index}", self.root / f"out.{index}"
-            code = int(rc.read_text()) if rc.exists() else -1
-            outcomes.append(Outcome(command, code, out.read_text(errors="replace") if out.exists() else ""))
+            rc_file, out_file = self.root / f"rc.{index}", self.root / f"out.{index}"
+            code = int(rc_file.read_text()) if rc_file.exists() else -1
+            output = out_file.read_text(errors="replace") if out_file.exists() else ""
+            outcomes.append(Outcome(command, code, output))
         return outcomes
 
 

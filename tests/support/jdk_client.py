@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from mtls_lab.certs.layout import CA, Identity, LabPaths
@@ -89,7 +90,7 @@ class JdkClient:
         if not path.exists():
             chain = x509.load_pem_x509_certificates(self.pki.client_cert(who).read_bytes())
             key = serialization.load_pem_private_key(self.pki.client_key(who).read_bytes(), None)
-            assert isinstance(key, pkcs12.PKCS12PrivateKeyTypes)
+            assert isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey)  # the lab's keys
             data = pkcs12.serialize_key_and_certificates(
                 who.value.encode(),
                 key,

@@ -56,7 +56,7 @@ def _handler(script: Script) -> type[BaseHTTPRequestHandler]:
                     "path": self.path,
                     "headers": dict(self.headers),
                     "body": body.decode(errors="replace"),
-                    "client_certificate": bool(self.connection.getpeercert()),  # type: ignore[attr-defined]
+                    "client_certificate": bool(self.connection.getpeercert()),
                 }
             )
             time.sleep(script.delay.get(path, 0))

@@ -34,7 +34,7 @@ HANDSHAKE, ALERT, APPLICATION_DATA, CHANGE_CIPHER_SPEC = 22, 21, 23, 20
 CLIENT_HELLO, SERVER_HELLO, CERTIFICATE, CERTIFICATE_VERIFY, FINISHED = 1, 2, 11, 15, 20
 TLS12_CIPHERS = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256"  # one record protection to write
 # TLS 1.3 suites: (AEAD, key size, hash)
-_SUITES13 = {
+_SUITES13: dict[int, tuple[type[AESGCM] | type[ChaCha20Poly1305], int, hashes.HashAlgorithm]] = {
     0x1301: (AESGCM, 16, hashes.SHA256()),
     0x1302: (AESGCM, 32, hashes.SHA384()),
     0x1303: (ChaCha20Poly1305, 32, hashes.SHA256()),
@@ -372,7 +372,8 @@ def ended_call(port: int, context: ssl.SSLContext, steps: tuple[Step, ...], time
                 if step == FIN:
                     sock.shutdown(socket.SHUT_WR)
                 else:
-                    content_type, payload = step  # type: ignore[misc]
+                    assert not isinstance(step, str)  # PAUSE and ANSWER are handled above
+                    content_type, payload = step
                     sock.sendall(keys.seal(content_type, payload))
         data, closed = _read_all(sock, timeout)
         data = early + data

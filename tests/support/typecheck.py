@@ -1,4 +1,5 @@
-"""Run mypy (strict, from pyproject.toml) over the package as it installs: ``python -m tests.support.typecheck``.
+"""Run mypy (strict, from pyproject.toml) over the package as it installs and over the tests:
+``python -m tests.support.typecheck``.
 
 The repository keeps the user's layout (``certs/``, ``server/``, ``caller/`` at the top) and setuptools'
 ``package-dir`` installs those folders as ``mtls_lab.certs``, ``mtls_lab.server`` and ``mtls_lab.caller``.
@@ -40,6 +41,7 @@ def build_tree() -> Path:
         for entry in source.iterdir():
             if entry.name != "__pycache__":
                 (target / entry.name).symlink_to(entry, target_is_directory=entry.is_dir())
+    (TREE / "tests").symlink_to(ROOT / "tests", target_is_directory=True)  # the tests, checked as strictly
     return TREE
 
 
@@ -58,7 +60,7 @@ def main() -> int:
     env = {**os.environ, "MYPYPATH": str(tree)}
     config = ["--config-file", str(ROOT / "pyproject.toml"), "--cache-dir", str(ROOT / ".mypy_cache")]
     done = subprocess.run(
-        [sys.executable, "-m", "mypy", *config, "-p", top, *sys.argv[1:]],
+        [sys.executable, "-m", "mypy", *config, "-p", top, "-p", "tests", *sys.argv[1:]],
         cwd=tree,
         env=env,
         capture_output=True,
