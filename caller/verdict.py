@@ -391,7 +391,7 @@ NGINX_BAD_CERT = "400 The SSL certificate error"
 # Apache's 403 when a <Location>/<Directory> SSLVerifyClient needs TLS 1.3 post-handshake authentication and
 # the client did not offer it (mod_ssl; its error log: "AH10158: cannot perform post-handshake authentication")
 APACHE_NO_PHA = "Cannot perform Post-Handshake Authentication"
-POST_HANDSHAKE_REFUSED = "apache_post_handshake_auth"
+POST_HANDSHAKE_REFUSED = Reason.APACHE_POST_HANDSHAKE_AUTH
 
 LAB_REASONS: dict[str, str] = {
     Reason.NO_CLIENT_CERTIFICATE: "Server side: require and verify client certificates at the TLS layer, trusting "

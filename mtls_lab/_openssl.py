@@ -7,6 +7,11 @@ Why this exists:
   Java clients, AJO among them, use those names to decide whether to send their certificate.
 - A client that decides *during* the handshake whether to send its certificate (what a Java client
   does) needs ``SSL_CTX_set_cert_cb``; Python offers no hook there either.
+- A server that asks for the client certificate after the handshake, for one path only (Apache's
+  ``SSLVerifyClient`` inside ``<Location>``), changes one connection's verify mode and renegotiates (TLS 1.2,
+  ``SSL_renegotiate``) or requests post-handshake authentication (TLS 1.3,
+  ``SSL_verify_client_post_handshake``); Python has ``SSLSocket.verify_client_post_handshake`` but no per-
+  connection verify mode and no renegotiation at all.
 - A server that imitates another stack's alerts (``--alert-style``) needs a verify callback that
   changes the verification error OpenSSL turns into an alert (``SSL_CTX_set_verify``); Python's ``ssl``
   has no verify callback (CPython gh-75425, "Add SSLContext.set_verify_callback()", open).
@@ -73,6 +78,14 @@ def _lib() -> ctypes.CDLL:
             "X509_STORE_CTX_get_ex_data": (ctypes.c_void_p, [ctypes.c_void_p, ctypes.c_int]),
             "SSL_get_ex_data_X509_STORE_CTX_idx": (ctypes.c_int, []),
             "X509_verify_cert_error_string": (ctypes.c_char_p, [ctypes.c_long]),
+            "SSL_get_verify_mode": (ctypes.c_int, [ctypes.c_void_p]),
+            "SSL_set_verify": (None, [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p]),
+            "SSL_verify_client_post_handshake": (ctypes.c_int, [ctypes.c_void_p]),
+            "SSL_renegotiate": (ctypes.c_int, [ctypes.c_void_p]),
+            "SSL_set_options": (ctypes.c_uint64, [ctypes.c_void_p, ctypes.c_uint64]),
+            "SSL_version": (ctypes.c_int, [ctypes.c_void_p]),
+            "ERR_get_error": (ctypes.c_ulong, []),
+            "ERR_error_string_n": (None, [ctypes.c_ulong, ctypes.c_char_p, ctypes.c_size_t]),
         }
         for name, (restype, argtypes) in sigs.items():
             func = getattr(lib, name)
@@ -297,3 +310,52 @@ def peer_chain_der(ssl_object: ssl.SSLObject) -> list[bytes]:
                 chain.append(ctypes.string_at(out.value, size))
                 lib.CRYPTO_free(out, None, 0)
     return [leaf, *(der for der in chain if der != leaf)]
+
+
+# --- asking for the client certificate after the handshake (Apache's per-location SSLVerifyClient) ---------
+
+SSL_VERIFY_FAIL_IF_NO_PEER_CERT = 0x02
+SSL_VERIFY_CLIENT_ONCE = 0x04
+TLS1_3_VERSION = 0x0304
+SSL_OP_NO_SESSION_RESUMPTION_ON_RENEGOTIATION = 0x00010000
+POST_HANDSHAKE_AUTH = "post_handshake_auth"
+RENEGOTIATION = "renegotiation"
+
+
+class LateRequestRefused(Exception):
+    """OpenSSL could not ask: on TLS 1.3, the client offered no post-handshake authentication. The message is
+    OpenSSL's error as Apache logs it (``error:0A000117:SSL routines::extension not received``)."""
+
+
+def ask_after_handshake(ssl_object: ssl.SSLObject, *, required: bool) -> str:
+    """Queue a request for the client's certificate on an established server connection, as mod_ssl does
+    for a ``<Location>``: the connection's verify mode becomes mod_ssl's (``SSL_VERIFY_PEER``, and
+    ``SSL_VERIFY_FAIL_IF_NO_PEER_CERT`` when ``required``, ``SSL_VERIFY_CLIENT_ONCE``; the context's verify
+    callback is kept), then TLS 1.3 requests post-handshake authentication and TLS 1.2 renegotiates. The
+    message itself leaves on the connection's next ``do_handshake()``; the client's answer is processed by
+    its next reads. Returns the method (``POST_HANDSHAKE_AUTH`` or ``RENEGOTIATION``); raises
+    ``LateRequestRefused`` (the verify mode restored) when OpenSSL cannot ask."""
+    lib = _lib()
+    pointer = ssl_pointer(ssl_object)
+    before = lib.SSL_get_verify_mode(pointer)
+    mode = SSL_VERIFY_PEER | SSL_VERIFY_CLIENT_ONCE | (SSL_VERIFY_FAIL_IF_NO_PEER_CERT if required else 0)
+    lib.SSL_set_verify(pointer, mode, None)  # NULL: OpenSSL keeps the connection's verify callback
+    tls13 = lib.SSL_version(pointer) >= TLS1_3_VERSION
+    if not tls13:  # a full handshake: a resumed session would carry no CertificateRequest (mod_ssl sees to it too)
+        lib.SSL_set_options(pointer, SSL_OP_NO_SESSION_RESUMPTION_ON_RENEGOTIATION)
+    asked = lib.SSL_verify_client_post_handshake(pointer) if tls13 else lib.SSL_renegotiate(pointer)
+    if asked != 1:
+        lib.SSL_set_verify(pointer, before, None)
+        raise LateRequestRefused(openssl_errors() or "OpenSSL refused the request")
+    return POST_HANDSHAKE_AUTH if tls13 else RENEGOTIATION
+
+
+def openssl_errors() -> str:
+    """OpenSSL's error queue of this thread, emptied, as ``ERR_error_string_n`` writes each error; "" if empty."""
+    lib = _lib()
+    said = []
+    while code := lib.ERR_get_error():
+        text = ctypes.create_string_buffer(256)
+        lib.ERR_error_string_n(code, text, len(text))
+        said.append(text.value.decode(errors="replace"))
+    return "; ".join(said)

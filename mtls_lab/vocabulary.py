@@ -32,6 +32,11 @@ class Reason(enum.StrEnum):
     NGINX_NO_CERTIFICATE = "nginx_no_certificate"
     GATEWAY_NO_CLIENT_CERTIFICATE = "gateway_no_client_certificate"
     GATEWAY_UNTRUSTED_CLIENT_CERTIFICATE = "gateway_untrusted_client_certificate"
+    # the certificate asked for after the handshake, for some paths only (server/per_path.py): Apache's 403 when
+    # TLS 1.3's post-handshake authentication was not offered (mod_ssl; the caller names Apache's page so),
+    # and a request whose connection ended while the certificate was asked for (an alert, a close, a timeout)
+    APACHE_POST_HANDSHAKE_AUTH = "apache_post_handshake_auth"
+    LATE_CERTIFICATE_FAILED = "late_certificate_failed"
     # the request itself (server/body.py, server/app.py)
     BODY_TIMEOUT = "body_timeout"
     BODY_TOO_LARGE = "body_too_large"

@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import _ssl
 import ssl
+from collections.abc import Callable
 from typing import Any
 
 from mtls_lab.alerts import Alert
 
 HANDSHAKE, ALERT = 22, 21
+HELLO_REQUEST = 0
 CLIENT_HELLO, SERVER_HELLO, CERTIFICATE, CERTIFICATE_REQUEST, FINISHED = 1, 2, 11, 13, 20
 TLS1_3 = 0x0304
 FATAL_LEVEL = 2
@@ -74,6 +76,10 @@ class Watch:
         "client_finished",
         "client_flight",
         "client_hello",
+        "late_answered",
+        "late_certificate",
+        "late_requests",
+        "on_late_answer",
         "received",
         "sent",
         "server_finished",
@@ -92,6 +98,13 @@ class Watch:
         self.client_flight = False  # TLS 1.3: the client's last flight (Certificate ... Finished) began
         self.sent: SeenAlert | None = None  # the first alert the server wrote, close_notify aside
         self.received: SeenAlert | None = None  # the first alert the client sent
+        # after the handshake (a per-path request for the client certificate, server/_late_request.py): the
+        # HelloRequests and CertificateRequests the server wrote, the client's Certificate body, and its
+        # Finished, which ends its answer (``on_late_answer`` is then called; it must not raise)
+        self.late_requests = 0
+        self.late_certificate: bytes | None = None
+        self.late_answered = 0
+        self.on_late_answer: Callable[[], None] | None = None
         # (received first = the client's alert came before any of ours)
 
     @property
@@ -114,8 +127,16 @@ class Watch:
             elif not write and self.received is None:
                 self.received = alert
 
+    @property
+    def established(self) -> bool:
+        """Both sides have finished the first handshake: what follows is post-handshake."""
+        return self.server_finished and self.client_finished
+
     def _handshake(self, write: bool, version: int, kind: int, data: bytes) -> None:
         body = data[4:MAX_KEPT]
+        if self.established:
+            self._late(write, kind, body)
+            return
         if write:
             if kind == SERVER_HELLO:
                 self.server_hello, self.version = body, version
@@ -132,6 +153,20 @@ class Watch:
             self.client_certificate = body
         elif kind == FINISHED:
             self.client_finished = True
+
+    def _late(self, write: bool, kind: int, body: bytes) -> None:
+        """A message after the first handshake: TLS 1.2 renegotiation or TLS 1.3 post-handshake authentication
+        (NewSessionTicket and KeyUpdate are ignored); the first handshake's facts stay as they were."""
+        if write:
+            if kind == HELLO_REQUEST or (kind == CERTIFICATE_REQUEST and self.tls13):
+                self.late_requests += 1  # TLS 1.2: the HelloRequest; TLS 1.3: the post-handshake CertificateRequest
+            return
+        if kind == CERTIFICATE:
+            self.late_certificate = body
+        elif kind == FINISHED and self.late_requests:
+            self.late_answered += 1
+            if self.on_late_answer is not None:
+                self.on_late_answer()
 
 
 def _callback(conn: Any, direction: str, version: int, content_type: int, _msg_type: int, data: bytes) -> None:

@@ -10,7 +10,8 @@ facts of the connection to every request's scope:
   ``client_cert_error``, ``tls_version``, ``cipher_suite``, ``server_cert``);
 - the connection's ``ConnectionState`` (``state.py``, reached by the app through ``lab_state(scope)``),
   whose ``TLSFacts`` with the parsed certificate are computed once per connection, so keep-alive
-  requests pay nothing. The protocol factory makes the state, and the record's ``Connection`` reads it.
+  requests pay nothing (again only when a certificate arrives after the handshake: ``ask_late``, the
+  state's ``late_request``). The protocol factory makes the state, and the record's ``Connection`` reads it.
 
 Each connection's transport is wrapped in ``OneWrite``, so that a response leaves in one TLS record and
 one system call (uvicorn writes its head and its body separately).
@@ -22,13 +23,14 @@ The internals used: uvicorn's protocol classes, their ``app`` and ``transport`` 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ssl
 from collections.abc import Callable
 from typing import Any
 
-from mtls_lab import _openssl
+from mtls_lab import _openssl, tls_wire
 from mtls_lab.certs.inspect import CertFacts
-from mtls_lab.server._asyncio_alerts import AlertDeliveringSSLProtocol
+from mtls_lab.server._late_request import LateAnswer, LateRequestingSSLProtocol, LateResult
 from mtls_lab.server._uvicorn_limits import GuardedHTTPProtocol as _BaseHTTP  # uvicorn's httptools protocol, bounded
 from mtls_lab.server._uvicorn_limits import HTTPLimits
 from mtls_lab.server.connections import ConnectionLog, next_connection_id
@@ -104,13 +106,13 @@ class _TLSScopeProtocol(_BaseHTTP):
         transport = OneWrite(transport, self.loop)  # type: ignore[assignment]
         super().connection_made(transport)
         state: ConnectionState = self.state
-        state.facts, extension = connection_facts(
+        state.facts, state.tls_extension = connection_facts(
             transport.get_extra_info("ssl_object"), self.verifier, state.connection_id
         )
         app = self.app
 
         async def app_with_tls(scope: Any, receive: Any, send: Any) -> None:
-            scope.setdefault("extensions", {})["tls"] = extension
+            scope.setdefault("extensions", {})["tls"] = state.tls_extension
             give_state(scope, state)
             await app(scope, receive, send)
 
@@ -203,7 +205,7 @@ def tls_protocol_factory(
         http.verifier = verifier
         http.limits = limits or HTTPLimits()
         http.state = state
-        return AlertDeliveringSSLProtocol(  # type: ignore[return-value]  # an SSLProtocol is a BufferedProtocol
+        protocol = LateRequestingSSLProtocol(
             asyncio.get_running_loop(),
             http,
             context,
@@ -213,5 +215,18 @@ def tls_protocol_factory(
             events=connection,
             missing_certificate_alert=missing_certificate_alert,
         )
+
+        async def ask_late(*, required: bool, timeout: float) -> LateResult:
+            # the client certificate asked for after the handshake (server/per_path.py): the facts renewed
+            watch = connection.watch if connection is not None else None
+            result = await protocol.ask_for_certificate(watch, required=required, timeout=timeout)
+            hello = tls_wire.client_hello(watch.client_hello) if watch and watch.client_hello else {}
+            result = dataclasses.replace(result, offered=hello.get("post_handshake_auth"))
+            if result.answer is LateAnswer.CERTIFICATE:
+                state.renew_facts(*connection_facts(protocol.ssl_object, verifier, state.connection_id))
+            return result
+
+        state.late_request = ask_late
+        return protocol  # type: ignore[return-value]  # an SSLProtocol is a BufferedProtocol
 
     return create

@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mtls_lab.certs.inspect import CertFacts, normalize_fingerprint
 from mtls_lab.certs.layout import ADOBE_CN, LabPaths
+from mtls_lab.server import per_path
 from mtls_lab.server.body import BodyEnd, answer_timed_out, note_disconnected, read_body
 from mtls_lab.server.entries import accepted_answer, denied_answer, request_line
 from mtls_lab.server.forwarded import trusted
@@ -92,6 +93,16 @@ def _no_certificate(server: LoadedServer) -> Denial:
             f"Server side: enable mTLS (require a client certificate) and trust Adobe's CA chain up to {ADOBE_ROOTS}.",
         )
     advertised = "; ".join(server.advertised) or "no CA names"
+    if server.config.client_cert_paths:
+        paths = ", ".join(server.config.client_cert_paths)
+        return Denial(
+            Reason.NO_CLIENT_CERTIFICATE,
+            f"No client certificate: this endpoint asks for one only after the handshake, for requests under {paths} "
+            "(as Apache's SSLVerifyClient inside <Location>), and this call had another path, or sent none when "
+            f"asked. It advertised: {advertised}.",
+            f"Server side: require the client certificate in the handshake, for every path (at the virtual host), "
+            f"trusting Adobe's CA chain ({ADOBE_ROOTS}); Adobe asks for mTLS-only endpoints.",
+        )
     return Denial(
         Reason.NO_CLIENT_CERTIFICATE,
         "No client certificate: the server asked for one optionally and the caller sent none. A Java "
@@ -175,6 +186,11 @@ def create_app(server: LoadedServer, record: CallRecord) -> ASGIApp:
 
     async def target(request: Request) -> Response:
         state = lab_state(request.scope)
+        if server.config.client_cert_paths:  # asked after the handshake, for these paths (Apache's <Location>)
+            late = await per_path.ask_if_needed(request, state, server)
+            if late is not None:
+                return late
+            request.scope.setdefault("extensions", {})["tls"] = state.tls_extension or {}
         facts = state.request_facts = forwarded_facts(request, state.tls, server)  # what the record keeps
         answer = gate(request, facts, server)
         if answer is not None:

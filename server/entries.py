@@ -87,6 +87,7 @@ def connection_entry(
         "alert_received": _alert_json(watch.received, True, watch),
         "requests": state.requests,
         "http_refused": state.http_refused,
+        "asked_after_handshake": state.asked_after_handshake,
     }
 
 
@@ -117,8 +118,9 @@ def request_line(
     encoded = state.encoded_for(facts)
     if encoded.record_members is None:
         encoded.record_members = encode({"mode": mode, **facts.to_json()})[1:-1]
-    reason = state.reason
-    tail = f'"status":{status or 500},"reason":{"null" if reason is None else encode(reason)}}}'
+    reason, late = state.reason, state.late_asked
+    tail = f'"status":{status or 500},"reason":{"null" if reason is None else encode(reason)}'
+    tail += f',"asked_after_handshake":{"null" if late is None else encode(late)}}}'
     return f"{encode(request_head(scope, body, size))[:-1]},{encoded.record_members},{tail}\n"
 
 

@@ -41,8 +41,16 @@ class LoadedServer:
 
     def describe(self) -> str:
         cfg = self.config
+        mode = cfg.mode.summary
+        if cfg.client_cert_paths:
+            required = "required" if cfg.mode is Mode.MTLS else "optional"
+            mode = (
+                f"client certificate {required} for {', '.join(cfg.client_cert_paths)} only, asked after the "
+                "handshake (TLS 1.2 renegotiation, TLS 1.3 post-handshake authentication), as Apache's "
+                "SSLVerifyClient inside <Location>"
+            )
         return (
-            f"mode={cfg.mode.value} ({cfg.mode.summary}); TLS {cfg.tls_min.value}-{cfg.tls_max.value}; "
+            f"mode={cfg.mode.value} ({mode}); TLS {cfg.tls_min.value}-{cfg.tls_max.value}; "
             f"trusts: {_names(self.trusted)}; advertises: {_names(self.advertised)}; "
             f"allow-cn: {', '.join(cfg.allow_cn) or '(any)'}; pins: {len(self.pins) or 'none'}; "
             f"record: {cfg.record or 'memory'}; rejections: {cfg.reject_style.value} ({cfg.reject_style.summary})"
@@ -112,7 +120,8 @@ def build_context(
         return context
     for path in trust_files:
         context.load_verify_locations(cafile=path)
-    context.verify_mode = config.mode.verify_mode
+    # per path (Apache's <Location>): the handshake asks nothing; server/per_path.py asks after it
+    context.verify_mode = ssl.CERT_NONE if config.client_cert_paths else config.mode.verify_mode
     try:
         _openssl.set_client_ca_names(context, [c.public_bytes(Encoding.DER) for c in advertised])
     except _openssl.OpenSSLUnavailable as exc:

@@ -132,6 +132,9 @@ class ServerConfig:
     authorize: Authorize = Authorize.CERTIFICATE
     idp_register: tuple[Path, ...] = ()  # leaf certificates the identity provider (/_lab/idp/token) accepts
     idp_audience: tuple[str, ...] = ()  # the aud values it accepts (empty: its own token endpoint URL)
+    # ask for the client certificate after the handshake, for these paths only (Apache's SSLVerifyClient inside
+    # <Location>): TLS 1.2 renegotiation, TLS 1.3 post-handshake authentication; the mode says required or optional
+    client_cert_paths: tuple[str, ...] = ()
 
 
 _TIMEOUTS = {
@@ -162,5 +165,26 @@ def check_settings(config: ServerConfig) -> None:
             f"--alert-style {config.alert_style.value} goes with --reject-style alert (nginx and gateways "
             "answer over HTTP): drop one of them"
         )
+    _check_paths(config)
     if not 0 <= config.port <= 65535:
         raise LabError(f"--port {config.port}: give a port from 1 to 65535 (0: any free port)")
+
+
+def _check_paths(config: ServerConfig) -> None:
+    for path in config.client_cert_paths:
+        if not path.startswith("/") or any(c in path for c in "?#* \t"):
+            raise LabError(f"--client-cert-paths {path!r}: give a URL path that starts with /, e.g. /secure")
+    if not config.client_cert_paths:
+        return
+    if config.mode is Mode.TLS:
+        raise LabError(
+            "--client-cert-paths asks for the certificate on those paths: give --mode mtls (required there, as "
+            "Apache's SSLVerifyClient require) or --mode mixed (optional there)"
+        )
+    if config.reject_style is not RejectStyle.ALERT:
+        raise LabError(
+            f"--client-cert-paths models Apache, which rejects with TLS alerts: drop --reject-style "
+            f"{config.reject_style.value}"
+        )
+    if config.client_cert_header:
+        raise LabError("--client-cert-paths asks the TLS client itself: drop --client-cert-header")

@@ -78,14 +78,18 @@ class ConnectionState:
     __slots__ = (
         "__weakref__",
         "_encoded",
+        "asked_after_handshake",
         "connection_id",
         "facts",
         "http_refused",
         "lab_requests",
+        "late_asked",
+        "late_request",
         "original_verify_error",
         "reason",
         "request_facts",
         "requests",
+        "tls_extension",
     )
 
     def __init__(self, connection_id: str | None = None) -> None:
@@ -97,6 +101,12 @@ class ConnectionState:
         self.original_verify_error: int | None = None  # OpenSSL's error, when --alert-style replaced it
         self.reason: Reason | None = None  # the reason of the answer to the request in progress
         self.request_facts: TLSFacts | None = None  # the facts the request in progress is judged by
+        self.tls_extension: dict[str, Any] = {}  # the ASGI TLS extension of the connection's requests
+        # ask for the client certificate after the handshake (server/_late_request.py; None: this connection
+        # cannot); ``asked_after_handshake``: what each such request brought (the record's entries)
+        self.late_request: Any = None  # _late_request.LateRequester | None
+        self.asked_after_handshake: list[dict[str, Any]] = []
+        self.late_asked: dict[str, Any] | None = None  # what the request in progress made the server ask
         self._encoded = Encoded()
 
     @property
@@ -104,10 +114,17 @@ class ConnectionState:
         """The connection's TLS facts (``NO_TLS`` before the handshake completed or without the lab's protocol)."""
         return self.facts or NO_TLS
 
+    def renew_facts(self, facts: TLSFacts, extension: dict[str, Any]) -> None:
+        """The connection's TLS facts changed (a client certificate arrived after the handshake): what was
+        encoded from the old facts is dropped."""
+        self.facts, self.tls_extension = facts, extension
+        self._encoded = Encoded()
+
     def begin_request(self) -> None:
         """A new request on the connection: no reason yet, judged by the connection's own facts."""
         self.reason = None
         self.request_facts = None
+        self.late_asked = None
 
     @property
     def judged_by(self) -> TLSFacts:

@@ -117,6 +117,16 @@ def add_serve(sub: Commands) -> None:
         f"X-ARR-ClientCert, RFC 9440 Client-Cert) {env('client_cert_header')}",
     )
     p.add_argument(
+        "--client-cert-paths",
+        action="append",
+        metavar="PATH",
+        help="ask for the client certificate only for requests under this path, after the handshake, as "
+        "Apache's SSLVerifyClient inside <Location>: TLS 1.2 renegotiates, TLS 1.3 needs post-handshake "
+        "authentication, which Java clients (AJO's sender) do not offer: Apache's 403 'Cannot perform "
+        "Post-Handshake Authentication'; --mode mtls requires it there, mixed asks optionally; repeatable "
+        f"{env('client_cert_paths')}",
+    )
+    p.add_argument(
         "--trusted-proxy",
         action="append",
         metavar="ADDR",
@@ -212,6 +222,7 @@ def _run_serve(ns: argparse.Namespace) -> int:
         authorize=Authorize(ns.authorize),
         idp_register=tuple(ns.idp_register or ()),
         idp_audience=tuple(ns.idp_audience or ()),
+        client_cert_paths=tuple(ns.client_cert_paths or ()),
     )
     serve(config, workers=ns.workers)
     return ExitCode.OK
