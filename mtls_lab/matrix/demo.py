@@ -113,6 +113,20 @@ STEPS = [
         "mtls/tls1.3/adobe/java/server-max-tls1.2",
     ),
     Step(
+        "3. The traps next to it: TLS versions",
+        "One case does depend on the version, and it reads like the question: mTLS is on, TLS 1.2 and 1.3 are on, "
+        "and AJO gets 403. The endpoint asks for the certificate for the action's path only (Apache's SSLVerifyClient "
+        "inside <Location>), after the handshake: on TLS 1.3 that is post-handshake authentication, which a Java "
+        "client such as AJO's (a model) does not offer, and Apache answers 403.",
+        "mtls/tlsauto/adobe/java/asks-per-path",
+    ),
+    Step(
+        "3. The traps next to it: TLS versions",
+        "The same endpoint on TLS 1.2 renegotiates, and the Java client answers: accepted. Limiting the host to TLS "
+        "1.2 is the weaker fix; ask at the virtual host, in the handshake, for every path.",
+        "mtls/tls1.2/adobe/java/asks-per-path",
+    ),
+    Step(
         "4. Authentication next to mTLS: the token call",
         "The action also uses custom authorization: AJO first calls a token endpoint, then the action. The token "
         "endpoint requires mTLS too, but AJO makes the token call without its certificate (a model; Adobe: OAuth "
@@ -205,7 +219,13 @@ def _step(step: Step, result: Result, pki: LabPaths) -> list[str]:
         "",
         *textwrap.wrap(step.story, 100),
         f"  server: mode {cfg.mode.value}, {_versions(cfg.tls_min.value, cfg.tls_max.value)}, trusts {trusted}, "
-        f"advertises {advertised}" + (", pins the current leaf" if server.pins else ""),
+        f"advertises {advertised}"
+        + (", pins the current leaf" if server.pins else "")
+        + (
+            ", asks for the certificate after the handshake, for the action's path only"
+            if cfg.client_cert_paths
+            else ""
+        ),
         f"  caller: identity {_who(step.scenario)}, "
         f"TLS {step.scenario.tls.value if step.scenario.tls else 'auto'}, Java client model",
         *_authentication(step.scenario),

@@ -126,6 +126,7 @@ def server_config(scenario: Scenario, pki: LabPaths) -> ServerConfig:
         trust_leaves=scenario.leaf_trust,
         quiet=True,
         authorize=scenario.authorize,
+        client_cert_paths=("/custom-action",) if scenario.per_path else (),
     )
 
 
@@ -180,7 +181,11 @@ def server_label(scenario: Scenario) -> str:
     )
     staged = ", next hierarchy staged" if scenario.staged else ""
     synced = f" as trust-sync keeps it by phase {scenario.trust_sync.value}{staged}" if scenario.trust_sync else ""
-    return f"{scenario.mode.value}, TLS up to {scenario.tls_max.value}, trusts {trusts}{synced}, advertises {advertise}"
+    late = ", asks after the handshake for the action's path only" if scenario.per_path else ""
+    return (
+        f"{scenario.mode.value}{late}, TLS up to {scenario.tls_max.value}, trusts {trusts}{synced}, "
+        f"advertises {advertise}"
+    )
 
 
 def run_one(scenario: Scenario, pki: LabPaths, server: RunningServer, token: RunningServer | None = None) -> Result:

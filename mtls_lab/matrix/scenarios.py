@@ -105,6 +105,9 @@ class Scenario:
     wrong_audience: bool = False
     # server side, continued: whose alerts a TLS rejection carries
     alerts: AlertStyle = AlertStyle.OPENSSL
+    # server side, continued: the certificate is asked for after the handshake, for the action's path only
+    # (Apache's SSLVerifyClient inside <Location>: ``serve --client-cert-paths``)
+    per_path: bool = False
 
     @property
     def id(self) -> str:
@@ -141,6 +144,7 @@ class Scenario:
             "idp-holds-" + "+".join(i.value for i in self.registered): self.registered != (Identity.ADOBE,),
             "wrong-audience": self.wrong_audience,
             f"{self.alerts.value}-alerts": self.alerts is not AlertStyle.OPENSSL,
+            "asks-per-path": self.per_path,
         }
 
     def server_key(self) -> tuple[Any, ...]:
@@ -160,6 +164,7 @@ class Scenario:
             self.authorize,
             self.auth,  # an authentication row needs a token endpoint: never a default server (`--against`)
             self.alerts,
+            self.per_path,
         )
 
     def settings(self) -> dict[str, Any]:
@@ -192,6 +197,7 @@ def row(
     leaf_trust: bool = False,
     staged: bool = False,
     alerts: AlertStyle = AlertStyle.OPENSSL,
+    per_path: bool = False,
     **auth: Any,
 ) -> Scenario:
     if sent is None:
@@ -216,6 +222,7 @@ def row(
         leaf_trust,
         staged,
         alerts=alerts,
+        per_path=per_path,
         **auth,
     )
 
@@ -434,6 +441,25 @@ def _other_stacks() -> list[Scenario]:
     ]
 
 
+def _per_path() -> list[Scenario]:
+    """The certificate asked for after the handshake, for the action's path only (Apache's <Location>): on TLS 1.3
+    only a client that offered post-handshake authentication can answer (curl does, JDK 17 does not: Apache's
+    403); on TLS 1.2 the server renegotiates, and both models answer (measured: docs/server-stacks.md)."""
+    no_pha = "403 apache_post_handshake_auth"
+    return [
+        row(MTLS, V13, ADOBE, no_pha, False, per_path=True, note="asked after the handshake: Java offers no PHA"),
+        row(MTLS, None, ADOBE, no_pha, False, per_path=True, note="AJO's default TLS 1.3: the community question"),
+        row(MTLS, V13, ADOBE, "accepted", per_path=True, behavior=OPENSSL, note="curl offers post-handshake auth"),
+        row(MTLS, V12, ADOBE, "accepted", per_path=True, note="TLS 1.2: renegotiation, which Java answers"),
+        row(MTLS, V12, ADOBE, "accepted", per_path=True, behavior=OPENSSL),
+        row(MTLS, None, ADOBE, "accepted", per_path=True, tls_max=V12, note="the weaker fix: the host on TLS 1.2"),
+        row(MTLS, V12, None, NO_CERT[V12], False, per_path=True),
+        row(MTLS, V13, None, NO_CERT[V13], False, per_path=True, behavior=OPENSSL),
+        *(row(MTLS, v, Identity.IMPOSTOR, "alert unknown_ca", per_path=True, behavior=OPENSSL) for v in (V12, V13)),
+        row(MTLS, V12, NEXT, NO_CERT[V12], False, per_path=True, note="Java: new chain not named"),
+    ]
+
+
 SCENARIOS: list[Scenario] = [
     *_grid(),
     # The endpoint names another CA: a Java client (AJO) omits its certificate.
@@ -471,6 +497,7 @@ SCENARIOS: list[Scenario] = [
     row(MTLS, V13, ADOBE, "alert protocol_version", False, tls_max=V12, note="no common version"),
     *_lifecycle(),
     *_other_stacks(),
+    *_per_path(),
     # The same root causes through other faces: nginx's 400 pages, a gateway's 403, a proxy that forwards nothing.
     *(
         row(MTLS, V13, who, expect, sent, style=style, behavior=behavior, allow=allow)
