@@ -23,6 +23,7 @@ from mtls_lab.caller.verdict import Outcome
 from mtls_lab.certs.layout import CA, Identity, LabPaths
 from mtls_lab.cli import main
 from mtls_lab.errors import ExitCode
+from mtls_lab.report import server_side
 from mtls_lab.server import _late_request
 from mtls_lab.server.per_path import APACHE_NO_PHA_PAGE, rule_for
 from mtls_lab.server.record import CONNECTIONS, Query
@@ -268,3 +269,25 @@ def test_the_late_request_checks_asyncios_internals(monkeypatch: pytest.MonkeyPa
     monkeypatch.delattr("asyncio.sslproto.SSLProtocol._do_read")
     with pytest.raises(RuntimeError, match=r"update server/_late_request\.py"):
         _late_request.check_internals()
+
+
+def test_the_report_puts_the_late_request_in_words(pki: LabPaths, lab_server: ServerFactory) -> None:
+    lab = lab_server(**LATE)
+    said = {}
+    for tls in ("1.3", "1.2"):
+        verdict = ajo_call(pki, lab.url + "/secure", tls=tls)
+        client = f"127.0.0.1:{verdict.attempts[-1].local_port}"
+        connection = server_side.connection_facts(_entry(lab, client, CONNECTIONS))
+        request = server_side.request_facts(_entry(lab, client, Query(kind="request")))
+        said[tls] = [f for f in connection + request if f.label == "asked after the handshake"]
+    assert [f.value for f in said["1.3"]] == [
+        "TLS 1.3 post-handshake authentication for /secure/custom-action (rule /secure): the client offered no "
+        "post-handshake authentication: nothing could be asked, Apache's 403 (OpenSSL: error:0A000117:SSL "
+        "routines::extension not received)",
+        "TLS 1.3 post-handshake authentication (rule /secure): the client offered no post-handshake "
+        "authentication: nothing could be asked, Apache's 403 (OpenSSL: error:0A000117:SSL routines::extension "
+        "not received)",
+    ]
+    assert [(f.value.split(":")[0], f.tone) for f in said["1.2"]] == [
+        ("TLS 1.2 renegotiation for /secure/custom-action (rule /secure)", "good")
+    ] * 1 + [("TLS 1.2 renegotiation (rule /secure)", "good")]

@@ -143,6 +143,8 @@ def request_facts(entry: dict[str, Any]) -> list[Fact]:
         Fact("TLS", f"{entry.get('tls_version') or '?'}, {entry.get('cipher') or '?'}"),
         *_certificate_facts(entry),
     ]
+    if isinstance(entry.get("asked_after_handshake"), dict):
+        facts.append(_asked(entry["asked_after_handshake"]))
     if entry.get("body"):
         body = str(entry["body"])
         cut = f" (first {BODY_SHOWN} of {len(body)} characters)" if len(body) > BODY_SHOWN else ""
@@ -177,7 +179,7 @@ _CONNECTION_FIELDS = {
     "ca_names_advertised": "CA names advertised",
 }
 _AFTER = {"ssl_client_verify": "verification", "error": "error", "http_refused": "HTTP refused", "requests": "requests"}
-_WORDED = {"client_certificate", "client_chain", "alert_sent", "alert_received"}
+_WORDED = {"client_certificate", "client_chain", "alert_sent", "alert_received", "asked_after_handshake"}
 _NOT_SHOWN = {"time", "ended", "kind", "record_version", "client", "peer", "connection_id", "mode", "reason"}
 
 
@@ -188,9 +190,34 @@ def connection_facts(entry: dict[str, Any]) -> list[Fact]:
     if entry.get("alert_received"):
         facts.append(_alert("alert received from the client", entry["alert_received"]))
     facts += [Fact(label, _text(entry[key])) for key, label in _AFTER.items() if entry.get(key) is not None]
+    facts += [_asked(asked) for asked in entry.get("asked_after_handshake") or [] if isinstance(asked, dict)]
     known = {*_CONNECTION_FIELDS, *_AFTER, *_WORDED, *_NOT_SHOWN}
     facts += [Fact(key.replace("_", " "), _text(value)) for key, value in entry.items() if key not in known]
     return [_toned(f) for f in facts]
+
+
+_HOW = {"post_handshake_auth": "TLS 1.3 post-handshake authentication", "renegotiation": "TLS 1.2 renegotiation"}
+_ANSWERS = {
+    "certificate": ("the client sent its certificate, verified", "good"),
+    "no_certificate": ("the client sent none", "bad"),
+    "post_handshake_auth_not_offered": (
+        "the client offered no post-handshake authentication: nothing could be asked, Apache's 403",
+        "bad",
+    ),
+    "rejected": ("the server's alert ended the connection", "bad"),
+    "closed": ("the client closed the connection instead", "bad"),
+    "timed_out": ("no answer in time: the connection was closed", "bad"),
+}
+
+
+def _asked(asked: dict[str, Any]) -> Fact:
+    """A request for the client certificate after the handshake (``--client-cert-paths``), in words."""
+    where = f" for {asked['path']}" if asked.get("path") else ""
+    how = _HOW.get(str(asked.get("method")), str(asked.get("method")))
+    said, tone = _ANSWERS.get(str(asked.get("answer")), (str(asked.get("answer")), "bad"))
+    error = f" (OpenSSL: {asked['error']})" if asked.get("error") else ""
+    rule = f" (rule {asked['path_rule']})" if asked.get("path_rule") else ""
+    return Fact("asked after the handshake", f"{how}{where}{rule}: {said}{error}", tone)
 
 
 def _presented(entry: dict[str, Any]) -> Fact:
