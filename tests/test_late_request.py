@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from mtls_lab.caller.probe import Enforcement, probe
+from mtls_lab.caller.probe import render as render_probe
 from mtls_lab.caller.report import render
 from mtls_lab.caller.verdict import Outcome
 from mtls_lab.certs.layout import CA, Identity, LabPaths
@@ -28,7 +30,7 @@ from mtls_lab.server import _late_request
 from mtls_lab.server.per_path import APACHE_NO_PHA_PAGE, rule_for
 from mtls_lab.server.record import CONNECTIONS, Query
 from mtls_lab.server.run import RunningServer
-from mtls_lab.server.settings import Mode
+from mtls_lab.server.settings import Mode, TLSVersion
 from mtls_lab.server.stack_configs import ClientAuth
 from mtls_lab.vocabulary import Reason
 from tests.conftest import ServerFactory
@@ -291,3 +293,16 @@ def test_the_report_puts_the_late_request_in_words(pki: LabPaths, lab_server: Se
     assert [(f.value.split(":")[0], f.tone) for f in said["1.2"]] == [
         ("TLS 1.2 renegotiation for /secure/custom-action (rule /secure)", "good")
     ] * 1 + [("TLS 1.2 renegotiation (rule /secure)", "good")]
+
+
+@pytest.mark.parametrize("tls_max", [TLSVersion.V1_3, TLSVersion.V1_2])
+def test_the_probe_names_the_lab_servers_per_path_request_and_guesses_apache(
+    tls_max: TLSVersion, pki: LabPaths, lab_server: ServerFactory
+) -> None:
+    lab = lab_server(tls_max=tls_max, **LATE)
+    server_ca = str(pki.ca(CA.SERVER_ROOT))
+    asked = probe(lab.url + "/secure/hook", server_ca, pki, [], timeout=5)
+    elsewhere = probe(lab.url + "/open", server_ca, pki, [], timeout=5)  # the sibling: never asked there
+    assert asked.enforcement == Enforcement.PATH.value and asked.stack_guess == ["openssl"], render_probe(asked)
+    assert "Apache httpd (SSLVerifyClient in a <Location>)" in render_probe(asked)
+    assert elsewhere.enforcement == Enforcement.NEVER.value, render_probe(elsewhere)
