@@ -8,7 +8,10 @@ URL's path, and reads the handshake from the caller's side (``caller/_handshake_
 2. TLS 1.2 and TLS 1.3 each pinned, to see which versions the endpoint accepts;
 3. when the endpoint asks for a certificate, the stack probe (``caller/probe_certs.py``): one expired,
    self-signed certificate whose answer, with the answers to no certificate at all, tells the server's
-   TLS stack (a guess, labelled so, from the measured table of ``caller/stacks.py``);
+   TLS stack (a guess, labelled so, from the measured table of ``caller/stacks.py``); when AJO's default ended
+   on TLS 1.3 with no CertificateRequest but an answer that points to one after the handshake (Apache's 403
+   "Cannot perform Post-Handshake Authentication", a bare 403), this connection offers post-handshake
+   authentication, as curl does, and shows whether the endpoint asks for the path (``_points_to_late_request``);
 4. with ``--check-trust``, one trust probe per Adobe hierarchy (today's and the CA migration's): a chain
    under the real DigiCert root that fails by construction, and fails differently when the endpoint
    trusts the root (``caller/trust_check.py``);
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import enum
 import socket
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
@@ -39,7 +43,7 @@ from mtls_lab.caller.probe_certs import Hierarchy, forge, probe_identity, stack_
 from mtls_lab.caller.stacks import Failure, Stack, describe, guess
 from mtls_lab.caller.tls import UNVERIFIED, ClientBehavior, ClientIdentity
 from mtls_lab.caller.trust_check import Readiness, State, Trust, TrustAnswer, not_asked, read, readiness
-from mtls_lab.caller.verdict import Layer, Outcome, Verdict
+from mtls_lab.caller.verdict import APACHE_NO_PHA, POST_HANDSHAKE_REFUSED, Layer, Outcome, Verdict
 from mtls_lab.certs.layout import CA, LabPaths
 from mtls_lab.errors import ExitCode, LabError
 from mtls_lab.vocabulary import AdobeChain, Reason, short_answer
@@ -205,11 +209,17 @@ def probe(
     observed: dict[tuple[Failure, str], str] = {}
     pinned = {version: _connect(url, server_ca, pki, None, version, timeout) for version in ("1.2", "1.3")}
     reached = {version: _handshake_reached(verdict) for version, verdict in pinned.items()}
-    late, late_names = "", []
-    for verdict in (seen, *pinned.values()):
-        how, asked = _late_request(verdict, look.requests_client_cert)
-        if how and not late:
-            late, late_names = how, asked
+    late, late_names = _asked_late((seen, *pinned.values()), look.requests_client_cert)
+    stacked: Verdict | None = None
+    if _points_to_late_request(seen, pinned.values(), late_names) and reached["1.3"]:
+        # TLS 1.3 and no CertificateRequest seen, but an answer that points to one asked after the handshake: a
+        # client that offers post-handshake authentication (the OpenSSL model, as curl) shows whether it comes.
+        # This is the stack probe's connection too, so that it costs a connection only when none comes.
+        with probe_identity(stack_probe()) as fingerprint:
+            offered = _connect(url, server_ca, pki, fingerprint, "1.3", timeout, ClientBehavior.OPENSSL)
+        how, asked = _late_request(offered, False)
+        if how:
+            late, late_names, stacked = _seen_when_offered(how, seen), asked, offered
     if late:  # asked for, only later: the names of that request are what a Java client reads
         look = replace(look, requests_client_cert=True, advertised_ca_names=late_names)
     for version, verdict in pinned.items():
@@ -217,9 +227,10 @@ def probe(
             observed[(Failure.NOT_SENT, version)] = answer_of(verdict)
     names = _java_decision(look, pki)
     pin = "1.2" if late and reached["1.2"] else None  # asked late: probe where the endpoint renegotiates
-    if look.requests_client_cert:
+    if look.requests_client_cert and stacked is None:
         with probe_identity(stack_probe()) as fingerprint:
             stacked = _connect(url, server_ca, pki, fingerprint, pin, timeout, ClientBehavior.OPENSSL)
+    if stacked is not None:
         observed[(Failure.STACK_PROBE, _version(stacked, seen.tls_version))] = answer_of(stacked)
     stack_observed, stack_guess = _guess_stack(observed)
     trust = _check_trust(look, stack_guess, url, server_ca, pki, timeout, pin) if check_trust else []
@@ -354,7 +365,7 @@ _HELLO_REQUEST = ("HelloRequest", "handshake type 0")
 def _late_request(verdict: Verdict, requested_in_handshake: bool) -> tuple[str, list[str]]:
     """How a request for the path made the endpoint ask for a certificate after the handshake (and the CA names
     it advertised then), or ("", []) if it did not."""
-    server = [m for m in verdict.handshake if m["direction"] == "server->caller"]
+    server = _from_server(verdict)
     requests = [m for m in server if m["type"] == "CertificateRequest"]
     names: list[str] = requests[-1]["details"].get("ca_names", []) if requests else []
     if any(m.get("after_client_finished") for m in requests):
@@ -368,9 +379,49 @@ def _late_request(verdict: Verdict, requested_in_handshake: bool) -> tuple[str, 
     if requests and not requested_in_handshake and verdict.tls_version == "TLSv1.2":
         # the caller's trace keeps the last handshake: a request AJO's default handshake did not carry
         return "a TLS 1.2 renegotiation: a CertificateRequest AJO's default handshake did not carry", names
-    if verdict.server_reason and "post_handshake" in verdict.server_reason:
+    if verdict.server_reason == POST_HANDSHAKE_REFUSED:
         return "post-handshake authentication on TLS 1.3, which the caller did not offer", names
     return "", []
+
+
+def _asked_late(verdicts: tuple[Verdict, ...], requested_in_handshake: bool) -> tuple[str, list[str]]:
+    """How requests for the path made the endpoint ask after the handshake (each way seen, in order), and the
+    CA names of the first such request the probe saw (a 403 that says it could not ask carries none)."""
+    hows: list[str] = []
+    names: list[str] | None = None
+    for verdict in verdicts:
+        how, asked = _late_request(verdict, requested_in_handshake)
+        if how and how not in hows:
+            hows.append(how)
+        if how and names is None and any(m["type"] == "CertificateRequest" for m in _from_server(verdict)):
+            names = asked
+    return "; ".join(hows), names or []
+
+
+def _from_server(verdict: Verdict) -> list[dict[str, Any]]:
+    return [m for m in verdict.handshake if m["direction"] == "server->caller"]
+
+
+def _points_to_late_request(seen: Verdict, pinned: Iterable[Verdict], late_names: list[str]) -> bool:
+    """AJO's default connection ended on TLS 1.3 without a CertificateRequest, none of the others saw one, and
+    its answer points to a request after the handshake that a Java client cannot receive: Apache's 403 "Cannot
+    perform Post-Handshake Authentication", or a bare 403 for the path (that page replaced by the server's own,
+    or an app's). Then, and only then, a client offering post-handshake authentication is worth a connection."""
+    if seen.tls_version != "TLSv1.3" or late_names:
+        return False
+    if any(m["type"] == "CertificateRequest" for v in (seen, *pinned) for m in _from_server(v)):
+        return False
+    bare_403 = seen.status == 403 and seen.server_reason is None
+    return seen.server_reason == POST_HANDSHAKE_REFUSED or bare_403
+
+
+def _seen_when_offered(how: str, seen: Verdict) -> str:
+    """The late request seen by a client that offers post-handshake authentication, and what AJO's got."""
+    answer = f"HTTP 403 '{APACHE_NO_PHA}'" if seen.server_reason == POST_HANDSHAKE_REFUSED else f"HTTP {seen.status}"
+    return (
+        f"{how}, sent to the probe's client that offered post-handshake authentication, as curl does; "
+        f"without it, as AJO's Java client, the answer was {answer}"
+    )
 
 
 def _asked_too_late(ready: Readiness) -> Readiness:
@@ -586,17 +637,27 @@ def _verdict(report: ProbeReport) -> Conclusion:
 
 def _likely(report: ProbeReport, enforcement: Enforcement) -> str:
     if enforcement is Enforcement.PATH:
-        sends = (
-            "lets AJO's client send its certificate (the endpoint names Adobe's issuer or none)"
+        fits = (
+            "the endpoint names Adobe's issuer or none"
             if report.java_sends_certificate
-            else "comes too, but AJO omits its certificate (none of the names it advertises issued Adobe's chain)"
+            else "none of the names it advertises issued Adobe's chain"
         )
+        if not report.tls12:
+            then = (
+                "The endpoint accepts no TLS 1.2, so no renegotiation can take its place: every AJO call to this "
+                "path is refused. Asked in the handshake, AJO's client "
+                + ("would send its certificate" if report.java_sends_certificate else "would still omit it")
+            )
+        elif report.java_sends_certificate:
+            then = "On TLS 1.2 the renegotiation lets AJO's client send its certificate"
+        else:
+            then = "On TLS 1.2 the renegotiation comes too, but AJO omits its certificate"
         return (
             f"The handshake asks for nothing; a request for this path makes the endpoint ask: {report.asked_late}. "
             "On TLS 1.3, AJO's default, it would have to use post-handshake authentication, which a Java client "
             "such as AJO (JDK 17) does not offer: the endpoint cannot ask and refuses the call (Apache: HTTP 403 "
             "'Cannot perform Post-Handshake Authentication'; Tomcat: HTTP 401, its JSSE cannot ask after a TLS 1.3 "
-            f"handshake). On TLS 1.2 the renegotiation {sends}."
+            f"handshake). {then} ({fits})."
         )
     if report.java_sends_certificate:
         basis = "names none" if not report.advertised_ca_names else "names Adobe's issuer"

@@ -10,6 +10,7 @@ import pytest
 from mtls_lab.caller.probe import Enforcement, ProbeReport, probe
 from mtls_lab.certs.layout import CA, LabPaths
 from mtls_lab.server.stack_configs import ClientAuth
+from tests.support.apache import ApacheServers, ApacheSite
 from tests.support.stacks import Stacks, StackServer, available
 
 NONE, OPTIONAL, REQUIRED = ClientAuth.NONE, ClientAuth.OPTIONAL, ClientAuth.REQUIRED
@@ -87,3 +88,64 @@ def test_an_optional_request_is_told_the_setting_of_its_stack(reports: dict[str,
         pytest.skip("nginx is not installed here (CI installs it)")
     assert "ssl_verify_client on" in " ".join(reports["nginx/optional/tls1.3"].fixes)
     assert "ssl_verify_client" not in " ".join(reports["nginx/required/tls1.3"].fixes)
+
+
+# --- TLS 1.3 only: the request after the handshake comes only to a client that offers post-handshake auth --------
+
+PHA_ONLY = ApacheSite(REQUIRED, location="/secure", tls="1.3")  # Apache's 403 "Cannot perform Post-Handshake ..."
+OWN_PAGE = ApacheSite(REQUIRED, location="/secure", tls="1.3", forbidden_page="Access denied")  # ErrorDocument 403
+DENIED = ApacheSite(NONE, tls="1.3", denied="/secure", forbidden_page="Access denied")  # a 403, no certificate asked
+OPEN = ApacheSite(NONE, tls="1.3")  # 200 to every path
+LATE = "a TLS 1.3 post-handshake CertificateRequest"
+
+
+def _probe_apache(apache: ApacheServers, pki: LabPaths, site: ApacheSite) -> tuple[ProbeReport, int]:
+    """The probe of the site's /secure, and the number of requests Apache logged for it."""
+    running = apache(site)
+    before = running.access_log().count("GET /secure")
+    report = probe(running.url + "/secure", str(pki.ca(CA.SERVER_ROOT)), pki, [], timeout=5)
+    return report, running.access_log().count("GET /secure") - before
+
+
+@pytest.mark.parametrize(("site", "answer"), [(PHA_ONLY, "Cannot perform Post-Handshake"), (OWN_PAGE, "HTTP 403")])
+def test_on_tls13_only_a_client_offering_post_handshake_auth_sees_the_late_request(
+    site: ApacheSite, answer: str, apache: ApacheServers, pki: LabPaths
+) -> None:
+    report, requests = _probe_apache(apache, pki, site)
+    assert (report.enforcement, report.configuration) == (Enforcement.PATH.value, "per-path"), report.asked_late
+    assert LATE in report.asked_late and answer in report.asked_late and (report.tls12, report.tls13) == (False, True)
+    # the names come from that CertificateRequest: SSLCACertificateFile, the Adobe-like root
+    assert report.advertised_ca_names == [pki_subject(pki, CA.ADOBE_ROOT)] and report.java_sends_certificate
+    # the connection that offered post-handshake auth is the stack probe's: AJO's default, TLS 1.3 pinned, and it
+    assert requests == 3 and report.stack_guess == ["openssl"], report.stack_observed
+    assert "no renegotiation can take its place" in report.likely_outcome
+    fixes = " ".join(report.fixes)
+    assert "<VirtualHost>" in fixes and "virtual host or port of its own" in fixes and "weaker fix" in fixes
+    assert "require a client certificate" not in fixes and "instead of requesting it optionally" not in fixes
+
+
+@pytest.mark.parametrize(("site", "requests"), [(DENIED, 3), (OPEN, 2)], ids=["bare-403", "200"])
+def test_a_tls13_endpoint_that_never_asks_stays_tls_only(
+    site: ApacheSite, requests: int, apache: ApacheServers, pki: LabPaths
+) -> None:
+    report, made = _probe_apache(apache, pki, site)
+    assert (report.enforcement, report.asked_late) == (Enforcement.NEVER.value, "")
+    # a bare 403 on TLS 1.3 is worth one connection that offers post-handshake auth; a 200 is not
+    assert made == requests and "require a client certificate" in " ".join(report.fixes)
+
+
+def test_with_tls12_too_the_renegotiation_names_the_request_and_no_connection_is_added(
+    apache: ApacheServers, pki: LabPaths
+) -> None:
+    report, requests = _probe_apache(apache, pki, ApacheSite(REQUIRED, location="/secure", tls="both"))
+    assert report.enforcement == Enforcement.PATH.value and "renegotiation" in report.asked_late
+    assert "post-handshake authentication on TLS 1.3" in report.asked_late and LATE not in report.asked_late
+    assert report.advertised_ca_names == [pki_subject(pki, CA.ADOBE_ROOT)]  # from the renegotiation's request
+    # AJO's default, TLS 1.2 and 1.3 pinned, the stack probe (on TLS 1.2, where it renegotiates): as before
+    assert requests == 4 and "On TLS 1.2 the renegotiation lets AJO's client send" in report.likely_outcome
+
+
+def pki_subject(pki: LabPaths, ca: CA) -> str:
+    from mtls_lab.certs.inspect import load_pem_chain
+
+    return load_pem_chain(pki.ca(ca))[0].subject.rfc4514_string()

@@ -57,7 +57,9 @@ class ApacheSite:
 
     ``mode``: SSLVerifyClient (none, optional, require); ``location``: a path such as ``/secure`` to ask for
     the certificate there only (else at the virtual host); ``tls``: ``"1.2"``, ``"1.3"`` or ``"both"``;
-    ``trust``: SSLCACertificateFile (None: the lab's Adobe-like root); ``ca_names``: SSLCADNRequestFile.
+    ``trust``: SSLCACertificateFile (None: the lab's Adobe-like root); ``ca_names``: SSLCADNRequestFile;
+    ``forbidden_page``: ``ErrorDocument 403`` with this text (a server team's own page in place of Apache's);
+    ``denied``: a path whose every request Apache refuses with 403 (``Require all denied``), certificate or not.
     """
 
     mode: ClientAuth = ClientAuth.REQUIRED
@@ -65,6 +67,8 @@ class ApacheSite:
     tls: str = "both"
     trust: Path | None = None
     ca_names: Path | None = None
+    forbidden_page: str | None = None
+    denied: str | None = None
 
 
 @dataclasses.dataclass
@@ -118,6 +122,10 @@ def config(pki: LabPaths, site: ApacheSite, port: int, workdir: Path) -> str:
     if os.geteuid() == 0:  # Apache refuses to serve as root: its children become www-data
         account = next((name for name in ("www-data", "nobody") if _exists(name)), "nobody")
         user = f"User {account}\nGroup {'www-data' if account == 'www-data' else 'nogroup'}\n"
+    if site.forbidden_page is not None:
+        snippet += f'\nErrorDocument 403 "{site.forbidden_page}"'
+    if site.denied is not None:
+        snippet += f"\n<Location {site.denied}>\n    Require all denied\n</Location>"
     body = "".join(f"    {line}\n" for line in snippet.splitlines())
     return (
         f"ServerRoot {workdir}\nDefaultRuntimeDir {workdir}/run\nPidFile {workdir}/run/httpd.pid\n"
