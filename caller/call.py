@@ -336,6 +336,7 @@ def _facts(
         leaf_not_yet_valid=bool(not_before and not_before > now),
         leaf_lacks_client_auth=bool(leaf and leaf.extended_key_usage and "clientAuth" not in leaf.extended_key_usage),
         leaf_issuer=leaf.issuer if leaf else "",
+        chain_issuers=identity.issuer_names() if identity else (),
         leaf_self_signed=bool(leaf and leaf.issuer == leaf.subject),
         leaf_not_before=not_before,
         leaf_not_after=not_after,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from mtls_lab.caller.stacks import Failure, Stack, describe, failures_behind, senders
 from mtls_lab.vocabulary import AdobeChain
@@ -37,6 +37,9 @@ class CallFacts:
     leaf_not_yet_valid: bool = False
     leaf_lacks_client_auth: bool = False
     leaf_issuer: str = ""
+    # the issuers of every certificate of the chain the caller holds, the leaf's first: what a JDK matches the
+    # advertised CA names on (empty: the leaf's issuer alone counts)
+    chain_issuers: tuple[str, ...] = ()
     leaf_self_signed: bool = False
     leaf_not_before: dt.datetime | None = None  # aware, UTC
     leaf_not_after: dt.datetime | None = None
@@ -252,6 +255,27 @@ def _untrusted(f: CallFacts) -> Cause:
     return Cause(Failure.UNTRUSTED, why, fix, _trust_check(f))
 
 
+def _held_issuers(f: CallFacts) -> tuple[str, ...]:
+    return f.chain_issuers or ((f.leaf_issuer,) if f.leaf_issuer else ())
+
+
+def names_miss_chain(f: CallFacts) -> bool:
+    """The endpoint advertised CA names and none of them issued any certificate of the chain the caller holds
+    (no names advertised: nothing to say about them)."""
+    held = _held_issuers(f)
+    return bool(f.advertised and held) and not set(f.advertised) & set(held)
+
+
+def _untrusted_by_names(f: CallFacts) -> Cause:
+    """Untrusted, read from the endpoint's own words: the CA names it advertised are, as a rule, its trust store."""
+    untrusted = _untrusted(f)
+    evidence = (
+        f"None of the CA names the endpoint advertised issued the chain the caller holds (advertised: {_names(f)}; "
+        f"the chain's issuers: {'; '.join(_held_issuers(f))}), and a server advertises the CAs it trusts."
+    )
+    return replace(untrusted, why=f"{evidence} {untrusted.why}")
+
+
 def _signature(f: CallFacts) -> Cause:
     return Cause(
         Failure.SIGNATURE,
@@ -278,14 +302,15 @@ FACT_ORDER: list[tuple[Callable[[CallFacts], bool], Callable[[CallFacts], Cause]
 
 def known_bad(f: CallFacts) -> Cause | None:
     """The first thing the caller *knows* to be wrong with the certificate it sent (its dates, its usages,
-    a leaf alone, self-signed), whatever the server's answer looks like; None when its facts explain nothing
-    (the last cause of ``FACT_ORDER``, an untrusted CA, is then a guess, not a fact)."""
+    a leaf alone, self-signed), whatever the server's answer looks like, or else an untrusted CA when the CA
+    names the endpoint advertised name none of the chain's issuers; None when its facts explain nothing (the
+    last cause of ``FACT_ORDER``, an untrusted CA, is then a guess, not a fact)."""
     if not f.cert_sent:
         return None
     for applies, cause in FACT_ORDER[:-1]:
         if applies(f):
             return cause(f)
-    return None
+    return _untrusted_by_names(f) if names_miss_chain(f) else None
 
 
 # Only when no cause above fits the answer: a clock far off (the answer names dates), a false signature.

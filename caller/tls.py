@@ -93,6 +93,10 @@ class ClientIdentity:
         """DER names of the issuers of every certificate in the key store (what a JDK matches on)."""
         return {cert.issuer.public_bytes() for cert in self.certificates()}
 
+    def issuer_names(self) -> tuple[str, ...]:
+        """The same issuers in words, leaf's first, as the advertised CA names are printed (``name_text``)."""
+        return tuple(dict.fromkeys(_openssl.name_text(cert.issuer.public_bytes()) for cert in self.certificates()))
+
 
 @dataclass
 class Handshake:

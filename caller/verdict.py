@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from mtls_lab.alerts import Alert, received_alert
-from mtls_lab.caller.causes import CallFacts, Diagnosis, diagnose, known_bad
+from mtls_lab.caller.causes import CallFacts, Cause, Diagnosis, diagnose, known_bad
 from mtls_lab.caller.journey_view import JourneyView
+from mtls_lab.caller.stacks import Failure
 from mtls_lab.caller.step_event import StepEvent
 from mtls_lab.errors import ExitCode, cause_of
 from mtls_lab.vocabulary import AdobeChain, Reason
@@ -252,7 +253,7 @@ def _closed_without_alert(exc: Exception, facts: CallFacts, phase: Layer) -> Cla
             Outcome.CONNECTION_ERROR,
             phase,
             None,
-            why + f" It had received the client certificate, which the caller knows to be unfit: {bad.why} "
+            why + f" It had received the client certificate, and {_unfit(bad)}: {bad.why} "
             "That is the likely cause: a server that drops its alerts (asyncio/uvicorn, CPython gh-98078) "
             "closes like this when it rejects the certificate.",
             bad.fix,
@@ -279,6 +280,13 @@ def _closed_without_alert(exc: Exception, facts: CallFacts, phase: Layer) -> Cla
         why,
         "Server side: check the endpoint's logs; make sure it speaks TLS on this port.",
     )
+
+
+def _unfit(bad: Cause) -> str:
+    """What the caller's facts say of the certificate it sent: unfit itself, or named by none of the CA names."""
+    if bad.failure is Failure.UNTRUSTED:
+        return "its own CA names point to the cause"
+    return "the certificate the caller sent is known to be unfit"
 
 
 def _table_lookup(exc: httpx.TransportError, handshake_done: bool) -> tuple[Outcome, Layer]:
@@ -443,8 +451,8 @@ def classify_response(response: httpx.Response, facts: CallFacts) -> Classificat
             Outcome.HTTP_ERROR,
             Layer.HTTP,
             None,
-            f"HTTP {status}: the endpoint refused the call, and the certificate the caller sent is known to be "
-            f"unfit: {bad.why} That is the likely cause; the endpoint's own log names its check.",
+            f"HTTP {status}: the endpoint refused the call, and {_unfit(bad)}: {bad.why} That is the likely cause; "
+            "the endpoint's own log names its check.",
             bad.fix,
             status=status,
             causes=(bad.why,),

@@ -18,7 +18,7 @@ import pytest
 from mtls_lab.caller.causes import CallFacts
 from mtls_lab.caller.report import render
 from mtls_lab.caller.verdict import POST_HANDSHAKE_REFUSED, Outcome, classify_response, classify_transport
-from mtls_lab.certs.layout import LabPaths
+from mtls_lab.certs.layout import CA, LabPaths
 from mtls_lab.server.record import CONNECTIONS
 from mtls_lab.server.settings import Mode
 from mtls_lab.server.stack_configs import ClientAuth
@@ -27,6 +27,8 @@ from tests.support.ajo_call import ajo_call
 from tests.support.apache import ApacheServers, ApacheSite
 from tests.support.jdk_client import JdkClient
 from tests.support.record import wait_for_entry
+from tests.support.stacks import Stacks, StackServer
+from tests.support.stacks import available as stacks_available
 
 PER_PATH = ApacheSite(ClientAuth.REQUIRED, location="/secure", tls="both")
 VHOST = ApacheSite(ClientAuth.REQUIRED, tls="both")
@@ -127,6 +129,82 @@ def test_a_close_without_alert_names_the_expired_certificate() -> None:
     result = classify_transport(exc, _facts(**EXPIRED))
     assert result.likely_cause == "expired" and "without a TLS alert" in result.explanation
     assert classify_transport(exc, _facts()).likely_cause != "expired"
+
+
+# --- untrusted by the names advertised: the endpoint's own CA names name none of the chain's issuers ------------
+
+ADOBE_CHAIN = (
+    "CN=MTLS LAB stand-in for DigiCert Global G2 TLS RSA SHA256 2020 CA1",
+    "CN=MTLS LAB stand-in for DigiCert Global Root G2",
+)
+OTHER_CA = "CN=Example Corp Client CA,O=Example Corp"
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_bare_401_or_403_names_a_chain_the_advertised_names_do_not_name(status: int) -> None:
+    response = httpx.Response(status, text="<h1>Access denied</h1>")
+    result = classify_response(response, _facts(advertised=[OTHER_CA], chain_issuers=ADOBE_CHAIN))
+    assert result.likely_cause == "untrusted" and "gateway" not in result.explanation.lower(), result.explanation
+    # the evidence: the names advertised and the issuers held
+    assert OTHER_CA in result.explanation and all(issuer in result.explanation for issuer in ADOBE_CHAIN)
+    assert "Adobe's CA chain" in result.fix
+
+
+@pytest.mark.parametrize(
+    "advertised",
+    [[OTHER_CA, ADOBE_CHAIN[1]], [ADOBE_CHAIN[0]], []],
+    ids=["one-names-the-root", "names-the-intermediate", "no-names"],
+)
+def test_names_that_fit_the_chain_or_no_names_say_nothing_about_trust(advertised: list[str]) -> None:
+    response = httpx.Response(403, text="<h1>Access denied</h1>")
+    result = classify_response(response, _facts(advertised=advertised, chain_issuers=ADOBE_CHAIN))
+    assert result.likely_cause is None and "advertised" not in result.explanation, result.explanation
+
+
+def test_the_leaf_issuer_alone_counts_when_the_chain_is_not_known() -> None:
+    response = httpx.Response(403, text="<h1>Access denied</h1>")
+    assert classify_response(response, _facts(advertised=[OTHER_CA])).likely_cause == "untrusted"
+    assert classify_response(response, _facts(advertised=[_facts().leaf_issuer])).likely_cause is None
+
+
+def test_a_close_without_alert_names_the_chain_the_advertised_names_do_not_name() -> None:
+    exc = httpx.ReadError("EOF occurred in violation of protocol")
+    result = classify_transport(exc, _facts(advertised=[OTHER_CA], chain_issuers=ADOBE_CHAIN))
+    assert result.likely_cause == "untrusted" and "without a TLS alert" in result.explanation
+    assert OTHER_CA in result.explanation and ADOBE_CHAIN[0] in result.explanation
+    assert classify_transport(exc, _facts(chain_issuers=ADOBE_CHAIN)).likely_cause is None  # no names
+
+
+def test_an_unfit_certificate_comes_before_the_names() -> None:
+    response = httpx.Response(403, text="<h1>Access denied</h1>")
+    result = classify_response(response, _facts(advertised=[OTHER_CA], chain_issuers=ADOBE_CHAIN, **EXPIRED))
+    assert result.likely_cause == "expired"
+
+
+@pytest.mark.parametrize(("variant", "cause"), [("optional_no_ca", "untrusted"), ("unadvertised", None)])
+def test_nginx_whose_app_answers_403_to_a_chain_of_another_ca(
+    variant: str, cause: str | None, pki: LabPaths, real_stacks: Stacks
+) -> None:
+    """nginx trusts another CA (ssl_client_certificate, or ssl_trusted_certificate, which names none), hands the
+    certificate to the app unverified (optional_no_ca), and the app answers 403 (if $ssl_client_verify)."""
+    if not stacks_available("nginx"):
+        pytest.skip("nginx is not installed here (CI installs it)")
+    other = pki.ca(CA.IMPOSTOR_ROOT)
+    running = real_stacks.start(StackServer("nginx", ClientAuth.OPTIONAL, other, variant=variant))
+    verdict = ajo_call(pki, running.url, behavior="openssl", method="GET")  # curl sends it whatever the names
+    assert (verdict.status, verdict.client_cert_sent, verdict.likely_cause) == (403, True, cause), verdict.explanation
+    advertised = verdict.advertised_ca_names
+    if cause:
+        assert advertised == [pki_subject(pki, CA.IMPOSTOR_ROOT)] and advertised[0] in verdict.explanation
+        assert "stand-in for DigiCert Global G2" in verdict.explanation  # the issuer held
+    else:
+        assert advertised == [] and "advertised" not in verdict.explanation
+
+
+def pki_subject(pki: LabPaths, ca: CA) -> str:
+    from mtls_lab.certs.inspect import load_pem_chain
+
+    return load_pem_chain(pki.ca(ca))[0].subject.rfc4514_string()
 
 
 @pytest.mark.parametrize(("behavior", "offered"), [("openssl", True), ("java", False)])

@@ -84,7 +84,9 @@ class StackServer:
     mode: ClientAuth
     trust: Path
     tls_max: str = "1.3"
-    variant: str = ""  # nginx "optional_no_ca"; apache "location" (<Location /secure>); tomcat "url" (CLIENT-CERT)
+    # nginx "optional_no_ca", "unadvertised" (optional_no_ca, ssl_trusted_certificate: no CA names); apache "location"
+    # (<Location /secure>); tomcat "url" (CLIENT-CERT)
+    variant: str = ""
 
 
 @dataclasses.dataclass
@@ -224,8 +226,10 @@ def _start_nginx(stacks: Stacks, server: StackServer, workdir: Path) -> Running:
     snippet = nginx(server.mode, files)
     if server.tls_max == "1.2":
         snippet = snippet.replace("ssl_protocols TLSv1.2 TLSv1.3;", "ssl_protocols TLSv1.2;")
-    if server.variant == "optional_no_ca":  # requests, and hands any certificate to the app unverified
+    if server.variant in ("optional_no_ca", "unadvertised"):  # requests, and hands any certificate to the app
         snippet = snippet.replace("ssl_verify_client optional;", "ssl_verify_client optional_no_ca;")
+    if server.variant == "unadvertised":  # verifies against these CAs without naming them in its request
+        snippet = snippet.replace("ssl_client_certificate ", "ssl_trusted_certificate ")
     head, _, check = snippet.partition("# in the location: the app's own check\n")
     temp = "".join(f"    {kind}_temp_path {workdir}/tmp-{kind};\n" for kind in ("client_body", "proxy", "fastcgi"))
     conf = workdir / "nginx.conf"
