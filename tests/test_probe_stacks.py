@@ -9,7 +9,9 @@ import pytest
 
 from mtls_lab.caller.probe import Enforcement, ProbeReport, probe
 from mtls_lab.certs.layout import CA, LabPaths
+from mtls_lab.server.settings import Mode, TLSVersion
 from mtls_lab.server.stack_configs import ClientAuth
+from tests.conftest import ServerFactory
 from tests.support.apache import ApacheServers, ApacheSite
 from tests.support.stacks import Stacks, StackServer, available
 
@@ -149,3 +151,13 @@ def pki_subject(pki: LabPaths, ca: CA) -> str:
     from mtls_lab.certs.inspect import load_pem_chain
 
     return load_pem_chain(pki.ca(ca))[0].subject.rfc4514_string()
+
+
+@pytest.mark.parametrize(("lowest", "how"), [(TLSVersion.V1_3, LATE), (TLSVersion.V1_2, "renegotiation")])
+def test_the_reference_servers_client_cert_paths_probe_as_apache_does(
+    lowest: TLSVersion, how: str, pki: LabPaths, lab_server: ServerFactory
+) -> None:
+    server = lab_server(mode=Mode.MTLS, client_cert_paths=("/secure",), tls_min=lowest)
+    report = probe(server.url + "/secure", str(pki.ca(CA.SERVER_ROOT)), pki, [], timeout=5)
+    assert report.enforcement == Enforcement.PATH.value and how in report.asked_late, report.asked_late
+    assert report.advertised_ca_names == [pki_subject(pki, CA.ADOBE_ROOT)] and report.stack_guess == ["openssl"]
