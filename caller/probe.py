@@ -210,16 +210,16 @@ def probe(
     pinned = {version: _connect(url, server_ca, pki, None, version, timeout) for version in ("1.2", "1.3")}
     reached = {version: _handshake_reached(verdict) for version, verdict in pinned.items()}
     late, late_names = _asked_late((seen, *pinned.values()), look.requests_client_cert)
-    stacked: Verdict | None = None
-    if _points_to_late_request(seen, pinned.values(), late_names) and reached["1.3"]:
+    offered: Verdict | None = None
+    if _points_to_late_request(seen, pinned.values()) and reached["1.3"]:
         # TLS 1.3 and no CertificateRequest seen, but an answer that points to one asked after the handshake: a
         # client that offers post-handshake authentication (the OpenSSL model, as curl) shows whether it comes.
-        # This is the stack probe's connection too, so that it costs a connection only when none comes.
+        # It is the stack probe's connection too, so that it costs a connection only when no request comes.
         with probe_identity(stack_probe()) as fingerprint:
             offered = _connect(url, server_ca, pki, fingerprint, "1.3", timeout, ClientBehavior.OPENSSL)
         how, asked = _late_request(offered, False)
         if how:
-            late, late_names, stacked = _seen_when_offered(how, seen), asked, offered
+            late, late_names = _seen_when_offered(how, seen), asked
     if late:  # asked for, only later: the names of that request are what a Java client reads
         look = replace(look, requests_client_cert=True, advertised_ca_names=late_names)
     for version, verdict in pinned.items():
@@ -227,10 +227,11 @@ def probe(
             observed[(Failure.NOT_SENT, version)] = answer_of(verdict)
     names = _java_decision(look, pki)
     pin = "1.2" if late and reached["1.2"] else None  # asked late: probe where the endpoint renegotiates
-    if look.requests_client_cert and stacked is None:
-        with probe_identity(stack_probe()) as fingerprint:
-            stacked = _connect(url, server_ca, pki, fingerprint, pin, timeout, ClientBehavior.OPENSSL)
-    if stacked is not None:
+    if look.requests_client_cert:
+        stacked = offered if offered is not None and pin is None else None  # the very connection it would make
+        if stacked is None:
+            with probe_identity(stack_probe()) as fingerprint:
+                stacked = _connect(url, server_ca, pki, fingerprint, pin, timeout, ClientBehavior.OPENSSL)
         observed[(Failure.STACK_PROBE, _version(stacked, seen.tls_version))] = answer_of(stacked)
     stack_observed, stack_guess = _guess_stack(observed)
     trust = _check_trust(look, stack_guess, url, server_ca, pki, timeout, pin) if check_trust else []
@@ -402,12 +403,12 @@ def _from_server(verdict: Verdict) -> list[dict[str, Any]]:
     return [m for m in verdict.handshake if m["direction"] == "server->caller"]
 
 
-def _points_to_late_request(seen: Verdict, pinned: Iterable[Verdict], late_names: list[str]) -> bool:
+def _points_to_late_request(seen: Verdict, pinned: Iterable[Verdict]) -> bool:
     """AJO's default connection ended on TLS 1.3 without a CertificateRequest, none of the others saw one, and
     its answer points to a request after the handshake that a Java client cannot receive: Apache's 403 "Cannot
     perform Post-Handshake Authentication", or a bare 403 for the path (that page replaced by the server's own,
     or an app's). Then, and only then, a client offering post-handshake authentication is worth a connection."""
-    if seen.tls_version != "TLSv1.3" or late_names:
+    if seen.tls_version != "TLSv1.3":
         return False
     if any(m["type"] == "CertificateRequest" for v in (seen, *pinned) for m in _from_server(v)):
         return False
