@@ -67,6 +67,8 @@ class CallOptions:
     retries: int = AJOLimits.MAX_RETRIES
     token_cert: bool = False  # also present the certificate on the token call (AJO most likely does not)
     source_address: str | None = None  # the egress proxy's path (caller/egress.py): bind this local address
+    # a sender's own answer deadline (caller/senders.py): what a timeout means then, and its fix
+    deadline_words: tuple[str, str] | None = None
 
 
 @dataclass
@@ -126,6 +128,9 @@ def call(
         orig = events[-2] if result.outcome is Outcome.TIMEOUT else events[-1]
         event = orig.timed_out()
         current.result = _retries_timed_out(result, orig, timeout)
+    if current.result.outcome is Outcome.TIMEOUT and options.deadline_words is not None:
+        explanation, fix = options.deadline_words
+        current.result = replace(current.result, explanation=explanation, fix=fix)
     return _verdict(current, attempts, request, options, action, event)
 
 

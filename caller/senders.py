@@ -9,7 +9,9 @@ could verify it in the pages available to it (docs/adobe-facts.md); what is not 
 (unknown), and the lab's caller then keeps its AJO custom-action behaviour, labelled a model.
 
 A profile changes the call in two ways only: the answer deadline (``timeout``) and the retries. After the
-call, ``notes`` reads the verdict against the sender's documented requirements.
+call, ``notes`` reads the verdict against the sender's documented requirements, and ``probe_notes`` reads
+a probe's report against them (``probe --sender``). Sources: ``JO``/``EP`` are the AdobeDocs
+``journey-optimizer.en`` and ``experience-platform.en`` repositories, ``IOE`` is ``adobe-io-events``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from mtls_lab.vocabulary import AJOLimits
 
 if TYPE_CHECKING:
     from mtls_lab.caller.call import CallOptions
+    from mtls_lab.caller.probe import ProbeReport
     from mtls_lab.caller.verdict import Verdict
 
 MIGRATION = "EP help/landing/governance-privacy-security/mtls-trust-chain-migration.md"
@@ -29,7 +32,8 @@ CUSTOM_ACTION = "JO help/using/action/about-custom-action-configuration.md"
 EXTERNAL_SYSTEMS = "JO help/using/configuration/external-systems.md"
 SMS = "JO help/using/configuration/sms-configuration-custom.md"
 HTTP_DESTINATION = "EP help/destinations/catalog/streaming/http-destination.md"
-IO_EVENTS = "Adobe I/O Events documentation (webhooks)"
+IO_EVENTS = "IOE src/pages/guides/index.md"  # AdobeDocs/adobe-io-events, "Adobe I/O Events mTLS support"
+IO_RETRIES = "IOE src/pages/common/retry-doc.md"
 
 
 class Sender(enum.Enum):
@@ -105,7 +109,18 @@ PROFILES: dict[Sender, SenderProfile] = {
         False,
         (
             Fact('mTLS is the provider configuration\'s "mTLS support" option', SMS, True),
-            Fact("OAuth token endpoints must not use mTLS: only the sending endpoint", SMS, False),
+            Fact(
+                "mTLS applies to the sending endpoint only; OAuth token endpoints must not use mTLS (the page's "
+                "localized versions; the English ones the lab read predate the sentence)",
+                SMS,
+                True,
+            ),
+            Fact(
+                "the sending endpoint must trust Adobe's CA chain (expected client CN ajo-sms.aep-mtls.adobe.com), "
+                "otherwise Journey Optimizer omits the client certificate and the SMS delivery fails",
+                SMS,
+                True,
+            ),
         ),
     ),
     Sender.HTTP_DESTINATION: SenderProfile(
@@ -114,11 +129,23 @@ PROFILES: dict[Sender, SenderProfile] = {
         None,
         "the destination's mTLS setting; the endpoint must be mTLS-only",
         2.0,
-        None,
+        2,
         True,
         (
             Fact("named among the senders of the migration", MIGRATION, True),
-            Fact("the endpoint must be mTLS-only and must respond within 2 seconds", HTTP_DESTINATION, False),
+            Fact(
+                "with mTLS, the data receiving endpoint must have TLS disabled and only mTLS enabled",
+                HTTP_DESTINATION,
+                True,
+            ),
+            Fact(
+                "the endpoint must respond within 2 seconds; longer answers are timeout errors", HTTP_DESTINATION, True
+            ),
+            Fact(
+                "failed requests are stored and retried twice (when is not said: the lab retries at once, a model)",
+                HTTP_DESTINATION,
+                True,
+            ),
         ),
     ),
     Sender.EVENT_FORWARDING: SenderProfile(
@@ -135,11 +162,31 @@ PROFILES: dict[Sender, SenderProfile] = {
         Sender.IO_EVENTS,
         "Adobe I/O Events webhook",
         None,
-        "unknown",
-        None,
+        "automatic: no project configuration; the certificate is sent when the server asks for one",
+        10.0,
         None,
         False,
-        (Fact('its certificate is "generated with a 13-month expiration date"', IO_EVENTS, False),),
+        (
+            Fact(
+                "no additional project configuration: if the server is mTLS enabled, the client certificate is sent "
+                "during the handshake",
+                IO_EVENTS,
+                True,
+            ),
+            Fact(
+                'its certificate is "generated with a 13-month expiration date", reissued 60 days before expiration '
+                "(the new one promoted at once), the old one revoked 30 days before expiration; its CN and SAN stay "
+                "the same across renewals",
+                IO_EVENTS,
+                True,
+            ),
+            Fact(
+                "no successful answer within 10 seconds is retried; 429 and 5xx (but 505) are retried for 24 hours, "
+                "after 1, 2, 4, 8 then every 15 minutes; other statuses are not retried (the lab makes one attempt)",
+                IO_RETRIES,
+                True,
+            ),
+        ),
     ),
 }
 
@@ -153,7 +200,14 @@ def apply(chosen: SenderProfile, options: CallOptions) -> CallOptions:
     """The call as this sender makes it: its answer deadline and its retries (one attempt when unknown)."""
     timeout = chosen.answer_deadline if chosen.answer_deadline is not None else options.timeout
     retries = options.retries if chosen.sender is Sender.AJO_CUSTOM_ACTION else (chosen.retries or 0)
-    return replace(options, timeout=timeout, retries=retries)
+    words = None
+    if chosen.answer_deadline is not None:
+        words = (
+            f"The endpoint did not answer within {chosen.answer_deadline:g} s, the answer deadline Adobe documents "
+            f"for {chosen.label}: the call counts as a timeout.",
+            f"Server side: answer within {chosen.answer_deadline:g} s: acknowledge the call first, do the work after.",
+        )
+    return replace(options, timeout=timeout, retries=retries, deadline_words=words)
 
 
 def notes(chosen: SenderProfile, verdict: Verdict) -> list[str]:
@@ -173,5 +227,68 @@ def notes(chosen: SenderProfile, verdict: Verdict) -> list[str]:
         found.append(
             f"model: the lab presents its ajo-journeys.aep-mtls.adobe.com stand-in; this sender's certificate is "
             f"{chosen.common_name}: an endpoint that authorizes names must allow it"
+        )
+    return found
+
+
+# what the probe names an endpoint that requires the certificate (caller/probe.py's Enforcement values)
+_REQUIRED = ("required in the handshake", "required over HTTP")
+
+
+@dataclass(frozen=True)
+class SenderNote:
+    """One reading of a probe against a sender's requirements; ``problem``: a requirement the endpoint breaks."""
+
+    text: str
+    problem: bool
+
+
+def probe_notes(chosen: SenderProfile, report: ProbeReport) -> list[SenderNote]:
+    """A probe's report read against the sender's documented requirements (``probe --sender``)."""
+    found: list[SenderNote] = []
+    sources = {f.source for f in chosen.facts}
+    if chosen.mtls_only and report.enforcement not in _REQUIRED:
+        page = HTTP_DESTINATION if HTTP_DESTINATION in sources else CUSTOM_ACTION
+        found.append(
+            SenderNote(
+                f"{chosen.label}: Adobe requires an mTLS-only endpoint ({page}), and this endpoint's client "
+                f"certificate is {report.enforcement or 'unknown'}: require it in the handshake, for every path",
+                True,
+            )
+        )
+    seconds = report.first.attempts[-1].seconds if report.first.attempts else None
+    if chosen.answer_deadline is not None and seconds is not None:
+        said = f"the probe's first request was answered in {seconds:.2f} s"
+        if seconds > chosen.answer_deadline:
+            found.append(
+                SenderNote(
+                    f"{chosen.label}: {said}, past the {chosen.answer_deadline:g} s Adobe documents: answer first, "
+                    "work later",
+                    True,
+                )
+            )
+        else:
+            found.append(
+                SenderNote(
+                    f"{chosen.label}: {said}, within the {chosen.answer_deadline:g} s Adobe documents (a probe is "
+                    f"not an accepted call: time one with `mtls-lab call --sender {chosen.sender.value}`)",
+                    False,
+                )
+            )
+    if chosen.common_name and chosen.common_name != "ajo-journeys.aep-mtls.adobe.com":
+        found.append(
+            SenderNote(
+                f"{chosen.label}: its certificate is {chosen.common_name}: an endpoint that authorizes names must "
+                "allow it",
+                False,
+            )
+        )
+    if chosen.sender is Sender.AJO_SMS and report.enforcement in _REQUIRED:
+        found.append(
+            SenderNote(
+                f'{chosen.label}: the certificate goes out only with the provider configuration\'s "mTLS support" '
+                "on; with it off, this endpoint refuses every message",
+                False,
+            )
         )
     return found

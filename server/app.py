@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -202,6 +203,8 @@ def create_app(server: LoadedServer, record: CallRecord) -> ASGIApp:
         if denial is None and server.config.authorize.token:
             denial = token_denial(request, issuer)
         state.reason = denial.reason if denial else None
+        if server.config.answer_delay:  # a slow endpoint: what an answer deadline (a sender's, a journey's) meets
+            await asyncio.sleep(server.config.answer_delay)
         if denial is not None:
             return answers.denied(state, facts, denial)
         payload = await request.body()

@@ -135,6 +135,7 @@ class ServerConfig:
     # ask for the client certificate after the handshake, for these paths only (Apache's SSLVerifyClient inside
     # <Location>): TLS 1.2 renegotiation, TLS 1.3 post-handshake authentication; the mode says required or optional
     client_cert_paths: tuple[str, ...] = ()
+    answer_delay: float = 0.0  # the custom-action target waits this long before it answers: a slow endpoint
 
 
 _TIMEOUTS = {
@@ -166,6 +167,8 @@ def check_settings(config: ServerConfig) -> None:
             "answer over HTTP): drop one of them"
         )
     _check_paths(config)
+    if not (math.isfinite(config.answer_delay) and 0 <= config.answer_delay <= 600):
+        raise LabError(f"--answer-delay {config.answer_delay:g}: give seconds from 0 to 600, e.g. 2.5")
     if not 0 <= config.port <= 65535:
         raise LabError(f"--port {config.port}: give a port from 1 to 65535 (0: any free port)")
 

@@ -17,7 +17,7 @@ from mtls_lab.caller.senders import PROFILES, Sender, apply, notes, profile
 from mtls_lab.caller.tls import Chain
 from mtls_lab.caller.verdict import Verdict
 from mtls_lab.certs.layout import CA, LabPaths
-from mtls_lab.cli.caller import SENDER_NAMES
+from mtls_lab.cli.options import SENDER_NAMES
 from mtls_lab.errors import ExitCode
 from mtls_lab.server.settings import Mode
 from tests.conftest import ServerFactory
@@ -36,7 +36,7 @@ def test_the_cli_offers_every_profile_and_every_profile_cites_adobe() -> None:
     assert [s.value for s in Sender] == SENDER_NAMES and set(PROFILES) == set(Sender)
     for chosen in PROFILES.values():
         assert chosen.facts and all(f.source for f in chosen.facts)
-        assert all(f.source.startswith(("EP ", "JO ", "Adobe I/O")) for f in chosen.facts)
+        assert all(f.source.startswith(("EP ", "JO ", "IOE ")) for f in chosen.facts)
     assert PROFILES[Sender.AJO_CUSTOM_ACTION].common_name == "ajo-journeys.aep-mtls.adobe.com"
     assert PROFILES[Sender.AJO_SMS].common_name == "ajo-sms.aep-mtls.adobe.com"
     assert PROFILES[Sender.HTTP_DESTINATION].common_name is None  # not documented: said to be unknown

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from mtls_lab.cli.options import (
     IDENTITY_NAMES,
+    SENDER_NAMES,
     certificate_options,
     given_identity,
     json_option,
@@ -19,9 +20,6 @@ from mtls_lab.cli.options import (
 )
 from mtls_lab.errors import ExitCode, LabError
 from mtls_lab.vocabulary import LAB_PORT, AJOLimits
-
-# the --sender names (caller/senders.py's Sender values), here so that building the parser imports no caller
-SENDER_NAMES = ["ajo-custom-action", "ajo-sms", "http-destination", "event-forwarding", "io-events"]
 
 if TYPE_CHECKING:
     from mtls_lab.certs.layout import LabPaths
@@ -231,12 +229,19 @@ def add_probe(sub: Commands) -> None:
         "signature is false, so it never passes",
     )
     p.add_argument("--timeout", type=float, default=5.0, help="seconds per connection (default 5)")
+    p.add_argument(
+        "--sender",
+        choices=SENDER_NAMES,
+        help="read the endpoint against this Adobe sender's documented requirements (an HTTP API destination "
+        "wants an mTLS-only endpoint that answers within 2 s), with the profile's facts and sources",
+    )
     p.set_defaults(handler=_run_probe)
 
 
 def _run_probe(ns: argparse.Namespace) -> int:
     import json
 
+    from mtls_lab.caller import senders
     from mtls_lab.caller.probe import probe, render
     from mtls_lab.caller.tls import Chain, ClientIdentity
     from mtls_lab.certs.layout import Identity
@@ -256,7 +261,21 @@ def _run_probe(ns: argparse.Namespace) -> int:
         html = probe_report(run, argv=ns.command_line, pki=pki, server_record=ns.server_record)
     else:
         report = probe(ns.url, ns.server_ca, pki, tries, ns.timeout, check_trust=ns.check_trust)
-    print(json.dumps(report.to_json(), indent=2) if ns.json else render(report))
+    sender = senders.profile(ns.sender) if ns.sender else None
+    found = senders.probe_notes(sender, report) if sender else []
+    if ns.json:
+        data = report.to_json()
+        if sender:
+            notes = [{"text": note.text, "problem": note.problem} for note in found]
+            data["sender"] = {"name": sender.sender.value, "label": sender.label, "notes": notes}
+            data["sender"]["facts"] = [f.line() for f in sender.facts]
+        print(json.dumps(data, indent=2))
+    else:
+        print(render(report))
+        if sender:
+            marked = [f"  sender {'PROBLEM' if n.problem else 'note'}: {n.text}" for n in found]
+            print("\n".join(["", *sender.lines(), *marked]))
     if ns.report:
         save_report(ns, html)
-    return ExitCode.PROBLEMS_FOUND if report.fixes else ExitCode.OK
+    problems = report.fixes or any(note.problem for note in found)
+    return ExitCode.PROBLEMS_FOUND if problems else ExitCode.OK

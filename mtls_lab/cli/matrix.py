@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from mtls_lab.cli.options import (
     IDENTITY_NAMES,
+    SENDER_NAMES,
     ensure_pki,
     env,
     ladder,
@@ -109,21 +110,29 @@ def add_demo(sub: Commands) -> None:
         "versions. Exits 0 only if every step behaved as the story says (6 otherwise). No Docker needed.",
     )
     p.add_argument("--trace", action="store_true", help="draw each step's TLS conversation")
+    p.add_argument(
+        "--sender",
+        choices=SENDER_NAMES,
+        help="then tell what differs when this Adobe sender calls (its answer deadline, its mTLS switch, its "
+        "certificate's lifecycle), with its profile as Adobe documents it",
+    )
     p.set_defaults(handler=_run_demo)
 
 
 def _run_demo(ns: argparse.Namespace) -> int:
-    from mtls_lab.matrix.demo import STEPS, run_demo
+    from mtls_lab.caller.senders import Sender
+    from mtls_lab.matrix.demo import run_demo, steps_for
     from mtls_lab.report.collect import Recorder
 
     start_report(ns)
     pki, recorder = ensure_pki(ns.certs), Recorder()
-    text, good = run_demo(pki, trace=ns.trace, colour=sys.stdout.isatty(), observe=recorder)
+    sender = Sender(ns.sender) if ns.sender else None
+    text, good = run_demo(pki, trace=ns.trace, colour=sys.stdout.isatty(), observe=recorder, sender=sender)
     print(text)
     if ns.report:
         from mtls_lab.report.reports import recorded_matrix_report
 
-        stories = {step.scenario_id: f"{step.chapter}: {step.story}" for step in STEPS}
+        stories = {step.scenario_id: f"{step.chapter}: {step.story}" for step in steps_for(sender)}
         title = "ajo-mtls-lab demo: why does AJO's custom action get HTTP 403 from an mTLS endpoint?"
         save_report(ns, recorded_matrix_report(title, recorder, pki, stories))
     return ExitCode.OK if good else ExitCode.MISMATCH

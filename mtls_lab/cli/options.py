@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     Commands = argparse._SubParsersAction[argparse.ArgumentParser]  # what `add_subparsers()` returns
 
 ENV_PREFIX = "MTLS_LAB_"
+# the --sender names (caller/senders.py's Sender values), here so that building the parser imports no caller
+SENDER_NAMES = ["ajo-custom-action", "ajo-sms", "http-destination", "event-forwarding", "io-events"]
 Handler = Callable[[argparse.Namespace], int]
 IDENTITY_NAMES = [identity.value for identity in Identity] + ["none"]
 

@@ -127,6 +127,14 @@ def add_serve(sub: Commands) -> None:
         f"{env('client_cert_paths')}",
     )
     p.add_argument(
+        "--answer-delay",
+        type=float,
+        default=d.answer_delay,
+        metavar="SECONDS",
+        help="the custom-action target waits this long before it answers: a slow endpoint, to try an answer "
+        f"deadline (an HTTP API destination's 2 s, a journey's timeout) (default 0) {env('answer_delay')}",
+    )
+    p.add_argument(
         "--trusted-proxy",
         action="append",
         metavar="ADDR",
@@ -223,6 +231,7 @@ def _run_serve(ns: argparse.Namespace) -> int:
         idp_register=tuple(ns.idp_register or ()),
         idp_audience=tuple(ns.idp_audience or ()),
         client_cert_paths=tuple(ns.client_cert_paths or ()),
+        answer_delay=ns.answer_delay,
     )
     serve(config, workers=ns.workers)
     return ExitCode.OK

@@ -5,7 +5,9 @@ from __future__ import annotations
 import textwrap
 from dataclasses import dataclass
 
+from mtls_lab.caller import senders
 from mtls_lab.caller.ladder import render_ladder
+from mtls_lab.caller.senders import PROFILES, Sender
 from mtls_lab.caller.tls import Chain
 from mtls_lab.certs.layout import LabPaths
 from mtls_lab.matrix.runner import Observe, Result, run, server_config, server_label
@@ -182,21 +184,107 @@ STEPS = [
 ]
 
 
+def _as(sender: Sender, *steps: tuple[str, str]) -> list[Step]:
+    chapter = f"6. When {PROFILES[sender].label} calls"
+    return [Step(chapter, story, scenario_id) for story, scenario_id in steps]
+
+
+# what differs when another Adobe sender calls (``demo --sender``): the matrix's rows of that sender
+SENDER_STEPS: dict[Sender, list[Step]] = {
+    Sender.AJO_CUSTOM_ACTION: [],
+    Sender.HTTP_DESTINATION: _as(
+        Sender.HTTP_DESTINATION,
+        (
+            "An HTTP API destination exports profiles to an mTLS-only endpoint that trusts Adobe's root: accepted, "
+            "as AJO's call is.",
+            "mtls/tls1.3/adobe/java/sender-http-destination",
+        ),
+        (
+            "The same endpoint now answers in 2.2 s. Adobe says the destination's endpoint 'must respond within 2 "
+            "seconds': the export times out (and is stored and retried twice, Adobe says).",
+            "mtls/tls1.3/adobe/java/answers-slowly/sender-http-destination",
+        ),
+        (
+            "The same slow endpoint called by an AJO custom action: accepted, well inside the journey's timeout.",
+            "mtls/tls1.3/adobe/java/answers-slowly",
+        ),
+    ),
+    Sender.AJO_SMS: _as(
+        Sender.AJO_SMS,
+        (
+            "A custom SMS provider with the configuration's 'mTLS support' on: its certificate goes out, accepted.",
+            "mtls/tls1.3/adobe/java/sender-ajo-sms",
+        ),
+        (
+            "The same provider with 'mTLS support' off: unlike a custom action, nothing detects the mTLS endpoint; "
+            "no certificate goes out, and the endpoint refuses the handshake.",
+            "mtls/tls1.3/none/java/sender-ajo-sms",
+        ),
+    ),
+    Sender.IO_EVENTS: _as(
+        Sender.IO_EVENTS,
+        (
+            "An I/O Events webhook that pinned the certificate it saw: accepted, for now.",
+            "mtls/tls1.3/adobe/java/pinned-leaf/sender-io-events",
+        ),
+        (
+            "Adobe generates that certificate with a 13-month expiration and reissues it 60 days before: the "
+            "successor is refused by the pin.",
+            "mtls/tls1.3/adobe-rotated/java/pinned-leaf/sender-io-events",
+        ),
+        (
+            "Trusting the chain instead of the leaf: the reissued certificate is accepted.",
+            "mtls/tls1.3/adobe-rotated/java/sender-io-events",
+        ),
+    ),
+    Sender.EVENT_FORWARDING: _as(
+        Sender.EVENT_FORWARDING,
+        (
+            "Event Forwarding calls an mTLS-only endpoint: accepted. Adobe documents little of this sender, so the "
+            "caller is AJO's model.",
+            "mtls/tls1.3/adobe/java/sender-event-forwarding",
+        ),
+        (
+            "The migration page names Event Forwarding among the senders: an endpoint that trusts only today's root "
+            "refuses the next hierarchy's certificate, as it does AJO's.",
+            "mtls/tls1.3/adobe-next/java/sender-event-forwarding",
+        ),
+    ),
+}
+
+
+def steps_for(sender: Sender | None) -> list[Step]:
+    """The demo's steps: the community question's story, then what differs for ``sender``."""
+    return STEPS + (SENDER_STEPS[sender] if sender else [])
+
+
 def run_demo(
-    pki: LabPaths, trace: bool = False, colour: bool = False, observe: Observe | None = None
+    pki: LabPaths,
+    trace: bool = False,
+    colour: bool = False,
+    observe: Observe | None = None,
+    sender: Sender | None = None,
 ) -> tuple[str, bool]:
-    """The story's text, and whether every step behaved as the story says (``observe``: see ``runner.run``)."""
-    results = run([step.scenario for step in STEPS], pki, observe=observe)
+    """The story's text, and whether every step behaved as the story says (``observe``: see ``runner.run``).
+
+    ``sender``: also tell what differs when that Adobe sender calls, with its profile (caller/senders.py)."""
+    steps = steps_for(sender)
+    results = run([step.scenario for step in steps], pki, observe=observe)
     lines = [
         "ajo-mtls-lab demo: why does AJO's custom action get HTTP 403 from an mTLS endpoint?",
         "(the caller models AJO's Java client; every call below is live, on 127.0.0.1)",
     ]
+    if sender is not None:
+        lines += ["", "The sender, as Adobe documents it:", *PROFILES[sender].lines()]
     chapter = ""
-    for step, result in zip(STEPS, results, strict=True):
+    for step, result in zip(steps, results, strict=True):
         if step.chapter != chapter:
             chapter = step.chapter
             lines += ["", chapter, "=" * len(chapter)]
         lines += _step(step, result, pki)
+        if step.scenario.sender is not Sender.AJO_CUSTOM_ACTION:
+            chosen = PROFILES[step.scenario.sender]
+            lines += [f"  sender note: {note}" for note in senders.notes(chosen, result.verdict)]
         if trace:
             lines += ["", render_ladder(result.verdict, server_label(step.scenario), colour=colour)]
     good = all(r.match for r in results)
@@ -225,13 +313,20 @@ def _step(step: Step, result: Result, pki: LabPaths) -> list[str]:
             ", asks for the certificate after the handshake, for the action's path only"
             if cfg.client_cert_paths
             else ""
-        ),
+        )
+        + (f", answers after {cfg.answer_delay:g} s" if cfg.answer_delay else ""),
         f"  caller: identity {_who(step.scenario)}, "
-        f"TLS {step.scenario.tls.value if step.scenario.tls else 'auto'}, Java client model",
+        f"TLS {step.scenario.tls.value if step.scenario.tls else 'auto'}, Java client model"
+        + (
+            f", as {PROFILES[step.scenario.sender].label}"
+            if step.scenario.sender is not Sender.AJO_CUSTOM_ACTION
+            else ""
+        ),
         *_authentication(step.scenario),
         f"  verdict: {result.actual} over {verdict.tls_version or 'no TLS version'}, client certificate "
-        f"{_sent(verdict.client_cert_sent)}, "
-        f"jo_status_code {verdict.jo_status_code}  [{status}]",
+        f"{_sent(verdict.client_cert_sent)}"
+        + (f", jo_status_code {verdict.jo_status_code}" if step.scenario.sender is Sender.AJO_CUSTOM_ACTION else "")
+        + f"  [{status}]",
         *textwrap.wrap(verdict.explanation, 100, initial_indent="  why: ", subsequent_indent="       "),
         *textwrap.wrap(verdict.fix, 100, initial_indent="  fix: ", subsequent_indent="       "),
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
@@ -11,14 +12,16 @@ from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any, TextIO
 
+from mtls_lab.caller import senders
 from mtls_lab.caller.action import parse
 from mtls_lab.caller.call import CallOptions, call
+from mtls_lab.caller.senders import PROFILES, Sender
 from mtls_lab.caller.tls import ClientIdentity
 from mtls_lab.caller.verdict import Verdict
 from mtls_lab.certs.inspect import fingerprint, load_pem_chain
 from mtls_lab.certs.layout import Identity, LabPaths
 from mtls_lab.lifecycle.synced import synced_bundle
-from mtls_lab.matrix.scenarios import Advertise, Auth, Scenario
+from mtls_lab.matrix.scenarios import SLOW_ANSWER, Advertise, Auth, Scenario
 from mtls_lab.server.run import RunningServer
 from mtls_lab.server.settings import ServerConfig
 from mtls_lab.vocabulary import short_answer
@@ -127,6 +130,7 @@ def server_config(scenario: Scenario, pki: LabPaths) -> ServerConfig:
         quiet=True,
         authorize=scenario.authorize,
         client_cert_paths=("/custom-action",) if scenario.per_path else (),
+        answer_delay=SLOW_ANSWER if scenario.slow else 0.0,
     )
 
 
@@ -210,6 +214,8 @@ def call_at(scenario: Scenario, pki: LabPaths, base_url: str, token_url: str | N
         retries=0,
         token_cert=scenario.token_cert,
     )
+    if scenario.sender is not Sender.AJO_CUSTOM_ACTION:  # its answer deadline; one attempt, as every row
+        options = dataclasses.replace(senders.apply(PROFILES[scenario.sender], options), retries=0)
     verdict = call(action, {"profile": {}}, options)
     return Result(scenario, verdict, time.perf_counter() - started)
 

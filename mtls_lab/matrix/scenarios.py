@@ -36,6 +36,7 @@ import enum
 from dataclasses import dataclass, fields
 from typing import Any
 
+from mtls_lab.caller.senders import Sender
 from mtls_lab.caller.tls import Chain, ClientBehavior
 from mtls_lab.certs.layout import ADOBE_CN, CA, Identity
 from mtls_lab.lifecycle.phases import Phase
@@ -64,6 +65,7 @@ ROOT = (CA.ADOBE_ROOT,)
 BOTH_ROOTS = (CA.ADOBE_ROOT, CA.NEXT_ROOT)
 OTHER = CA.IMPOSTOR_ROOT  # "another CA": what a customer's own internal CA looks like to AJO
 NO_CERT = {V12: "alert handshake_failure", V13: "alert certificate_required"}
+SLOW_ANSWER = 2.2  # seconds: past an HTTP API destination's 2 s, well inside a journey's timeout
 COMPANY_CN = "crm-client.company.example"  # the name on the company's own client certificate
 ADOBE_AND_COMPANY = (CA.ADOBE_ROOT, OTHER)  # trusts Adobe's chain and the company's own CA
 
@@ -108,6 +110,10 @@ class Scenario:
     # server side, continued: the certificate is asked for after the handshake, for the action's path only
     # (Apache's SSLVerifyClient inside <Location>: ``serve --client-cert-paths``)
     per_path: bool = False
+    # server side, continued: the app answers only after SLOW_ANSWER seconds (``serve --answer-delay``)
+    slow: bool = False
+    # caller side, continued: the Adobe sender that calls, with its answer deadline (caller/senders.py)
+    sender: Sender = Sender.AJO_CUSTOM_ACTION
 
     @property
     def id(self) -> str:
@@ -145,6 +151,8 @@ class Scenario:
             "wrong-audience": self.wrong_audience,
             f"{self.alerts.value}-alerts": self.alerts is not AlertStyle.OPENSSL,
             "asks-per-path": self.per_path,
+            "answers-slowly": self.slow,
+            f"sender-{self.sender.value}": self.sender is not Sender.AJO_CUSTOM_ACTION,
         }
 
     def server_key(self) -> tuple[Any, ...]:
@@ -165,6 +173,7 @@ class Scenario:
             self.auth,  # an authentication row needs a token endpoint: never a default server (`--against`)
             self.alerts,
             self.per_path,
+            self.slow,
         )
 
     def settings(self) -> dict[str, Any]:
@@ -198,6 +207,8 @@ def row(
     staged: bool = False,
     alerts: AlertStyle = AlertStyle.OPENSSL,
     per_path: bool = False,
+    slow: bool = False,
+    sender: Sender = Sender.AJO_CUSTOM_ACTION,
     **auth: Any,
 ) -> Scenario:
     if sent is None:
@@ -223,6 +234,8 @@ def row(
         staged,
         alerts=alerts,
         per_path=per_path,
+        slow=slow,
+        sender=sender,
         **auth,
     )
 
@@ -460,6 +473,24 @@ def _per_path() -> list[Scenario]:
     ]
 
 
+def _senders() -> list[Scenario]:
+    """What differs when another Adobe sender calls (caller/senders.py: each profile's facts and pages): its answer
+    deadline, its switch for mTLS, its certificate's lifecycle; where Adobe documents nothing, the AJO model."""
+    http, sms, io, forwarding = Sender.HTTP_DESTINATION, Sender.AJO_SMS, Sender.IO_EVENTS, Sender.EVENT_FORWARDING
+    return [
+        row(MTLS, V13, ADOBE, "accepted", sender=http),
+        row(MTLS, V13, ADOBE, "timeout", sender=http, slow=True, note="answers in 2.2 s: the destination waits 2 s"),
+        row(MTLS, V13, ADOBE, "accepted", slow=True, note="the same endpoint within a journey's timeout"),
+        row(MTLS, V13, ADOBE, "accepted", sender=sms, note="the provider's mTLS support on"),
+        row(MTLS, V13, None, NO_CERT[V13], False, sender=sms, note="mTLS support off: no certificate goes out"),
+        row(MTLS, V13, ADOBE, "accepted", pin=True, sender=io, note="a pinned leaf works until it is reissued"),
+        row(MTLS, V13, ROTATED, "403 fingerprint_not_pinned", pin=True, sender=io, note="reissued before expiry"),
+        row(MTLS, V13, ROTATED, "accepted", sender=io, note="trusting the chain survives the reissue"),
+        row(MTLS, V13, ADOBE, "accepted", sender=forwarding, note="model: Adobe documents little; AJO's client"),
+        row(MTLS, V13, NEXT, NO_CERT[V13], False, sender=forwarding, note="the migration concerns it too"),
+    ]
+
+
 SCENARIOS: list[Scenario] = [
     *_grid(),
     # The endpoint names another CA: a Java client (AJO) omits its certificate.
@@ -498,6 +529,7 @@ SCENARIOS: list[Scenario] = [
     *_lifecycle(),
     *_other_stacks(),
     *_per_path(),
+    *_senders(),
     # The same root causes through other faces: nginx's 400 pages, a gateway's 403, a proxy that forwards nothing.
     *(
         row(MTLS, V13, who, expect, sent, style=style, behavior=behavior, allow=allow)
