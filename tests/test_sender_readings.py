@@ -10,6 +10,7 @@ import pytest
 from mtls_lab.caller.probe import probe
 from mtls_lab.caller.senders import PROFILES, Sender, probe_notes
 from mtls_lab.certs.layout import CA, LabPaths
+from mtls_lab.cli import main
 from mtls_lab.errors import ExitCode
 from mtls_lab.matrix.demo import SENDER_STEPS, STEPS, run_demo, steps_for
 from mtls_lab.matrix.scenarios import SCENARIOS
@@ -90,3 +91,10 @@ def test_demo_sender_tells_what_differs_and_the_default_demo_does_not(pki: LabPa
     assert "answer deadline Adobe documents for Experience Platform HTTP API destination" in text
     assert "sender note: Experience Platform HTTP API destination: no answer within 2 s" in text
     assert len(steps_for(None)) == len(STEPS) and "6. When" not in "".join(s.chapter for s in steps_for(None))
+
+
+@pytest.mark.parametrize("delay", ["-1", "601", "nan"])
+def test_a_bad_answer_delay_gets_one_line(delay: str, pki: LabPaths, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--certs", str(pki.root), "--port", "0", "--answer-delay", delay]) == ExitCode.USAGE
+    err = capsys.readouterr().err
+    assert err.startswith("mtls-lab: error: --answer-delay") and err.count("\n") == 1, err
