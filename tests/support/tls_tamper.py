@@ -242,7 +242,9 @@ def _outcome(sock: socket.socket, context: ssl.SSLContext, tamper: Tamper, keylo
         return "timeout"
 
 
-def _run(conn: _Connection) -> str:
+def _handshake(conn: _Connection) -> bool:
+    """The client's handshake over the socket, flight by flight (each flight through the tamper); False: the
+    server closed first."""
     while True:
         try:
             conn.tls.do_handshake()
@@ -254,9 +256,14 @@ def _run(conn: _Connection) -> str:
             conn.handshake13 = _Protection.tls13_from(secret, conn.suite()) if secret else None
         conn.send_flight()
         if done:
-            break
+            return True
         if not conn.receive():
-            return "eof"
+            return False
+
+
+def _run(conn: _Connection) -> str:
+    if not _handshake(conn):
+        return "eof"
     if conn.tamper.after or conn.tamper.after_raw:
         keys = conn.application_keys()
         conn.sock.sendall(b"".join(keys.seal(t, payload) for t, payload in conn.tamper.after) + conn.tamper.after_raw)
@@ -348,17 +355,8 @@ def ended_call(port: int, context: ssl.SSLContext, steps: tuple[Step, ...], time
         incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
         tls = context.wrap_bio(incoming, outgoing, server_hostname="localhost")
         conn = _Connection(tls, incoming, outgoing, sock, Path(context.keylog_filename), Tamper())
-        while True:
-            try:
-                conn.tls.do_handshake()
-                done = True
-            except ssl.SSLWantReadError:
-                done = False
-            conn.send_flight()
-            if done:
-                break
-            if not conn.receive():
-                raise AssertionError("the server closed during the handshake")
+        if not _handshake(conn):
+            raise AssertionError("the server closed during the handshake")
         keys = conn.application_keys()
         early = b""
         for step in steps:
