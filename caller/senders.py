@@ -146,6 +146,12 @@ PROFILES: dict[Sender, SenderProfile] = {
                 HTTP_DESTINATION,
                 True,
             ),
+            Fact(
+                "profiles are streamed as JSON, one profile per request in the page's example; batching is not "
+                "documented for this destination (the lab sends the action's one payload, a model)",
+                HTTP_DESTINATION,
+                True,
+            ),
         ),
     ),
     Sender.EVENT_FORWARDING: SenderProfile(
