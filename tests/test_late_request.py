@@ -306,3 +306,48 @@ def test_the_probe_names_the_lab_servers_per_path_request_and_guesses_apache(
     assert asked.enforcement == Enforcement.PATH.value and asked.stack_guess == ["openssl"], render_probe(asked)
     assert "Apache httpd (SSLVerifyClient in a <Location>)" in render_probe(asked)
     assert elsewhere.enforcement == Enforcement.NEVER.value, render_probe(elsewhere)
+
+
+OPTIONAL_PER_PATH = ApacheSite(ClientAuth.OPTIONAL, location="/secure", tls="both")
+# Apache's SSLVerifyClient optional inside <Location>, measured: TLS 1.3 without post-handshake auth still gets
+# the 403 page (mod_ssl cannot ask at all); a client that offers it and sends none reaches the app without one;
+# an untrusted certificate still fails with OpenSSL's alert. The app decides what a call without one gets: the
+# test's CGI answers 200, the lab's app its 403 no_client_certificate.
+OPTIONAL_CASES = [
+    ("1.3", Identity.ADOBE, False, "403", "403"),
+    ("1.3", None, True, "200", "403"),
+    ("1.3", Identity.IMPOSTOR, True, "alert 48", "alert 48"),
+    ("1.2", None, False, "200", "403"),
+    ("1.2", Identity.ADOBE, False, "200", "200"),
+]
+
+
+@needs_openssl
+@pytest.mark.parametrize(
+    ("tls", "who", "pha", "at_apache", "at_lab"),
+    OPTIONAL_CASES,
+    ids=[f"{c[0]}-{c[1]}-pha{c[2]}" for c in OPTIONAL_CASES],
+)
+def test_optional_per_path_is_apaches_optional_location(
+    tls: str,
+    who: Identity | None,
+    pha: bool,
+    at_apache: str,
+    at_lab: str,
+    pki: LabPaths,
+    apache: ApacheServers,
+    lab_server: ServerFactory,
+) -> None:
+    real = _s_client(pki, apache(OPTIONAL_PER_PATH).port, tls, who, pha, _get("/secure/custom-action"))
+    lab_said = _s_client(
+        pki,
+        lab_server(mode=Mode.MIXED, client_cert_paths=("/secure",)).port,
+        tls,
+        who,
+        pha,
+        _get("/secure/custom-action"),
+    )
+    assert (_answer(real), _answer(lab_said)) == (at_apache, at_lab), (real[-500:], lab_said[-500:])
+    if at_lab == "403" and at_apache == "200":  # both let the call without a certificate through to the app
+        assert re.search(r"^ok \r?$", real, re.MULTILINE), real[-300:]  # Apache's CGI: no client subject
+        assert '"reason":"no_client_certificate"' in lab_said
