@@ -5,6 +5,9 @@ for real (tests/support/stacks.py); the advice fits the class and the stack.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 import pytest
 
 from mtls_lab.caller.probe import Enforcement, ProbeReport, probe
@@ -106,7 +109,20 @@ def _probe_apache(apache: ApacheServers, pki: LabPaths, site: ApacheSite) -> tup
     running = apache(site)
     before = running.access_log().count("GET /secure")
     report = probe(running.url + "/secure", str(pki.ca(CA.SERVER_ROOT)), pki, [], timeout=5)
-    return report, running.access_log().count("GET /secure") - before
+    return report, _settled(lambda: running.access_log().count("GET /secure")) - before
+
+
+def _settled(count: Callable[[], int], quiet: float = 0.4, seconds: float = 5.0) -> int:
+    """``count()`` once it has not changed for ``quiet`` seconds: Apache writes a request's access-log line after
+    its answer has left, so the probe can be done before the last line is there."""
+    deadline = time.monotonic() + seconds
+    last, since = count(), time.monotonic()
+    while time.monotonic() < deadline and time.monotonic() - since < quiet:
+        time.sleep(0.05)
+        now = count()
+        if now != last:
+            last, since = now, time.monotonic()
+    return last
 
 
 @pytest.mark.parametrize(("site", "answer"), [(PHA_ONLY, "Cannot perform Post-Handshake"), (OWN_PAGE, "HTTP 403")])
