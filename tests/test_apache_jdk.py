@@ -61,7 +61,8 @@ def test_per_location_on_tls12_apache_renegotiates_and_the_jdk_answers(
     )
     assert with_cert.status == 200 and SUBJECT in with_cert.body, with_cert
     assert without.status is None and without.error, without  # the renegotiation's handshake fails
-    assert f'"POST /secure HTTP/1.1" 200 TLSv1.2 {SUBJECT}' in running.access_log()
+    line = f'"POST /secure HTTP/1.1" 200 TLSv1.2 {SUBJECT}'
+    assert line in running.wait_for_access(line)
 
 
 def test_at_the_virtual_host_the_jdk_gets_in_with_its_certificate_and_is_rejected_without(

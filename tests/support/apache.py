@@ -91,6 +91,13 @@ class RunningApache:
         path = self.workdir / "access.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
+    def wait_for_access(self, text: str, seconds: float = 5) -> str:
+        """The access log once it contains ``text`` (Apache writes a request's line after its answer left)."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and text not in self.access_log():
+            time.sleep(0.05)
+        return self.access_log()
+
     def wait_for_log(self, text: str, seconds: float = 5) -> str:
         """The error log once it contains ``text`` (Apache writes it as it goes)."""
         deadline = time.monotonic() + seconds
