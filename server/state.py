@@ -20,13 +20,23 @@ from __future__ import annotations
 import contextlib
 import ssl
 import weakref
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mtls_lab import _openssl
 from mtls_lab.certs.inspect import CertFacts
 from mtls_lab.server.verify import NONE, ClientVerification
 from mtls_lab.vocabulary import Reason
+
+if TYPE_CHECKING:
+    from mtls_lab.server._late_request import LateResult
+
+
+class LateRequester(Protocol):
+    """Asks this connection's client for its certificate now, after the handshake (server/_late_request.py)."""
+
+    def __call__(self, *, required: bool, timeout: float) -> Awaitable[LateResult]: ...
 
 
 @dataclass(frozen=True)
@@ -104,7 +114,7 @@ class ConnectionState:
         self.tls_extension: dict[str, Any] = {}  # the ASGI TLS extension of the connection's requests
         # ask for the client certificate after the handshake (server/_late_request.py; None: this connection
         # cannot); ``asked_after_handshake``: what each such request brought (the record's entries)
-        self.late_request: Any = None  # _late_request.LateRequester | None
+        self.late_request: LateRequester | None = None
         self.asked_after_handshake: list[dict[str, Any]] = []
         self.late_asked: dict[str, Any] | None = None  # what the request in progress made the server ask
         self._encoded = Encoded()
