@@ -189,5 +189,11 @@ def _check_paths(config: ServerConfig) -> None:
             f"--client-cert-paths models Apache, which rejects with TLS alerts: drop --reject-style "
             f"{config.reject_style.value}"
         )
+    if config.alert_style is not AlertStyle.OPENSSL:
+        raise LabError(
+            f"--client-cert-paths models Apache, which sends OpenSSL's alerts: drop --alert-style "
+            f"{config.alert_style.value} (a Java server asking per URL is Tomcat: `mtls-lab stacks --config tomcat "
+            "--mode per-path`)"
+        )
     if config.client_cert_header:
         raise LabError("--client-cert-paths asks the TLS client itself: drop --client-cert-header")

@@ -256,6 +256,8 @@ def test_rule_for_matches_the_path_and_what_is_under_it() -> None:
         (["--mode", "tls", "--client-cert-paths", "/secure"], "give --mode mtls"),
         (["--client-cert-paths", "secure"], "give a URL path that starts with /"),
         (["--client-cert-paths", "/secure", "--reject-style", "nginx"], "drop --reject-style nginx"),
+        (["--client-cert-paths", "/secure", "--alert-style", "java"], "drop --alert-style java"),
+        (["--client-cert-paths", "/secure", "--client-cert-header", "X-SSL-Client-Cert"], "drop --client-cert-header"),
     ],
 )
 def test_bad_client_cert_paths_get_one_line(
