@@ -28,8 +28,8 @@ from mtls_lab.caller.token import (
     token_request,
 )
 from mtls_lab.caller.verdict import (
+    ASKED_LATE_REASONS,
     JAVA_MODEL,
-    POST_HANDSHAKE_REFUSED,
     Attempt,
     CallFacts,
     Classification,
@@ -380,7 +380,7 @@ def _verdict(
         identity=options.identity.label if options.identity else None,
         client_behavior=options.behavior.value,
         server_requested_cert=handshake.requested if (handshake.requested or handshake.done) else None,
-        requested_after_handshake=handshake.asked_after_handshake or result.server_reason == POST_HANDSHAKE_REFUSED,
+        requested_after_handshake=handshake.asked_after_handshake or result.server_reason in ASKED_LATE_REASONS,
         offered_post_handshake_auth=handshake.offered_post_handshake_auth if handshake.messages else None,
         advertised_ca_names=handshake.advertised_names(),
         server_reason=result.server_reason,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import textwrap
 
-from mtls_lab.caller.verdict import Verdict
+from mtls_lab.caller.verdict import TOMCAT_PER_URL, Verdict
 from mtls_lab.vocabulary import short_answer
 
 
@@ -58,6 +58,8 @@ def _requested(verdict: Verdict) -> str:
         return _yes(verdict.server_requested_cert)
     if verdict.server_requested_cert:
         return "yes, after the handshake, for this path"
+    if verdict.server_reason == TOMCAT_PER_URL:
+        return "after the handshake, for this path, which Tomcat cannot do on TLS 1.3"
     how = "offered" if verdict.offered_post_handshake_auth else "did not offer"
     return f"after the handshake, for this path: TLS 1.3 post-handshake authentication, which this client {how}"
 

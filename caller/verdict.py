@@ -400,6 +400,11 @@ NGINX_BAD_CERT = "400 The SSL certificate error"
 # the client did not offer it (mod_ssl; its error log: "AH10158: cannot perform post-handshake authentication")
 APACHE_NO_PHA = "Cannot perform Post-Handshake Authentication"
 POST_HANDSHAKE_REFUSED = Reason.APACHE_POST_HANDSHAKE_AUTH
+# Tomcat's 401 when a CLIENT-CERT constraint protects the URL and no certificate came (measured with Tomcat 10.1
+# and a JDK 17 client, docs/server-stacks.md): on TLS 1.3 its JSSE cannot ask after the handshake at all
+TOMCAT_NO_CERT = "No client certificate chain in this request"
+TOMCAT_PER_URL = "tomcat_client_cert_constraint"
+ASKED_LATE_REASONS = (POST_HANDSHAKE_REFUSED, TOMCAT_PER_URL)  # answers that mean "asked after the handshake"
 
 LAB_REASONS: dict[str, str] = {
     Reason.NO_CLIENT_CERTIFICATE: "Server side: require and verify client certificates at the TLS layer, trusting "
@@ -520,6 +525,8 @@ def explain_http(status: int, body: str, facts: CallFacts) -> tuple[str, str, st
         return _post_handshake_refused(facts)
     if status == 403 and data.get("message") == "Forbidden":
         return _gateway(data, facts)
+    if status == 401 and TOMCAT_NO_CERT in body:
+        return _tomcat_per_url(facts)
     if status == 401 and any(text in body for text in KONG):
         code = next(code for text, code in KONG.items() if text in body)
         return (
@@ -589,6 +596,34 @@ def _post_handshake_refused(facts: CallFacts) -> tuple[str, str, str | None]:
     )
 
 
+TOMCAT_PER_URL_FIX = (
+    'Server side: ask for the certificate in the handshake: certificateVerification="required" on the connector '
+    "(with Adobe's chain in its truststore), so every URL of that connector requires it; or give AJO's path a "
+    'connector (a port) of its own that requires it. Limiting that connector to TLS 1.2 (protocols="TLSv1.2") '
+    "also works, because Tomcat then renegotiates and a Java client answers, but it is the weaker fix: the "
+    "connector loses TLS 1.3 for every caller, and it depends on renegotiation, which TLS 1.3 removed."
+)
+
+
+def _tomcat_per_url(facts: CallFacts) -> tuple[str, str, str | None]:
+    """Tomcat's 401: a CLIENT-CERT constraint on this URL, the connector asking nothing in the handshake."""
+    head = (
+        f"Tomcat answered 401 '{TOMCAT_NO_CERT}': a CLIENT-CERT login with a security constraint protects this URL "
+        "(web.xml) while the connector asks for nothing in the handshake, so Tomcat asks after it, when a request "
+        "for the URL arrives."
+    )
+    if facts.tls_version == "TLSv1.3":
+        why = (
+            " On TLS 1.3 Tomcat's JSSE cannot ask after the handshake at all, whatever the client offers "
+            "(post-handshake authentication included), so every TLS 1.3 call to this URL gets this 401 (measured "
+            "with Tomcat 10.1, a JDK 17 client and an OpenSSL client that offers it). The same call on TLS 1.2 is "
+            "accepted: Tomcat renegotiates and a Java client sends its certificate."
+        )
+    else:
+        why = " It renegotiated and got no certificate." + _why_not_sent(facts)
+    return head + why, TOMCAT_PER_URL_FIX, TOMCAT_PER_URL
+
+
 def _gateway(data: dict[str, Any], facts: CallFacts) -> tuple[str, str, str | None]:
     """AWS API Gateway / Cloudflare: 403 {"message":"Forbidden"} before the app, whatever the cause."""
     found = data.get("mtls_lab")
@@ -623,6 +658,8 @@ def rejection_style(outcome: Outcome, alert: str | None, status: int | None, rea
         return "proxy_header_missing"
     if reason == POST_HANDSHAKE_REFUSED:
         return "http_403"
+    if reason == TOMCAT_PER_URL:
+        return "http_401"
     if status is not None:
         return f"http_{status}"
     return "closed_without_alert" if outcome is Outcome.CONNECTION_ERROR else outcome.value

@@ -17,7 +17,13 @@ import pytest
 
 from mtls_lab.caller.causes import CallFacts
 from mtls_lab.caller.report import render
-from mtls_lab.caller.verdict import POST_HANDSHAKE_REFUSED, Outcome, classify_response, classify_transport
+from mtls_lab.caller.verdict import (
+    POST_HANDSHAKE_REFUSED,
+    TOMCAT_PER_URL,
+    Outcome,
+    classify_response,
+    classify_transport,
+)
 from mtls_lab.certs.layout import CA, LabPaths
 from mtls_lab.server.record import CONNECTIONS
 from mtls_lab.server.settings import Mode
@@ -217,3 +223,34 @@ def test_the_lab_servers_record_says_whether_the_client_offered_post_handshake_a
     port = verdict.attempts[-1].local_port
     entry = wait_for_entry(server.record, lambda e: e["client"] == f"127.0.0.1:{port}", CONNECTIONS)
     assert entry["post_handshake_auth_offered"] is offered
+
+
+# --- Tomcat: a CLIENT-CERT constraint on some URLs (measured: its JSSE cannot ask after a TLS 1.3 handshake) -------
+
+
+@pytest.mark.parametrize("behavior", ["java", "openssl"])
+def test_tomcats_per_url_401_on_tls13_is_named_whatever_the_client_offers(
+    behavior: str, pki: LabPaths, real_stacks: Stacks
+) -> None:
+    if not stacks_available("tomcat"):
+        pytest.skip("tomcat10 is not installed here (CI installs it)")
+    running = real_stacks.start(StackServer("tomcat", ClientAuth.NONE, pki.ca(CA.ADOBE_ROOT), variant="url"))
+    on13 = ajo_call(pki, running.url + "/secure", tls="1.3", behavior=behavior)
+    assert (on13.status, on13.server_reason, on13.rejection_style) == (401, TOMCAT_PER_URL, "http_401"), (
+        on13.explanation
+    )
+    assert on13.requested_after_handshake and "cannot ask after the handshake at all" in on13.explanation
+    assert 'certificateVerification="required"' in on13.fix and "weaker" in on13.fix
+    assert "which Tomcat cannot do on TLS 1.3" in render(on13) and "gateway" not in on13.explanation
+    on12 = ajo_call(pki, running.url + "/secure", tls="1.2", behavior=behavior)  # the sibling: renegotiation
+    assert on12.outcome is Outcome.ACCEPTED and on12.client_cert_sent and on12.requested_after_handshake
+
+
+def test_a_401_without_tomcats_words_is_not_read_as_tomcat() -> None:
+    facts = dataclasses.replace(_facts(), cert_requested=False, cert_sent=False)
+    other = classify_response(httpx.Response(401, text="<h1>HTTP Status 401 \u2013 Unauthorized</h1>"), facts)
+    assert other.server_reason != TOMCAT_PER_URL and "gateway" in other.explanation.lower()
+    tomcat = classify_response(
+        httpx.Response(401, text="<p><b>Message</b> No client certificate chain in this request"), facts
+    )
+    assert tomcat.server_reason == TOMCAT_PER_URL
