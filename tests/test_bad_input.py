@@ -112,13 +112,50 @@ def test_an_unknown_identity_is_a_usage_error(pki: LabPaths, capsys: pytest.Capt
     with pytest.raises(SystemExit) as stop:
         main(["call", "--certs", str(pki.root), "--identity", "nobody"])
     assert stop.value.code == ExitCode.USAGE
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    assert err.splitlines()[-1] == (
+    out, err = capsys.readouterr()
+    assert out == "" and "usage:" not in err  # one line, not argparse's whole usage above it
+    assert err == (
         "mtls-lab call: error: argument --identity: invalid choice: 'nobody' (choose from 'adobe', "
         "'adobe-rotated', 'adobe-next', 'impostor', 'expired', 'not-yet-valid', 'no-client-auth', "
-        "'self-signed', 'none')"
+        "'self-signed', 'none') (see mtls-lab call --help)\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["serve", "--mode", "strict"], "mtls-lab serve: error: argument --mode: invalid choice: 'strict'"),
+        (["call", "--tls"], "mtls-lab call: error: argument --tls: expected one argument"),
+        (["probe"], "mtls-lab probe: error: the following arguments are required: url"),
+        (["demo", "--sender", "marketo"], "mtls-lab demo: error: argument --sender: invalid choice: 'marketo'"),
+        (["serve", "--port", "two"], "mtls-lab serve: error: argument --port: invalid int value: 'two'"),
+        (["launch"], "mtls-lab: error: argument COMMAND: invalid choice: 'launch'"),
+    ],
+)
+def test_every_usage_error_is_one_line(argv: list[str], says: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    out, err = capsys.readouterr()
+    assert stop.value.code == ExitCode.USAGE and out == ""
+    assert err.startswith(says) and err.count("\n") == 1 and err.endswith("--help)\n"), err
+    assert "(from MTLS_LAB_" not in err  # typed on the command line
+
+
+def test_a_bad_value_from_the_environment_names_its_variable(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MTLS_LAB_SENDER", "marketo")
+    with pytest.raises(SystemExit) as stop:
+        main(["call"])
+    err = capsys.readouterr().err
+    assert stop.value.code == ExitCode.USAGE and err.count("\n") == 1
+    assert "argument --sender: invalid choice: 'marketo'" in err and "(from MTLS_LAB_SENDER)" in err, err
+    # the command line wins over the environment: a good --sender is used, the variable's value is not read
+    monkeypatch.setenv("MTLS_LAB_TLS", "1.4")
+    with pytest.raises(SystemExit):
+        main(["call", "--sender", "ajo-sms"])
+    err = capsys.readouterr().err
+    assert "(from MTLS_LAB_TLS)" in err and "marketo" not in err, err
 
 
 @pytest.mark.parametrize("bad", ["text", "empty", "missing", "directory", "key"])

@@ -14,11 +14,15 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, NoReturn, cast
 
 from mtls_lab import __version__
 from mtls_lab.cli import caller, lifecycle, matrix, pki, server, stacks, trust_store
-from mtls_lab.cli.options import Handler, env_arguments
+from mtls_lab.cli.options import Handler, env_arguments, env_name
 from mtls_lab.errors import ExitCode, LabError
+
+if TYPE_CHECKING:
+    from mtls_lab.cli.options import Commands
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -28,7 +32,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     subparsers = _subparsers(parser)
     if command in subparsers:
         at = args.index(command)
-        args[at + 1 : at + 1] = env_arguments(subparsers[command], args[at + 1 :])
+        extra = env_arguments(subparsers[command], args[at + 1 :])
+        args[at + 1 : at + 1] = extra
+        if isinstance(chosen := subparsers[command], OneLineParser):
+            chosen.from_environment = {flag: env_name(chosen, flag) for flag in extra if flag.startswith("--")}
     namespace = parser.parse_args(args)
     namespace.command_line = ["mtls-lab", *args]  # as run, options from the environment included (for reports)
     handler: Handler | None = getattr(namespace, "handler", None)
@@ -47,8 +54,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitCode.OK
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, except that a usage error is one line (argparse prints the whole usage first, which buries the
+    line that says what is wrong): what is wrong, and where the options are listed. Exit code 2 (``USAGE``), as
+    argparse's. Subcommands' parsers are of this class too (``add_subparsers`` uses the parent's class)."""
+
+    from_environment: dict[str, str]  # set by main for the command run: an option's flag -> its variable
+
+    def error(self, message: str) -> NoReturn:
+        flag = message.removeprefix("argument ").split(":", 1)[0].split("/")[-1]
+        given = getattr(self, "from_environment", {})
+        where = f" (from {given[flag]})" if flag in given else ""
+        self.exit(ExitCode.USAGE, f"{self.prog}: error: {message}{where} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="mtls-lab",
         description="Reproduce, understand and fix the mutual-TLS failures between Adobe Journey Optimizer "
         "custom actions and your endpoint: a lab PKI, a reference server and an AJO-like caller.",
@@ -56,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
         "every case: start with docs/troubleshooting.md (find your case) or docs/README.md (all pages).",
     )
     parser.add_argument("--version", action="version", version=f"mtls-lab {__version__}")
-    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    # the commands' parsers are OneLineParsers (argparse makes them of the parent's class); typed as the base class
+    sub = cast("Commands", parser.add_subparsers(title="commands", metavar="COMMAND"))
     pki.add_certs(sub)
     server.add_serve(sub)
     caller.add_call(sub)

@@ -32,6 +32,12 @@ def env(dest: str) -> str:
     return f"[env {ENV_PREFIX}{dest.upper()}]"
 
 
+def env_name(parser: argparse.ArgumentParser, flag: str) -> str:
+    """The environment variable that gives ``flag`` (``--sender`` -> ``MTLS_LAB_SENDER``)."""
+    dest = next((a.dest for a in parser._actions if flag in a.option_strings), flag.lstrip("-").replace("-", "_"))
+    return ENV_PREFIX + dest.upper()
+
+
 def env_arguments(parser: argparse.ArgumentParser, given: Sequence[str]) -> list[str]:
     """Command-line arguments built from ``MTLS_LAB_<DEST>`` variables for options not given."""
     extra: list[str] = []
