@@ -4,13 +4,15 @@ against the lab server: each documented requirement broken by one endpoint and m
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from mtls_lab.caller.probe import probe
 from mtls_lab.caller.senders import PROFILES, Sender, probe_notes
-from mtls_lab.certs.layout import CA, LabPaths
+from mtls_lab.certs.layout import CA, Identity, LabPaths
 from mtls_lab.cli import main
+from mtls_lab.cli.options import SENDER_NAMES
 from mtls_lab.errors import ExitCode
 from mtls_lab.matrix.demo import SENDER_STEPS, STEPS, run_demo, steps_for
 from mtls_lab.matrix.scenarios import SCENARIOS
@@ -59,9 +61,15 @@ def test_probe_sender_reminds_the_sms_provider_of_its_switch(pki: LabPaths, lab_
     assert not any("mTLS support" in n or "ajo-sms" in n for n in ajo)
 
 
-def test_probe_with_an_unknown_sender_is_a_usage_error() -> None:
-    done = _run("probe", "https://localhost:1/", "--sender", "marketo")
-    assert done.returncode == ExitCode.USAGE and "Traceback" not in done.stderr and "marketo" in done.stderr
+@pytest.mark.parametrize("command", [("probe", "https://localhost:1/"), ("demo",)])
+def test_an_unknown_sender_is_one_line_before_any_work(command: tuple[str, ...], tmp_path: Path) -> None:
+    done = _run(*command, "--certs", str(tmp_path / "certs"), "--sender", "marketo")
+    assert done.returncode == ExitCode.USAGE and done.stdout == "", done
+    assert done.stderr.startswith(f"mtls-lab {command[0]}: error: argument --sender: invalid choice: 'marketo'"), done
+    assert done.stderr.count("\n") == 1 and all(name in done.stderr for name in SENDER_NAMES), done
+    assert not (tmp_path / "certs").exists()  # the demo made no PKI
+    from_env = _run(*command, "--certs", str(tmp_path / "certs"), env={"MTLS_LAB_SENDER": "marketo"})
+    assert from_env.returncode == ExitCode.USAGE and "(from MTLS_LAB_SENDER)" in from_env.stderr, from_env
 
 
 # --- the matrix and the demo per sender ---------------------------------------------------------------------
@@ -75,6 +83,13 @@ def test_every_sender_has_matrix_rows_and_a_demo_chapter_of_them() -> None:
             assert any(r.accepted for r in rows) and any(not r.accepted for r in rows), sender
             assert {step.scenario_id for step in SENDER_STEPS[sender]} <= {r.id for r in SCENARIOS}
             assert all(step.chapter.startswith("6. When ") for step in SENDER_STEPS[sender])
+    # Adobe's mTLS-only rule: an optional endpoint accepts the destination, and lets a call without a certificate
+    # past TLS (its sibling); the rows say Adobe's rule, and the probe names it (test above)
+    http = {(r.mode, r.identity): r for r in by_sender[Sender.HTTP_DESTINATION] if not r.slow}
+    optional, uncertified = http[Mode.MIXED, Identity.ADOBE], http[Mode.MIXED, None]
+    assert optional.accepted and "Adobe requires mTLS-only" in optional.note
+    assert uncertified.expect == "403 no_client_certificate" and not uncertified.sent
+    assert http[Mode.TLS, Identity.ADOBE].expect == "403 no_client_certificate"
     # the deadline row: the same slow endpoint times out for the destination, and is accepted for AJO
     slow = {r.sender: r.expect for r in SCENARIOS if r.slow}
     assert slow == {Sender.HTTP_DESTINATION: "timeout", Sender.AJO_CUSTOM_ACTION: "accepted"}
@@ -90,6 +105,9 @@ def test_demo_sender_tells_what_differs_and_the_default_demo_does_not(pki: LabPa
     )
     assert "answer deadline Adobe documents for Experience Platform HTTP API destination" in text
     assert "sender note: Experience Platform HTTP API destination: no answer within 2 s" in text
+    # the optional endpoint's steps name Adobe's mTLS-only rule; the mTLS-only endpoint's step does not
+    assert text.count("sender PROBLEM: Experience Platform HTTP API destination: this endpoint asks for") == 2
+    assert "requires an mTLS-only endpoint (EP help/destinations/catalog/streaming/http-destination.md)" in text
     assert len(steps_for(None)) == len(STEPS) and "6. When" not in "".join(s.chapter for s in steps_for(None))
 
 

@@ -13,7 +13,7 @@ from mtls_lab.certs.layout import LabPaths
 from mtls_lab.matrix.runner import Observe, Result, run, server_config, server_label
 from mtls_lab.matrix.scenarios import SCENARIOS, Auth, Scenario
 from mtls_lab.server.loaded import load
-from mtls_lab.server.settings import Authorize
+from mtls_lab.server.settings import Authorize, Mode
 
 
 @dataclass(frozen=True)
@@ -200,7 +200,18 @@ SENDER_STEPS: dict[Sender, list[Step]] = {
             "mtls/tls1.3/adobe/java/sender-http-destination",
         ),
         (
-            "The same endpoint now answers in 2.2 s. Adobe says the destination's endpoint 'must respond within 2 "
+            "An endpoint that asks for the certificate optionally accepts the export too, yet Adobe says the "
+            "destination's endpoint 'must have TLS disabled and only mTLS enabled': `mtls-lab probe URL --sender "
+            "http-destination` names it a sender PROBLEM.",
+            "mixed/tls1.3/adobe/java/sender-http-destination",
+        ),
+        (
+            "What the rule keeps out: on that endpoint a caller without any certificate gets past TLS, and only the "
+            "app's 403 stops it.",
+            "mixed/tls1.3/none/java/sender-http-destination",
+        ),
+        (
+            "The mTLS-only endpoint now answers in 2.2 s. Adobe says the destination's endpoint 'must respond within 2 "
             "seconds': the export times out (and is stored and retried twice, Adobe says).",
             "mtls/tls1.3/adobe/java/answers-slowly/sender-http-destination",
         ),
@@ -285,6 +296,7 @@ def run_demo(
         if step.scenario.sender is not Sender.AJO_CUSTOM_ACTION:
             chosen = PROFILES[step.scenario.sender]
             lines += [f"  sender note: {note}" for note in senders.notes(chosen, result.verdict)]
+            lines += [f"  sender PROBLEM: {problem}" for problem in _optional_endpoint(chosen, step.scenario)]
         if trace:
             lines += ["", render_ladder(result.verdict, server_label(step.scenario), colour=colour)]
     good = all(r.match for r in results)
@@ -294,6 +306,18 @@ def run_demo(
         "Next: `mtls-lab matrix` shows every combination; `mtls-lab call --help` replays your own action.",
     ]
     return "\n".join(lines), good
+
+
+def _optional_endpoint(chosen: senders.SenderProfile, scenario: Scenario) -> list[str]:
+    """What one accepted call cannot show and the lab knows of its own server: the certificate is optional there,
+    where the sender requires an mTLS-only endpoint (on a real endpoint, ``probe --sender`` finds it)."""
+    if not (chosen.mtls_only and scenario.mode is Mode.MIXED):
+        return []
+    page = senders.HTTP_DESTINATION if chosen.sender is Sender.HTTP_DESTINATION else senders.CUSTOM_ACTION
+    return [
+        f"{chosen.label}: this endpoint asks for the certificate optionally (serve --mode mixed), and Adobe requires "
+        f"an mTLS-only endpoint ({page}): require it in the handshake"
+    ]
 
 
 def _step(step: Step, result: Result, pki: LabPaths) -> list[str]:

@@ -479,6 +479,7 @@ def _senders() -> list[Scenario]:
     http, sms, io, forwarding = Sender.HTTP_DESTINATION, Sender.AJO_SMS, Sender.IO_EVENTS, Sender.EVENT_FORWARDING
     return [
         row(MTLS, V13, ADOBE, "accepted", sender=http),
+        *_mtls_only_rows(),
         row(MTLS, V13, ADOBE, "timeout", sender=http, slow=True, note="answers in 2.2 s: the destination waits 2 s"),
         row(MTLS, V13, ADOBE, "accepted", slow=True, note="the same endpoint within a journey's timeout"),
         row(MTLS, V13, ADOBE, "accepted", sender=sms, note="the provider's mTLS support on"),
@@ -488,6 +489,19 @@ def _senders() -> list[Scenario]:
         row(MTLS, V13, ROTATED, "accepted", sender=io, note="trusting the chain survives the reissue"),
         row(MTLS, V13, ADOBE, "accepted", sender=forwarding, note="model: Adobe documents little; AJO's client"),
         row(MTLS, V13, NEXT, NO_CERT[V13], False, sender=forwarding, note="the migration concerns it too"),
+    ]
+
+
+def _mtls_only_rows() -> list[Scenario]:
+    """An HTTP API destination's endpoint "must have TLS disabled and only mTLS enabled" (EP
+    help/destinations/catalog/streaming/http-destination.md). An endpoint that asks for the certificate optionally
+    still accepts the destination's call: the rule is broken where a caller without a certificate gets in, which
+    the sibling row shows (and `probe --sender http-destination` names: a sender PROBLEM)."""
+    http = Sender.HTTP_DESTINATION
+    return [
+        row(MIXED, V13, ADOBE, "accepted", sender=http, note="optional: accepted, yet Adobe requires mTLS-only"),
+        row(MIXED, V13, None, "403 no_client_certificate", sender=http, note="no certificate, yet past TLS"),
+        row(TLS, V13, ADOBE, "403 no_client_certificate", sender=http, note="never asked: Adobe requires mTLS-only"),
     ]
 
 

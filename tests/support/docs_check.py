@@ -16,11 +16,9 @@ Links: every relative link ``[text](path#anchor)`` must name a file or folder of
 anchor a heading of that page (GitHub's slugs) or an ``id="..."`` in it.
 
 Update mode, ``python -m tests.support.docs_check [PAGE ...]``: every console block's output that no
-longer matches is replaced by what its commands print now, and the matrix page's table by the real
-matrix (all pages by default). An excerpt with ``...`` between picked lines is never rewritten: the
-update names it, to be fixed by hand.
 longer matches is replaced by what its commands print now, the matrix page's table by the real matrix,
-and the screenshots of the HTML reports the blocks wrote are retaken (all pages by default).
+and the screenshots of the HTML reports the blocks wrote are retaken (all pages by default). An excerpt
+with ``...`` between picked lines is never rewritten: the update names it, to be fixed by hand.
 """
 
 from __future__ import annotations
